@@ -1,0 +1,138 @@
+//! The [`EventSet`] trait: how a service's event enum maps to `ce-type` names, subjects and JSON.
+
+use crate::Producer;
+
+/// Why a payload could not be turned into a typed event. Both are permanent: the same bytes will
+/// never decode, so the message goes to the dead letters instead of being retried.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown ce-type {ce_type:?} for producer {producer}")]
+    UnknownType {
+        ce_type: String,
+        producer: Producer,
+    },
+    #[error("payload of {ce_type} does not decode: {source}")]
+    Malformed {
+        ce_type: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The events one service produces: one enum, past-tense variants, one payload struct each.
+///
+/// Implemented by the `event_set!` macro so the `ce-type`, the subject token and the decoder of a
+/// variant are written once, side by side.
+pub trait EventSet: Sized + Send + Sync + Clone + std::fmt::Debug + 'static {
+    /// The service that produces these events, and so the stream they live in.
+    const PRODUCER: Producer;
+
+    /// `jetsaga.<domain>.<event>.v<N>`: the CloudEvents type, schema version included.
+    fn ce_type(&self) -> &'static str;
+
+    /// The key this event is about: the order id for saga events, the SKU, customer or voucher code
+    /// for admin events. It is the last subject token, the `ce-subject` and the ordering key.
+    fn key(&self) -> String;
+
+    /// `<domain>.<event>.<key>`.
+    fn subject(&self) -> String;
+
+    /// Every `ce-type` this set can decode.
+    fn ce_types() -> &'static [&'static str];
+
+    /// The JSON body.
+    fn to_payload(&self) -> Vec<u8>;
+
+    /// Decodes a body by its `ce-type`.
+    fn from_payload(ce_type: &str, payload: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// A payload that knows the key its event is about.
+pub trait Keyed {
+    fn key(&self) -> String;
+}
+
+/// Declares an event enum and implements [`EventSet`] for it.
+///
+/// ```text
+/// event_set! {
+///     /// doc
+///     pub enum OrderEvent: Producer::Order, "orders" {
+///         OrderCreated(OrderCreated) = "created",
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! event_set {
+    (
+        $(#[$doc:meta])*
+        pub enum $name:ident : $producer:expr, $domain:literal {
+            $( $(#[$vdoc:meta])* $variant:ident($payload:ty) = $token:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$vdoc])* $variant($payload), )+
+        }
+
+        impl $crate::EventSet for $name {
+            const PRODUCER: $crate::Producer = $producer;
+
+            fn ce_type(&self) -> &'static str {
+                match self {
+                    $( $name::$variant(_) => concat!("jetsaga.", $domain, ".", $token, ".v1"), )+
+                }
+            }
+
+            fn key(&self) -> String {
+                match self {
+                    $( $name::$variant(p) => $crate::event_set::Keyed::key(p), )+
+                }
+            }
+
+            fn subject(&self) -> String {
+                let token = match self {
+                    $( $name::$variant(_) => $token, )+
+                };
+                format!("{}.{}.{}", $domain, token, self.key())
+            }
+
+            fn ce_types() -> &'static [&'static str] {
+                &[ $( concat!("jetsaga.", $domain, ".", $token, ".v1"), )+ ]
+            }
+
+            fn to_payload(&self) -> Vec<u8> {
+                // Serializing plain data structs with string keys cannot fail.
+                match self {
+                    $( $name::$variant(p) => serde_json::to_vec(p).expect("event payloads always serialize"), )+
+                }
+            }
+
+            fn from_payload(ce_type: &str, payload: &[u8]) -> Result<Self, $crate::DecodeError> {
+                $(
+                    if ce_type == concat!("jetsaga.", $domain, ".", $token, ".v1") {
+                        return serde_json::from_slice::<$payload>(payload)
+                            .map($name::$variant)
+                            .map_err(|source| $crate::DecodeError::Malformed {
+                                ce_type: ce_type.to_owned(),
+                                source,
+                            });
+                    }
+                )+
+                Err($crate::DecodeError::UnknownType {
+                    ce_type: ce_type.to_owned(),
+                    producer: $producer,
+                })
+            }
+        }
+
+        $(
+            impl From<$payload> for $name {
+                fn from(p: $payload) -> Self {
+                    $name::$variant(p)
+                }
+            }
+        )+
+    };
+}

@@ -1,0 +1,89 @@
+//! Events of the order service, on the ORDERS stream (`orders.>`).
+
+use super::{keyed_by_order, OrderLine};
+use crate::event_set::Keyed;
+use crate::{event_set, CustomerId, Money, OrderId, Producer, Sku, VoucherCode};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Why an order was cancelled. The wire names are part of the external contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    VoucherRejected,
+    PaymentFailed,
+    StockFailed,
+    Timeout,
+}
+
+impl CancelReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CancelReason::VoucherRejected => "voucher_rejected",
+            CancelReason::PaymentFailed => "payment_failed",
+            CancelReason::StockFailed => "stock_failed",
+            CancelReason::Timeout => "timeout",
+        }
+    }
+}
+
+/// A customer placed an order; the saga starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCreated {
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    pub lines: Vec<OrderLine>,
+    /// The sum of the lines, before any discount.
+    pub total: Money,
+    pub voucher_code: Option<VoucherCode>,
+    /// The order is cancelled with reason `timeout` if its saga has not finished by then.
+    #[serde(with = "time::serde::rfc3339")]
+    pub deadline: OffsetDateTime,
+}
+
+/// Every step succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderConfirmed {
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    pub total: Money,
+    pub discount: Money,
+    pub voucher_code: Option<VoucherCode>,
+}
+
+/// The saga failed or timed out; participants compensate what they did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCancelled {
+    pub order_id: OrderId,
+    pub reason: CancelReason,
+}
+
+/// An operator set a product's name and price (admin change, keyed by SKU).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPriced {
+    pub sku: Sku,
+    pub name: String,
+    pub price: Money,
+}
+
+keyed_by_order!(OrderCreated, OrderConfirmed, OrderCancelled);
+
+impl Keyed for ProductPriced {
+    fn key(&self) -> String {
+        self.sku.to_string()
+    }
+}
+
+event_set! {
+    /// Everything the order service says.
+    pub enum OrderEvent: Producer::Order, "orders" {
+        OrderCreated(OrderCreated) = "created",
+        OrderConfirmed(OrderConfirmed) = "confirmed",
+        OrderCancelled(OrderCancelled) = "cancelled",
+        ProductPriced(ProductPriced) = "product_priced",
+    }
+}

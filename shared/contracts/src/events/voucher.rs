@@ -1,0 +1,89 @@
+//! Events of the voucher service, on the VOUCHERS stream (`vouchers.>`).
+
+use super::{keyed_by_order, OrderLine};
+use crate::event_set::Keyed;
+use crate::{event_set, CustomerId, Money, OrderId, Producer, VoucherCode};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Why a voucher could not be used for an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    Unknown,
+    Expired,
+    NotOwner,
+    AlreadyUsed,
+}
+
+/// An operator issued a voucher (admin change, keyed by code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoucherIssued {
+    pub code: VoucherCode,
+    pub customer_id: CustomerId,
+    pub discount: Money,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The voucher step passed: either a voucher is now held for the order, or the order has none and
+/// the discount is zero. It carries the order so payment can charge without asking anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoucherReserved {
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    pub voucher_code: Option<VoucherCode>,
+    pub lines: Vec<OrderLine>,
+    pub total: Money,
+    pub discount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoucherRejected {
+    pub order_id: OrderId,
+    pub voucher_code: VoucherCode,
+    pub reason: RejectReason,
+}
+
+/// Compensation: the voucher held for a cancelled order is available again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoucherReleased {
+    pub order_id: OrderId,
+    pub voucher_code: VoucherCode,
+}
+
+/// The order was confirmed; its voucher is used up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoucherRedeemed {
+    pub order_id: OrderId,
+    pub voucher_code: VoucherCode,
+}
+
+keyed_by_order!(
+    VoucherReserved,
+    VoucherRejected,
+    VoucherReleased,
+    VoucherRedeemed
+);
+
+impl Keyed for VoucherIssued {
+    fn key(&self) -> String {
+        self.code.to_string()
+    }
+}
+
+event_set! {
+    /// Everything the voucher service says.
+    pub enum VoucherEvent: Producer::Voucher, "vouchers" {
+        VoucherIssued(VoucherIssued) = "issued",
+        VoucherReserved(VoucherReserved) = "reserved",
+        VoucherRejected(VoucherRejected) = "rejected",
+        VoucherReleased(VoucherReleased) = "released",
+        VoucherRedeemed(VoucherRedeemed) = "redeemed",
+    }
+}

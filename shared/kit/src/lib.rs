@@ -1,0 +1,45 @@
+//! # saga-kit
+//!
+//! The technique every jetsaga service stands on: "write to my database and tell the other services"
+//! becomes one local transaction, and "react to an event" becomes an effect that happens exactly
+//! once, however often JetStream redelivers, whenever a process dies, and whatever garbage arrives.
+//!
+//! ## Layout
+//! - [`envelope`]: CloudEvents headers, W3C `traceparent`, deterministic event ids.
+//! - [`outbox`]: [`outbox::enqueue`] adds events inside the caller's transaction.
+//! - [`relay`]: publishes the outbox to JetStream (`relay_batch` step + a thin loop).
+//! - [`inbox`]: the `(consumer, event_id)` dedupe.
+//! - [`handler`]: the [`Handler`] trait services implement, and its transient/permanent errors.
+//! - [`consumer`]: the runner: decode → inbox → handler → outbox → commit → ack, dead letters, naks.
+//! - [`barrier`]: null compensation, hanging steps and duplicate effects, for every participant.
+//! - [`dead_letter`]: storing, listing, requeueing and discarding dead letters.
+//! - [`provision`]: connecting (2.10+ only), streams and their settings.
+//! - [`backoff`]: the one retry policy.
+//! - [`metrics`]: per-instance counters in the Prometheus text format.
+//! - [`migrate`]: the kit's tables, migrated with the service's own.
+//!
+//! Architecture Invariants:
+//! - only the relay publishes events to NATS (dead-letter requeue, an operator action, is the
+//!   exception);
+//! - a message is acked only after the transaction holding its inbox row has committed;
+//! - a consumer takes a producer's identity from the stream and subject, never from the payload.
+
+pub mod backoff;
+pub mod barrier;
+pub mod consumer;
+pub mod dead_letter;
+pub mod envelope;
+pub mod handler;
+pub mod inbox;
+pub mod metrics;
+pub mod migrate;
+pub mod outbox;
+pub mod provision;
+pub mod relay;
+
+pub use backoff::Backoff;
+pub use consumer::{Consumer, ConsumerConfig, Disposition};
+pub use envelope::Envelope;
+pub use handler::{EventContext, Handler, HandlerError, PermanentError, TransientError};
+pub use metrics::Metrics;
+pub use relay::{Relay, RelayConfig, RelayOutcome};

@@ -1,0 +1,52 @@
+//! The outbox: events are written in the caller's transaction, beside the business change.
+//!
+//! Architecture Invariant: nothing but the relay publishes to NATS. A service that wants to say
+//! something calls [`enqueue`] inside the transaction that makes the change; if that transaction
+//! rolls back, nothing was said.
+
+use crate::envelope::Envelope;
+use jetsaga_contracts::{EventId, EventSet};
+use sqlx::PgConnection;
+
+/// Adds an event to the outbox inside the caller's transaction.
+///
+/// It first takes a transaction-scoped advisory lock on the event's key, so two transactions that
+/// emit for the same order serialize here: the one that inserts first also commits first, and the
+/// outbox id order of one key is its commit order. The relay depends on that to keep per-order order.
+/// An event id that is already in the outbox is the same event again and is skipped.
+pub async fn enqueue(conn: &mut PgConnection, envelope: &Envelope) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO kit_outbox (event_id, subject, order_key, ce_type, headers, payload)
+         SELECT $1, $2, $3, $4, $5, $6
+         FROM (SELECT pg_advisory_xact_lock(hashtextextended($3, 7001))) AS key_lock
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(envelope.id.as_uuid())
+    .bind(&envelope.subject)
+    .bind(&envelope.key)
+    .bind(&envelope.ce_type)
+    .bind(envelope.headers_json())
+    .bind(envelope.payload.as_ref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Emits an event that starts a chain (an HTTP request, an admin change, a timer) with the given
+/// id, and returns its envelope.
+pub async fn emit_root<E: EventSet>(
+    conn: &mut PgConnection,
+    id: EventId,
+    event: &E,
+) -> Result<Envelope, sqlx::Error> {
+    let envelope = Envelope::root(id, event);
+    enqueue(conn, &envelope).await?;
+    Ok(envelope)
+}
+
+/// How many events wait to be published.
+pub async fn backlog(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM kit_outbox WHERE published_at IS NULL")
+        .fetch_one(conn)
+        .await
+}
