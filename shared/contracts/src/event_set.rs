@@ -7,10 +7,7 @@ use crate::Producer;
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("unknown ce-type {ce_type:?} for producer {producer}")]
-    UnknownType {
-        ce_type: String,
-        producer: Producer,
-    },
+    UnknownType { ce_type: String, producer: Producer },
     #[error("payload of {ce_type} does not decode: {source}")]
     Malformed {
         ce_type: String,

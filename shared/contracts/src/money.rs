@@ -7,7 +7,9 @@ use std::fmt;
 ///
 /// The constructor refuses negative amounts, and arithmetic is checked, so an overflow or a balance
 /// that would go below zero is an error the caller has to handle rather than a silent wrap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(try_from = "i64", into = "i64")]
 pub struct Money(i64);
 

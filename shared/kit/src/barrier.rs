@@ -8,6 +8,7 @@
 //! - a forward step that finds that tombstone is a **hanging step**: it does nothing;
 //! - a second forward step or compensation for the same branch is a **duplicate** effect, even when
 //!   it arrives in an event with another id.
+//!
 //! Two racing transactions serialize on the primary key, so exactly one of them wins.
 
 use jetsaga_contracts::EventId;

@@ -10,6 +10,7 @@
 //! - transient failure: nak with a delay from the backoff, until the last delivery;
 //! - permanent failure (undecodable, unknown type, wrong producer, refused by the handler, or the last
 //!   delivery failed): a dead letter with the raw message and the reason, then term.
+//!
 //! A message whose last delivery was never answered at all (the process hung or died each time) is
 //! caught by the server's max-deliveries advisory, which this runner also listens to.
 
@@ -24,12 +25,12 @@ use async_nats::jetstream::{self, consumer::pull, AckKind};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
-use tracing::Instrument;
 use jetsaga_contracts::{DecodeError, EventSet, Producer};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// One consumer's settings.
 #[derive(Debug, Clone)]
@@ -190,7 +191,9 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Creates the durable consumer, or updates it to this configuration.
-    pub async fn ensure(&self) -> Result<jetstream::consumer::Consumer<pull::Config>, ConsumerError> {
+    pub async fn ensure(
+        &self,
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>, ConsumerError> {
         let stream_name = Self::input().stream();
         let stream = self
             .js
@@ -331,7 +334,8 @@ impl<H: Handler> Consumer<H> {
                 self.dead_letter(raw, rejection).await
             }
             Err(HandlerError::Transient(t)) => {
-                self.metrics.inc("jetsaga_handler_retries_total", &[("consumer", consumer)]);
+                self.metrics
+                    .inc("jetsaga_handler_retries_total", &[("consumer", consumer)]);
                 if raw.delivered >= self.config.max_deliver {
                     let rejection = Rejection {
                         kind: DeadLetterKind::MaxDeliveries,
@@ -439,7 +443,11 @@ impl<H: Handler> Consumer<H> {
         };
         let emitted = self.handler.handle(&mut tx, event, &ctx).await?;
         for (index, out) in emitted.iter().enumerate() {
-            outbox::enqueue(&mut tx, &Envelope::caused_by(envelope, consumer, index, out)).await?;
+            outbox::enqueue(
+                &mut tx,
+                &Envelope::caused_by(envelope, consumer, index, out),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(Disposition::Applied)
@@ -489,7 +497,7 @@ impl<H: Handler> Consumer<H> {
 
     /// Dead-letters messages the server gave up on without any answer from us (every delivery hung
     /// or its process died), from the max-deliveries advisory. Instances share a queue group.
-    async fn watch_max_deliveries(self, shutdown: CancellationToken) {
+    pub async fn watch_max_deliveries(self, shutdown: CancellationToken) {
         let stream_name = Self::input().stream();
         let subject = format!(
             "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream_name}.{}",
@@ -520,7 +528,10 @@ impl<H: Handler> Consumer<H> {
                 continue;
             };
             let original = match self.js.get_stream(stream_name).await {
-                Ok(s) => s.get_raw_message(adv.stream_seq).await.map_err(|e| e.to_string()),
+                Ok(s) => s
+                    .get_raw_message(adv.stream_seq)
+                    .await
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             let original = match original {
@@ -538,9 +549,10 @@ impl<H: Handler> Consumer<H> {
                 stream_seq: adv.stream_seq,
                 delivered: adv.deliveries,
             };
-            let event_id = Envelope::from_message(&raw.subject, raw.headers.as_ref(), raw.payload.clone())
-                .ok()
-                .map(|e| *e.id.as_uuid());
+            let event_id =
+                Envelope::from_message(&raw.subject, raw.headers.as_ref(), raw.payload.clone())
+                    .ok()
+                    .map(|e| *e.id.as_uuid());
             let rejection = Rejection {
                 kind: DeadLetterKind::MaxDeliveries,
                 reason: format!(

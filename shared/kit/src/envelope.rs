@@ -189,7 +189,12 @@ impl Envelope {
     }
 
     /// An event emitted by `handler` in response to `cause`, with a deterministic id.
-    pub fn caused_by<E: EventSet>(cause: &Envelope, handler: &str, index: usize, event: &E) -> Self {
+    pub fn caused_by<E: EventSet>(
+        cause: &Envelope,
+        handler: &str,
+        index: usize,
+        event: &E,
+    ) -> Self {
         let id = derived_event_id(cause.id, handler, index);
         Envelope {
             id,
@@ -253,8 +258,8 @@ impl Envelope {
         let id_text = get(CE_ID)?;
         let id: EventId = id_text.parse().map_err(|_| invalid(CE_ID, &id_text))?;
         let time_text = get(CE_TIME)?;
-        let time =
-            OffsetDateTime::parse(&time_text, &Rfc3339).map_err(|_| invalid(CE_TIME, &time_text))?;
+        let time = OffsetDateTime::parse(&time_text, &Rfc3339)
+            .map_err(|_| invalid(CE_TIME, &time_text))?;
         // Trace context is best effort: a missing or broken traceparent starts a new trace rather
         // than losing the event.
         let traceparent = get(TRACEPARENT)

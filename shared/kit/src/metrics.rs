@@ -21,7 +21,9 @@ fn label_text(labels: &[(&str, &str)]) -> String {
         .map(|(k, v)| {
             format!(
                 "{k}=\"{}\"",
-                v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
             )
         })
         .collect();

@@ -120,7 +120,11 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The configuration of one producer's stream.
-pub fn stream_config(name: &str, subjects: Vec<String>, settings: &StreamSettings) -> stream::Config {
+pub fn stream_config(
+    name: &str,
+    subjects: Vec<String>,
+    settings: &StreamSettings,
+) -> stream::Config {
     stream::Config {
         name: name.to_owned(),
         subjects,
@@ -142,7 +146,11 @@ pub fn all_stream_configs(settings: &StreamSettings) -> Vec<stream::Config> {
         .into_iter()
         .map(|p| stream_config(p.stream(), vec![format!("{}.>", p.domain())], settings))
         .collect();
-    configs.push(stream_config(DLQ_STREAM, vec!["dlq.>".to_owned()], settings));
+    configs.push(stream_config(
+        DLQ_STREAM,
+        vec!["dlq.>".to_owned()],
+        settings,
+    ));
     configs
 }
 
@@ -196,7 +204,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_from_urls() {
-        assert_eq!(redact("nats://stock:secret@h:4222"), "nats://stock:***@h:4222");
+        assert_eq!(
+            redact("nats://stock:secret@h:4222"),
+            "nats://stock:***@h:4222"
+        );
         assert_eq!(redact("nats://h:4222"), "nats://h:4222");
     }
 }

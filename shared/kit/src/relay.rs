@@ -109,7 +109,12 @@ pub struct Published {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, js: jetstream::Context, config: RelayConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        pool: PgPool,
+        js: jetstream::Context,
+        config: RelayConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Relay {
             pool,
             js,
@@ -127,9 +132,9 @@ impl Relay {
         let published = claim.publish(&self.js).await;
         let result = published.mark().await;
         match &result {
-            Ok(RelayOutcome::Published(n)) | Err(RelayError::Publish { published: n, .. }) => {
-                self.metrics.add("jetsaga_relay_published_total", &[], *n as u64)
-            }
+            Ok(RelayOutcome::Published(n)) | Err(RelayError::Publish { published: n, .. }) => self
+                .metrics
+                .add("jetsaga_relay_published_total", &[], *n as u64),
             _ => {}
         }
         if result.is_err() {
@@ -221,7 +226,9 @@ impl Relay {
                     return;
                 }
                 Err(_) => {
-                    tracing::warn!("relay flush timed out; the rest is published at the next start");
+                    tracing::warn!(
+                        "relay flush timed out; the rest is published at the next start"
+                    );
                     return;
                 }
             }

@@ -1,0 +1,75 @@
+//! Dead letters can be requeued (under a new Msg-Id, with an audit row) and discarded; a requeued
+//! message that fails again comes back as a new dead letter instead of looping.
+
+mod common;
+
+use common::{order_created, spawn_consumer, Harness, Participant};
+use jetsaga_testkit::wait_until;
+use saga_kit::dead_letter::{self, DeadLetterError, Filter};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.commit_event(&order_created("POISON")).await?;
+    h.relay_until_empty(&h.relay()).await?;
+    let (shutdown, task) = spawn_consumer(&h, Arc::new(Participant::default()));
+    wait_until("the first dead letter", Duration::from_secs(20), || async {
+        h.dead_letters()
+            .await
+            .map(|d| d.len() == 1)
+            .unwrap_or(false)
+    })
+    .await?;
+    let first = dead_letter::list(h.db.pool(), &Filter::default()).await?;
+    let id = first[0].id;
+    let msg_id = dead_letter::requeue(h.db.pool(), &h.js, id, "alice").await?;
+    assert!(msg_id.starts_with(&format!("requeue-{id}-")));
+    wait_until(
+        "the requeued copy to fail again",
+        Duration::from_secs(20),
+        || async {
+            h.dead_letters()
+                .await
+                .map(|d| d.len() == 2)
+                .unwrap_or(false)
+        },
+    )
+    .await?;
+    // It does not loop: after a while there are still exactly two.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.dead_letters().await?.len(), 2);
+    shutdown.cancel();
+    task.await?;
+
+    let requeued = dead_letter::get(h.db.pool(), id).await?.expect("exists");
+    assert_eq!(requeued.status, "requeued");
+    let audit: (String, String, Option<String>) = sqlx::query_as(
+        "SELECT action, actor, new_msg_id FROM kit_dead_letter_audit WHERE dead_letter_id = $1",
+    )
+    .bind(id)
+    .fetch_one(h.db.pool())
+    .await?;
+    assert_eq!(audit, ("requeued".into(), "alice".into(), Some(msg_id)));
+    // A requeued letter cannot be requeued twice.
+    assert!(matches!(
+        dead_letter::requeue(h.db.pool(), &h.js, id, "bob").await,
+        Err(DeadLetterError::NotOpen { .. })
+    ));
+    let open = dead_letter::list(
+        h.db.pool(),
+        &Filter {
+            status: Some("open".into()),
+            limit: 10,
+        },
+    )
+    .await?;
+    assert_eq!(open.len(), 1);
+    dead_letter::discard(h.db.pool(), open[0].id, "bob").await?;
+    assert!(matches!(
+        dead_letter::discard(h.db.pool(), 999_999, "bob").await,
+        Err(DeadLetterError::NotFound(999_999))
+    ));
+    Ok(())
+}

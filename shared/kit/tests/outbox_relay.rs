@@ -1,0 +1,200 @@
+//! Conformance: the outbox and its relay lose nothing, publish nothing twice and keep per-order order.
+
+mod common;
+
+use common::{order_created, Harness};
+use jetsaga_contracts::events::order::OrderCancelled;
+use jetsaga_contracts::{CancelReason, EventId, EventSet, OrderEvent, OrderId};
+use jetsaga_testkit::wait_until;
+use saga_kit::RelayOutcome;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn crash_after_commit_publishes_the_event_once_after_restart() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let env = h.commit_event(&order_created("SKU-1")).await?;
+    // The process "dies" here: committed, never relayed. A new relay after the restart finds it.
+    let relay = h.relay();
+    assert_eq!(h.relay_until_empty(&relay).await?, 1);
+    assert_eq!(relay.relay_batch().await?, RelayOutcome::Empty);
+    let msgs = h.stream_messages("ORDERS").await?;
+    assert_eq!(msgs, vec![(env.subject.clone(), env.id.to_string())]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn crash_after_publish_before_mark_stores_no_duplicate() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let env = h.commit_event(&order_created("SKU-1")).await?;
+    let relay = h.relay();
+    // Claim and publish, then "crash" before marking: the claim's transaction rolls back.
+    let claim = relay.claim().await?;
+    assert_eq!(claim.len(), 1);
+    let published = claim.publish(&h.js).await;
+    assert_eq!(published.acked(), 1);
+    drop(published);
+    // After the restart the row is still unpublished and is sent again under the same Msg-Id.
+    assert_eq!(h.relay_until_empty(&relay).await?, 1);
+    let msgs = h.stream_messages("ORDERS").await?;
+    assert_eq!(msgs, vec![(env.subject.clone(), env.id.to_string())]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn rolled_back_transaction_publishes_nothing() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let mut tx = h.db.pool().begin().await?;
+    saga_kit::outbox::emit_root(&mut tx, EventId::new_random(), &order_created("SKU-1")).await?;
+    tx.rollback().await?;
+    let relay = h.relay();
+    assert_eq!(relay.relay_batch().await?, RelayOutcome::Empty);
+    assert!(h.stream_messages("ORDERS").await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_wakes_on_notify_without_waiting_for_the_poll() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let relay = saga_kit::Relay::new(
+        h.db.pool().clone(),
+        h.js.clone(),
+        saga_kit::RelayConfig {
+            poll_interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+        h.metrics.clone(),
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(relay.run(shutdown.clone()));
+    // Let the relay reach its idle wait, then commit: only the notification can wake it in time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let env = h.commit_event(&order_created("SKU-1")).await?;
+    wait_until(
+        "the event to be in the stream",
+        Duration::from_secs(10),
+        || async {
+            h.stream_messages("ORDERS")
+                .await
+                .map(|m| m.iter().any(|(_, id)| *id == env.id.to_string()))
+                .unwrap_or(false)
+        },
+    )
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    Ok(())
+}
+
+/// `orders` orders with `per_order` events each, each event committed in its own transaction.
+async fn commit_orders(
+    pool: &sqlx::PgPool,
+    orders: usize,
+    per_order: usize,
+) -> anyhow::Result<HashMap<String, Vec<String>>> {
+    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
+    for _ in 0..orders {
+        let order_id = OrderId::new_random();
+        for _ in 0..per_order {
+            let event = OrderEvent::OrderCancelled(OrderCancelled {
+                order_id,
+                reason: CancelReason::Timeout,
+            });
+            let mut tx = pool.begin().await?;
+            let env = saga_kit::outbox::emit_root(&mut tx, EventId::new_random(), &event).await?;
+            tx.commit().await?;
+            expected
+                .entry(event.key())
+                .or_default()
+                .push(env.id.to_string());
+        }
+    }
+    Ok(expected)
+}
+
+/// Asserts every expected event is in ORDERS exactly once, and each order's in commit order.
+async fn assert_exactly_once_in_order(
+    h: &Harness,
+    expected: &HashMap<String, Vec<String>>,
+) -> anyhow::Result<()> {
+    let msgs = h.stream_messages("ORDERS").await?;
+    let total: usize = expected.values().map(Vec::len).sum();
+    let ids: HashSet<&String> = msgs.iter().map(|(_, id)| id).collect();
+    assert_eq!(
+        msgs.len(),
+        total,
+        "a duplicate or a lost event in the stream"
+    );
+    assert_eq!(ids.len(), total, "a duplicate event id in the stream");
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    for (subject, id) in msgs {
+        let key = subject.rsplit('.').next().unwrap_or_default().to_owned();
+        seen.entry(key).or_default().push(id);
+    }
+    for (key, ids) in expected {
+        assert_eq!(
+            seen.get(key),
+            Some(ids),
+            "order {key} out of order or incomplete"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_relays_publish_each_event_once_in_per_order_order() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let expected = commit_orders(h.db.pool(), 40, 5).await?;
+    let (a, b) = (h.relay(), h.relay());
+    let (ra, rb) = tokio::join!(h.relay_until_empty(&a), h.relay_until_empty(&b));
+    // Each relay saw the other's rows as locked or already published; together they sent all.
+    let (ra, rb) = (ra?, rb?);
+    let left = h.relay_until_empty(&a).await?;
+    assert_eq!(ra + rb + left, 200);
+    assert_exactly_once_in_order(&h, &expected).await
+}
+
+#[tokio::test]
+async fn broker_outage_during_a_burst_loses_and_doubles_nothing() -> anyhow::Result<()> {
+    let mut h = Harness::start().await?;
+    let relay = h.relay();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(relay.clone().run(shutdown.clone()));
+    // A burst of commits runs while the relay publishes...
+    let pool = h.db.pool().clone();
+    let burst = tokio::spawn(async move { commit_orders(&pool, 100, 3).await });
+    wait_until(
+        "the burst to be half published",
+        Duration::from_secs(30),
+        || async {
+            h.stream_messages("ORDERS")
+                .await
+                .map(|m| m.len() >= 100)
+                .unwrap_or(false)
+        },
+    )
+    .await?;
+    // ...and NATS dies in the middle of it, while commits go on.
+    h.nats.kill()?;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    h.nats.restart().await?;
+    let expected = burst.await??;
+    wait_until(
+        "the outbox to drain after the restart",
+        Duration::from_secs(60),
+        || async {
+            let Ok(mut conn) = h.db.pool().acquire().await else {
+                return false;
+            };
+            saga_kit::outbox::backlog(&mut conn)
+                .await
+                .map(|n| n == 0)
+                .unwrap_or(false)
+        },
+    )
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    assert_exactly_once_in_order(&h, &expected).await
+}
