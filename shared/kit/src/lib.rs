@@ -15,6 +15,7 @@
 //! - [`dead_letter`]: storing, listing, requeueing and discarding dead letters.
 //! - [`provision`]: connecting (2.10+ only), streams and their settings.
 //! - [`backoff`]: the one retry policy.
+//! - [`trace`]: one saga read back from every stream, in time order.
 //! - [`metrics`]: per-instance counters in the Prometheus text format.
 //! - [`migrate`]: the kit's tables, migrated with the service's own.
 //!
@@ -36,6 +37,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod provision;
 pub mod relay;
+pub mod trace;
 
 pub use backoff::Backoff;
 pub use consumer::{Consumer, ConsumerConfig, Disposition};

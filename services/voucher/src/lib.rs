@@ -1,0 +1,1 @@
+//! The voucher service (being written).

@@ -1,0 +1,26 @@
+//! # jetsaga-runtime
+//!
+//! Everything a service process needs around the saga kit, written once so the four services hold
+//! only their domain: typed settings, the HTTP error body and JSON extractor, `/health` and
+//! `/metrics`, and a [`Service`] that connects, migrates, provisions, runs the relay and the
+//! consumers, serves HTTP and shuts down in the right order.
+//!
+//! ## Layout
+//! - [`settings`]: [`Settings`], from flags and environment, with per-service defaults.
+//! - [`api_error`]: [`ApiError`], the `{"error","message"}` body with a 4xx status.
+//! - [`json`]: [`Json`], a JSON extractor whose every rejection is an [`ApiError`].
+//! - [`ops`]: the `/health` and `/metrics` routes.
+//! - [`service`]: [`Service`]: start-up, tasks and graceful shutdown.
+//! - [`telemetry`]: logging set-up for binaries.
+
+pub mod api_error;
+pub mod json;
+pub mod ops;
+pub mod service;
+pub mod settings;
+pub mod telemetry;
+
+pub use api_error::ApiError;
+pub use json::Json;
+pub use service::{Runtime, Service, ServiceError};
+pub use settings::{Defaults, Settings};

@@ -1,0 +1,240 @@
+//! A service process: start-up, its tasks, and graceful shutdown in the right order.
+//!
+//! Start-up connects to PostgreSQL (retrying while it comes up), runs the kit's and the service's
+//! migrations, connects to NATS (refusing servers older than 2.10), provisions the streams and starts
+//! the relay. The service then adds its consumers and background tasks and calls [`Service::serve`].
+//!
+//! Shutdown: stop accepting HTTP, stop pulling and finish the messages in flight, stop background
+//! tasks, and only then flush the relay, so the events of the last transactions go out too.
+
+use crate::ops;
+use crate::settings::Settings;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use jetsaga_contracts::Producer;
+use saga_kit::consumer::ConsumerConfig;
+use saga_kit::provision::{self, ProvisionError, StreamSettings};
+use saga_kit::{Consumer, Handler, Metrics, Relay, RelayConfig};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Why a service could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{service}: cannot connect to PostgreSQL at {url}: {source}")]
+    Database {
+        service: &'static str,
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{service}: migrations failed: {source}")]
+    Migrate {
+        service: &'static str,
+        #[source]
+        source: MigrateError,
+    },
+    #[error("{service}: {source}")]
+    Nats {
+        service: &'static str,
+        #[source]
+        source: ProvisionError,
+    },
+    #[error("{service}: HTTP server failed: {source}")]
+    Http {
+        service: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What handlers, routes and tasks of a service share. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub service: &'static str,
+    pub pool: PgPool,
+    pub client: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+}
+
+impl Runtime {
+    /// A consumer configuration with this instance's concurrency, ack wait and max deliveries.
+    pub fn consumer_config(
+        &self,
+        durable: &'static str,
+        filter_subjects: &[&str],
+    ) -> ConsumerConfig {
+        let mut config = ConsumerConfig::new(
+            self.service,
+            durable,
+            filter_subjects.iter().map(|s| (*s).to_owned()).collect(),
+        );
+        config.concurrency = self.settings.consumer_concurrency;
+        config.ack_wait = self.settings.ack_wait;
+        config.max_deliver = self.settings.max_deliver;
+        config
+    }
+}
+
+/// A started service: its runtime and its running tasks.
+#[derive(Debug)]
+pub struct Service {
+    rt: Runtime,
+    shutdown: CancellationToken,
+    consumers: JoinSet<()>,
+    background: JoinSet<()>,
+    relay_stop: CancellationToken,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+async fn connect_pool(settings: &Settings, service: &'static str) -> Result<PgPool, ServiceError> {
+    let mut attempt = 0u32;
+    loop {
+        let result = PgPoolOptions::new()
+            .max_connections(settings.db_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&settings.database_url)
+            .await;
+        match result {
+            Ok(pool) => return Ok(pool),
+            // A database that is still starting (compose, a restart) gets about a minute.
+            Err(e) if attempt < 30 && is_connect_error(&e) => {
+                attempt += 1;
+                tracing::warn!(service, error = %e, "PostgreSQL not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(source) => {
+                return Err(ServiceError::Database {
+                    service,
+                    url: provision::redact(&settings.database_url),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+fn is_connect_error(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+        || e.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "57P03")
+}
+
+impl Service {
+    /// Connects, migrates, provisions and starts the relay.
+    pub async fn start(
+        settings: Settings,
+        producer: Producer,
+        migrations: &'static Migrator,
+        shutdown: CancellationToken,
+    ) -> Result<Service, ServiceError> {
+        let service = producer.service();
+        let pool = connect_pool(&settings, service).await?;
+        saga_kit::migrate::migrate(&pool, Some(migrations))
+            .await
+            .map_err(|source| ServiceError::Migrate { service, source })?;
+        let nats = |source| ServiceError::Nats { service, source };
+        let client = provision::connect(&settings.nats_url, &format!("jetsaga-{service}"))
+            .await
+            .map_err(nats)?;
+        let js = async_nats::jetstream::new(client.clone());
+        let streams = StreamSettings {
+            replicas: settings.stream_replicas,
+            ..StreamSettings::default()
+        };
+        provision::ensure_streams(&js, &streams)
+            .await
+            .map_err(nats)?;
+        let metrics = Arc::new(Metrics::new());
+        let rt = Runtime {
+            service,
+            pool,
+            client,
+            js,
+            metrics,
+            settings,
+        };
+        let relay_stop = CancellationToken::new();
+        let relay = Relay::new(
+            rt.pool.clone(),
+            rt.js.clone(),
+            RelayConfig::default(),
+            rt.metrics.clone(),
+        );
+        let relay = tokio::spawn(relay.run(relay_stop.clone()));
+        Ok(Service {
+            rt,
+            shutdown,
+            consumers: JoinSet::new(),
+            background: JoinSet::new(),
+            relay_stop,
+            relay,
+        })
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// Runs `handler` on the durable consumer `durable` of its input stream.
+    pub fn spawn_consumer<H: Handler>(
+        &mut self,
+        durable: &'static str,
+        filter_subjects: &[&str],
+        handler: H,
+    ) {
+        let config = self.rt.consumer_config(durable, filter_subjects);
+        let consumer = Consumer::new(
+            self.rt.pool.clone(),
+            self.rt.js.clone(),
+            config,
+            Arc::new(handler),
+            self.rt.metrics.clone(),
+        );
+        self.consumers.spawn(consumer.run(self.shutdown.clone()));
+    }
+
+    /// Runs a background task (a timer, a sweeper) until shutdown.
+    pub fn spawn_task<F, Fut>(&mut self, task: F)
+    where
+        F: FnOnce(Runtime, CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.background
+            .spawn(task(self.rt.clone(), self.shutdown.clone()));
+    }
+
+    /// Serves `api` plus `/health` and `/metrics` on `listener` until shutdown, then stops in order.
+    pub async fn serve(
+        mut self,
+        listener: tokio::net::TcpListener,
+        api: Router,
+    ) -> Result<(), ServiceError> {
+        let service = self.rt.service;
+        let router = api
+            .merge(ops::routes(self.rt.clone()))
+            .layer(DefaultBodyLimit::max(crate::json::BODY_LIMIT));
+        let addr = listener.local_addr().ok();
+        tracing::info!(service, ?addr, "serving");
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
+            .await;
+        // Whatever ended the server, stop everything else in order.
+        self.shutdown.cancel();
+        while self.consumers.join_next().await.is_some() {}
+        while self.background.join_next().await.is_some() {}
+        self.relay_stop.cancel();
+        let _ = self.relay.await;
+        tracing::info!(service, "stopped");
+        served.map_err(|source| ServiceError::Http { service, source })
+    }
+}

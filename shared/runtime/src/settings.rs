@@ -1,0 +1,122 @@
+//! Typed settings from flags and environment. Each service passes its own [`Defaults`] (port and
+//! database name from the design's contract table); everything else is shared.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The parts of the settings whose defaults differ per service.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    /// e.g. `127.0.0.1:8080` for order.
+    pub http_addr: &'static str,
+    /// e.g. `jetsaga_order`.
+    pub database: &'static str,
+}
+
+/// Flags and environment shared by every service.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// Address to serve HTTP on. Default: the service's port on 127.0.0.1 (8080 order, 8081
+    /// payment, 8082 stock, 8083 voucher).
+    #[arg(long, env = "HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// PostgreSQL URL of this service's own database. Default:
+    /// `postgres://postgres@127.0.0.1:5432/jetsaga_<service>`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// NATS URL; credentials may be given as `nats://user:password@host:port`.
+    #[arg(
+        long,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        hide_env_values = true
+    )]
+    pub nats_url: String,
+    /// Maximum PostgreSQL connections of this instance.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+    /// Messages each consumer handles at once.
+    #[arg(long, env = "CONSUMER_CONCURRENCY", default_value_t = 16)]
+    pub consumer_concurrency: usize,
+    /// Replicas of each stream when this instance creates them (3 on a 3-node cluster).
+    #[arg(long, env = "STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+    /// Seconds before the server redelivers an unacked message.
+    #[arg(long, env = "ACK_WAIT_SECS", default_value_t = 30)]
+    pub ack_wait_secs: u64,
+    /// Deliveries of a message before it is dead-lettered.
+    #[arg(long, env = "MAX_DELIVER", default_value_t = 5)]
+    pub max_deliver: i64,
+}
+
+/// The resolved settings of one service instance.
+#[derive(Clone)]
+pub struct Settings {
+    pub http_addr: SocketAddr,
+    pub database_url: String,
+    pub nats_url: String,
+    pub db_max_connections: u32,
+    pub consumer_concurrency: usize,
+    pub stream_replicas: usize,
+    pub ack_wait: Duration,
+    pub max_deliver: i64,
+}
+
+/// Secrets stay out of logs: the URLs are shown without their passwords.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("http_addr", &self.http_addr)
+            .field(
+                "database_url",
+                &saga_kit::provision::redact(&self.database_url),
+            )
+            .field("nats_url", &saga_kit::provision::redact(&self.nats_url))
+            .field("db_max_connections", &self.db_max_connections)
+            .field("consumer_concurrency", &self.consumer_concurrency)
+            .field("stream_replicas", &self.stream_replicas)
+            .field("ack_wait", &self.ack_wait)
+            .field("max_deliver", &self.max_deliver)
+            .finish()
+    }
+}
+
+impl SettingsArgs {
+    pub fn resolve(self, defaults: Defaults) -> Settings {
+        Settings {
+            http_addr: self.http_addr.unwrap_or_else(|| {
+                defaults
+                    .http_addr
+                    .parse()
+                    .expect("service default addresses are valid")
+            }),
+            database_url: self.database_url.unwrap_or_else(|| {
+                format!("postgres://postgres@127.0.0.1:5432/{}", defaults.database)
+            }),
+            nats_url: self.nats_url,
+            db_max_connections: self.db_max_connections,
+            consumer_concurrency: self.consumer_concurrency,
+            stream_replicas: self.stream_replicas,
+            ack_wait: Duration::from_secs(self.ack_wait_secs),
+            max_deliver: self.max_deliver,
+        }
+    }
+}
+
+impl Settings {
+    /// The defaults of a service with nothing given, for tests and the dev command.
+    pub fn with_defaults(defaults: Defaults) -> Settings {
+        SettingsArgs {
+            http_addr: None,
+            database_url: None,
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            db_max_connections: 20,
+            consumer_concurrency: 16,
+            stream_replicas: 1,
+            ack_wait_secs: 30,
+            max_deliver: 5,
+        }
+        .resolve(defaults)
+    }
+}
