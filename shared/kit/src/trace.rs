@@ -94,6 +94,6 @@ pub async fn read_saga(
             });
         }
     }
-    events.sort_by(|a, b| (a.time, a.stored).cmp(&(b.time, b.stored)));
+    events.sort_by_key(|e| (e.time, e.stored));
     Ok(events)
 }
