@@ -1,1 +1,66 @@
-fn main() {}
+//! The order service binary: settings from flags and environment, then [`order_service::run`]
+//! until Ctrl-C or SIGTERM.
+
+use anyhow::Context as _;
+use clap::Parser;
+use jetsaga_runtime::settings::SettingsArgs;
+use order_service::{Config, DEFAULTS};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The jetsaga order service.
+#[derive(Debug, Parser)]
+#[command(name = "order-service", version, about)]
+struct Args {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// Seconds an order's saga may take before the order is cancelled with reason `timeout`.
+    #[arg(long, env = "ORDER_DEADLINE_SECS", default_value_t = 30)]
+    order_deadline_secs: u64,
+    /// Milliseconds between two looks for orders past their deadline.
+    #[arg(long, env = "DEADLINE_SWEEP_MS", default_value_t = 500)]
+    deadline_sweep_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    jetsaga_runtime::telemetry::init();
+    let args = Args::parse();
+    let settings = args.settings.resolve(DEFAULTS);
+    tracing::info!(?settings, "starting the order service");
+    let config = Config {
+        settings,
+        order_deadline: Duration::from_secs(args.order_deadline_secs),
+        deadline_sweep: Duration::from_millis(args.deadline_sweep_ms.max(1)),
+    };
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let listener = tokio::net::TcpListener::bind(config.settings.http_addr)
+        .await
+        .with_context(|| format!("binding {}", config.settings.http_addr))?;
+    order_service::run(config, listener, shutdown)
+        .await
+        .context("the order service failed")
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

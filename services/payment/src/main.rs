@@ -1,1 +1,63 @@
-fn main() {}
+//! The payment service binary: settings from flags and environment, Ctrl-C/SIGTERM, then
+//! [`payment_service::run`].
+
+use anyhow::Context as _;
+use clap::Parser;
+use jetsaga_runtime::settings::SettingsArgs;
+use tokio_util::sync::CancellationToken;
+
+/// The jetsaga payment service.
+#[derive(Debug, Parser)]
+#[command(name = "payment-service", version, about)]
+struct Args {
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    jetsaga_runtime::telemetry::init();
+    let args = Args::parse();
+    let settings = args.settings.resolve(payment_service::DEFAULTS);
+    tracing::info!(?settings, "starting payment service");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP to {}", settings.http_addr))?;
+    payment_service::run(settings, listener, shutdown)
+        .await
+        .context("payment service failed")?;
+    Ok(())
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+    shutdown.cancel();
+}

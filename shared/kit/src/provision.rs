@@ -154,19 +154,31 @@ pub fn all_stream_configs(settings: &StreamSettings) -> Vec<stream::Config> {
     configs
 }
 
-/// Creates each stream, or updates it to these settings.
+/// Creates each stream, or updates it to these settings. Instances starting together race to create
+/// the same stream; the loser's attempt fails and is retried, when it finds the stream and updates it.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     settings: &StreamSettings,
 ) -> Result<(), ProvisionError> {
     for config in all_stream_configs(settings) {
         let name = config.name.clone();
-        js.create_or_update_stream(config)
-            .await
-            .map_err(|e| ProvisionError::Stream {
-                stream: name,
-                message: e.to_string(),
-            })?;
+        let mut attempt = 0u32;
+        loop {
+            match js.create_or_update_stream(config.clone()).await {
+                Ok(_) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(stream = %name, error = %e, "stream provisioning raced; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    return Err(ProvisionError::Stream {
+                        stream: name,
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
     }
     Ok(())
 }

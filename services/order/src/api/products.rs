@@ -1,0 +1,47 @@
+//! `PUT /products/{sku}` `{"name", "price_cents"}`: sets a product's name and price. The change
+//! and its ProductPriced event commit in one transaction.
+
+use super::AppState;
+use crate::domain::check_product;
+use crate::store;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use jetsaga_contracts::events::order::ProductPriced;
+use jetsaga_contracts::{EventId, OrderEvent, Sku};
+use jetsaga_runtime::{ApiError, Json};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutProduct {
+    pub name: String,
+    /// i64 so that a negative price gets a clear validation message rather than a type error.
+    pub price_cents: i64,
+}
+
+pub async fn put_product(
+    State(state): State<AppState>,
+    Path(raw_sku): Path<String>,
+    Json(body): Json<PutProduct>,
+) -> Result<impl IntoResponse, ApiError> {
+    let sku =
+        Sku::parse(raw_sku).map_err(|e| ApiError::invalid("validation_failed", e.to_string()))?;
+    let price = check_product(&body.name, body.price_cents)
+        .map_err(|e| ApiError::invalid("validation_failed", format!("product {sku}: {e}")))?;
+
+    let mut tx = state.rt.pool.begin().await?;
+    store::upsert_product(&mut tx, &sku, &body.name, price).await?;
+    let event = OrderEvent::ProductPriced(ProductPriced {
+        sku: sku.clone(),
+        name: body.name.clone(),
+        price,
+    });
+    saga_kit::outbox::emit_root(&mut tx, EventId::new_random(), &event).await?;
+    tx.commit().await?;
+
+    Ok(axum::Json(serde_json::json!({
+        "sku": sku.as_str(),
+        "name": body.name,
+        "price_cents": price.cents(),
+    })))
+}

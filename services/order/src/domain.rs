@@ -1,0 +1,370 @@
+//! The order's rules, pure: its status machine, pricing, and the deadline. No I/O here; the
+//! handlers, the API and the deadline sweep ask these functions what to do and then do it.
+
+use jetsaga_contracts::{CancelReason, Money, MoneyError, Sku};
+use std::collections::HashSet;
+use std::fmt;
+use time::OffsetDateTime;
+
+/// The most lines one order may have.
+pub const MAX_LINES: usize = 100;
+/// The largest quantity of one line.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+/// The longest product name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Where an order stands. Stored as TEXT with a CHECK constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    /// Accepted; its saga is running.
+    Pending,
+    /// Terminal: every step succeeded.
+    Confirmed,
+    /// Terminal: a step failed or the deadline passed.
+    Cancelled,
+}
+
+/// A status text that is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl OrderStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Confirmed => "CONFIRMED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, UnknownStatus> {
+        match s {
+            "PENDING" => Ok(OrderStatus::Pending),
+            "CONFIRMED" => Ok(OrderStatus::Confirmed),
+            "CANCELLED" => Ok(OrderStatus::Cancelled),
+            other => Err(UnknownStatus(other.to_owned())),
+        }
+    }
+
+    pub const fn is_terminal(self) -> bool {
+        !matches!(self, OrderStatus::Pending)
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A cancel reason text that is not one of the contract's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown cancel reason {0:?}")]
+pub struct UnknownReason(pub String);
+
+/// The inverse of [`CancelReason::as_str`], for reading the stored column back.
+pub fn parse_cancel_reason(s: &str) -> Result<CancelReason, UnknownReason> {
+    [
+        CancelReason::VoucherRejected,
+        CancelReason::PaymentFailed,
+        CancelReason::StockFailed,
+        CancelReason::Timeout,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == s)
+    .ok_or_else(|| UnknownReason(s.to_owned()))
+}
+
+/// What happened to an order's saga, as far as the order's status is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderInput {
+    /// The last forward step (stock) succeeded. `discount_known` says whether the voucher step's
+    /// discount has been recorded yet; it arrives on another consumer and may come later.
+    StockReserved { discount_known: bool },
+    /// A step failed or the deadline passed.
+    Failed(CancelReason),
+}
+
+/// What to do with the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// PENDING → CONFIRMED, and say so.
+    Confirm,
+    /// PENDING → CANCELLED with this reason, and say so.
+    Cancel(CancelReason),
+    /// Not yet: try again once the discount is known.
+    WaitForDiscount,
+    /// The order is already terminal: a stale or late event changes nothing and says nothing.
+    Ignore,
+}
+
+/// The status machine. A status only ever moves forward from PENDING to one terminal state; any
+/// input on a terminal order is ignored, so an older event can never overwrite a newer state.
+pub fn transition(current: OrderStatus, input: OrderInput) -> Transition {
+    match (current, input) {
+        (OrderStatus::Confirmed | OrderStatus::Cancelled, _) => Transition::Ignore,
+        (
+            OrderStatus::Pending,
+            OrderInput::StockReserved {
+                discount_known: true,
+            },
+        ) => Transition::Confirm,
+        (
+            OrderStatus::Pending,
+            OrderInput::StockReserved {
+                discount_known: false,
+            },
+        ) => Transition::WaitForDiscount,
+        (OrderStatus::Pending, OrderInput::Failed(reason)) => Transition::Cancel(reason),
+    }
+}
+
+/// Whether an order with this deadline is overdue at `now`.
+pub fn is_past_deadline(deadline: OffsetDateTime, now: OffsetDateTime) -> bool {
+    now > deadline
+}
+
+/// Why a set of order lines cannot make an order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinesError {
+    #[error("an order needs at least one item")]
+    Empty,
+    #[error("an order has at most {MAX_LINES} items, this one has {0}")]
+    TooMany(usize),
+    #[error("quantity {quantity} of sku {sku} is not between 1 and {MAX_QUANTITY}")]
+    Quantity { sku: String, quantity: i64 },
+    #[error("sku {0} appears on more than one line; give each sku once with its total quantity")]
+    DuplicateSku(String),
+}
+
+/// Checks the shape of the requested lines: count, quantities and duplicate SKUs. Returns the
+/// quantities as `u32` (they fit, being at most [`MAX_QUANTITY`]).
+pub fn check_lines(lines: &[(Sku, i64)]) -> Result<Vec<(Sku, u32)>, LinesError> {
+    if lines.is_empty() {
+        return Err(LinesError::Empty);
+    }
+    if lines.len() > MAX_LINES {
+        return Err(LinesError::TooMany(lines.len()));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(lines.len());
+    for (sku, quantity) in lines {
+        let q = u32::try_from(*quantity)
+            .ok()
+            .filter(|q| (1..=MAX_QUANTITY).contains(&i64::from(*q)))
+            .ok_or_else(|| LinesError::Quantity {
+                sku: sku.to_string(),
+                quantity: *quantity,
+            })?;
+        if !seen.insert(sku.clone()) {
+            return Err(LinesError::DuplicateSku(sku.to_string()));
+        }
+        out.push((sku.clone(), q));
+    }
+    Ok(out)
+}
+
+/// The sum of `quantity × unit price` over the lines, with checked arithmetic.
+pub fn order_total(lines: &[(u32, Money)]) -> Result<Money, MoneyError> {
+    lines
+        .iter()
+        .try_fold(Money::ZERO, |sum, (quantity, price)| {
+            sum.checked_add(price.checked_mul(*quantity)?)
+        })
+}
+
+/// Why a product cannot be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductError {
+    #[error("the product name must not be empty")]
+    EmptyName,
+    #[error("the product name has {0} characters; at most {MAX_NAME_CHARS} are allowed")]
+    LongName(usize),
+    #[error("price_cents must be greater than 0, got {0}")]
+    Price(i64),
+}
+
+/// Checks a product's name and price; returns the price as [`Money`].
+pub fn check_product(name: &str, price_cents: i64) -> Result<Money, ProductError> {
+    if name.trim().is_empty() {
+        return Err(ProductError::EmptyName);
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(ProductError::LongName(chars));
+    }
+    if price_cents <= 0 {
+        return Err(ProductError::Price(price_cents));
+    }
+    Money::from_cents(price_cents).map_err(|_| ProductError::Price(price_cents))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [OrderStatus; 3] = [
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+        OrderStatus::Cancelled,
+    ];
+
+    fn inputs() -> Vec<OrderInput> {
+        let mut v = vec![
+            OrderInput::StockReserved {
+                discount_known: true,
+            },
+            OrderInput::StockReserved {
+                discount_known: false,
+            },
+        ];
+        v.extend(
+            [
+                CancelReason::VoucherRejected,
+                CancelReason::PaymentFailed,
+                CancelReason::StockFailed,
+                CancelReason::Timeout,
+            ]
+            .map(OrderInput::Failed),
+        );
+        v
+    }
+
+    fn sku(s: &str) -> Sku {
+        Sku::parse(s).unwrap()
+    }
+
+    fn money(c: i64) -> Money {
+        Money::from_cents(c).unwrap()
+    }
+
+    #[test]
+    fn pending_order_is_confirmed_when_stock_is_reserved_and_the_discount_is_known() {
+        assert_eq!(
+            transition(
+                OrderStatus::Pending,
+                OrderInput::StockReserved {
+                    discount_known: true
+                }
+            ),
+            Transition::Confirm
+        );
+    }
+
+    #[test]
+    fn pending_order_waits_when_stock_is_reserved_before_the_discount_is_known() {
+        assert_eq!(
+            transition(
+                OrderStatus::Pending,
+                OrderInput::StockReserved {
+                    discount_known: false
+                }
+            ),
+            Transition::WaitForDiscount
+        );
+    }
+
+    #[test]
+    fn pending_order_is_cancelled_with_the_reason_of_the_failure() {
+        for reason in [
+            CancelReason::VoucherRejected,
+            CancelReason::PaymentFailed,
+            CancelReason::StockFailed,
+            CancelReason::Timeout,
+        ] {
+            assert_eq!(
+                transition(OrderStatus::Pending, OrderInput::Failed(reason)),
+                Transition::Cancel(reason)
+            );
+        }
+    }
+
+    #[test]
+    fn terminal_orders_ignore_everything() {
+        for status in [OrderStatus::Confirmed, OrderStatus::Cancelled] {
+            for input in inputs() {
+                assert_eq!(
+                    transition(status, input),
+                    Transition::Ignore,
+                    "{status} {input:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn statuses_and_reasons_round_trip_through_their_text() {
+        for s in ALL {
+            assert_eq!(OrderStatus::parse(s.as_str()), Ok(s));
+        }
+        assert!(OrderStatus::parse("pending").is_err());
+        for r in [CancelReason::PaymentFailed, CancelReason::Timeout] {
+            assert_eq!(parse_cancel_reason(r.as_str()), Ok(r));
+        }
+        assert!(parse_cancel_reason("bored").is_err());
+    }
+
+    #[test]
+    fn deadline_passes_only_after_the_instant() {
+        let t = OffsetDateTime::UNIX_EPOCH;
+        assert!(!is_past_deadline(t, t));
+        assert!(is_past_deadline(t, t + time::Duration::milliseconds(1)));
+        assert!(!is_past_deadline(t, t - time::Duration::seconds(1)));
+    }
+
+    #[test]
+    fn lines_refuse_bad_quantities_duplicates_and_bad_counts() {
+        assert_eq!(check_lines(&[]), Err(LinesError::Empty));
+        for q in [0, -1, MAX_QUANTITY + 1, i64::MAX, i64::MIN] {
+            assert!(
+                matches!(
+                    check_lines(&[(sku("A"), q)]),
+                    Err(LinesError::Quantity { .. })
+                ),
+                "{q}"
+            );
+        }
+        assert_eq!(
+            check_lines(&[(sku("A"), 1), (sku("B"), 1), (sku("A"), 2)]),
+            Err(LinesError::DuplicateSku("A".into()))
+        );
+        let many: Vec<_> = (0..=MAX_LINES)
+            .map(|i| (sku(&format!("S{i}")), 1))
+            .collect();
+        assert_eq!(check_lines(&many), Err(LinesError::TooMany(MAX_LINES + 1)));
+        assert_eq!(
+            check_lines(&[(sku("A"), 1), (sku("B"), MAX_QUANTITY)]),
+            Ok(vec![(sku("A"), 1), (sku("B"), 1_000_000)])
+        );
+    }
+
+    #[test]
+    fn total_is_the_sum_of_the_lines_and_overflow_is_an_error() {
+        assert_eq!(
+            order_total(&[(2, money(250)), (1, money(99))]),
+            Ok(money(599))
+        );
+        assert_eq!(
+            order_total(&[(2, money(i64::MAX / 2 + 1))]),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            order_total(&[(1, money(i64::MAX)), (1, money(1))]),
+            Err(MoneyError::Overflow)
+        );
+    }
+
+    #[test]
+    fn products_need_a_name_and_a_positive_price() {
+        assert_eq!(check_product("Tea", 350), Ok(money(350)));
+        assert_eq!(check_product("  ", 350), Err(ProductError::EmptyName));
+        assert_eq!(
+            check_product(&"x".repeat(201), 350),
+            Err(ProductError::LongName(201))
+        );
+        assert_eq!(check_product(&"é".repeat(200), 1), Ok(money(1)));
+        assert_eq!(check_product("Tea", 0), Err(ProductError::Price(0)));
+        assert_eq!(check_product("Tea", -5), Err(ProductError::Price(-5)));
+    }
+}

@@ -1,0 +1,62 @@
+//! `POST /accounts/{customer_id}/credit` `{"amount_cents"}` → 200 `{"customer_id","balance_cents"}`.
+//!
+//! An admin change, so an event too: the balance, the credit's ledger row and AccountCredited commit
+//! in one transaction.
+
+use crate::domain::{self, CreditError};
+use crate::store;
+use axum::extract::{Path, State};
+use jetsaga_contracts::events::payment::AccountCredited;
+use jetsaga_contracts::{CustomerId, EventId, PaymentEvent};
+use jetsaga_runtime::api_error::parse_id;
+use jetsaga_runtime::{ApiError, Json, Runtime};
+use serde::Deserialize;
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditRequest {
+    /// Cents to add; must be greater than 0.
+    amount_cents: i64,
+}
+
+fn refused(customer_id: CustomerId, e: CreditError) -> ApiError {
+    ApiError::invalid(
+        "validation_failed",
+        format!("credit to customer {customer_id} refused: {e}"),
+    )
+}
+
+pub async fn credit(
+    State(rt): State<Runtime>,
+    Path(raw_id): Path<String>,
+    Json(body): Json<CreditRequest>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let customer_id: CustomerId = parse_id("customer id", &raw_id)?;
+    let amount = domain::credit_amount(body.amount_cents).map_err(|e| refused(customer_id, e))?;
+
+    let mut tx = rt.pool.begin().await?;
+    let balance = store::lock_or_open_account(&mut tx, customer_id).await?;
+    // On an overflow the transaction is dropped, so the account it may have opened is rolled back.
+    let new_balance = domain::credit(balance, amount).map_err(|e| refused(customer_id, e))?;
+    let credit_id = Uuid::new_v4();
+    store::set_balance(&mut tx, customer_id, new_balance).await?;
+    store::insert_credit(&mut tx, credit_id, customer_id, amount).await?;
+    saga_kit::outbox::emit_root(
+        &mut tx,
+        EventId::new_random(),
+        &PaymentEvent::AccountCredited(AccountCredited {
+            credit_id,
+            customer_id,
+            amount,
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%customer_id, %credit_id, amount = amount.cents(), "account credited");
+
+    Ok(axum::Json(serde_json::json!({
+        "customer_id": customer_id,
+        "balance_cents": new_balance.cents(),
+    })))
+}

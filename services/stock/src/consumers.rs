@@ -1,0 +1,107 @@
+//! The stock service's inputs: one durable consumer per input stream, and its [`Handler`], which
+//! only dispatches each event to its file in [`crate::handlers`] and counts the outcomes.
+
+use crate::handlers;
+use jetsaga_contracts::{OrderEvent, PaymentEvent, StockEvent};
+use saga_kit::{EventContext, Handler, HandlerError, Metrics};
+use sqlx::PgConnection;
+use std::sync::Arc;
+
+/// Durable consumer of `payments.succeeded.*`.
+///
+/// Renaming re-delivers the whole stream and changes every id derived from it.
+pub const ON_PAYMENTS: &str = "stock-on-payments";
+/// The subjects [`ON_PAYMENTS`] reads.
+pub const ON_PAYMENTS_FILTER: &[&str] = &["payments.succeeded.*"];
+
+/// Durable consumer of `orders.cancelled.*`.
+///
+/// Renaming re-delivers the whole stream and changes every id derived from it.
+pub const ON_ORDERS: &str = "stock-on-orders";
+/// The subjects [`ON_ORDERS`] reads.
+pub const ON_ORDERS_FILTER: &[&str] = &["orders.cancelled.*"];
+
+/// The business outcome counter: `outcome` is `reserved`, `failed` or `released`.
+pub const STOCK_TOTAL: &str = "jetsaga_stock_total";
+
+/// Counts what a handler decided. It runs before the commit, so a transaction that then fails
+/// and is retried counts twice; the counter is for dashboards, the tables are the truth.
+fn count(metrics: &Metrics, events: &[StockEvent]) {
+    for event in events {
+        let outcome = match event {
+            StockEvent::StockReserved(_) => "reserved",
+            StockEvent::StockFailed(_) => "failed",
+            StockEvent::StockReleased(_) => "released",
+            StockEvent::StockAdjusted(_) => continue,
+        };
+        metrics.inc(STOCK_TOTAL, &[("outcome", outcome)]);
+    }
+}
+
+/// Reacts to the payment service: a paid order gets its stock held.
+#[derive(Debug, Clone)]
+pub struct OnPayments {
+    metrics: Arc<Metrics>,
+}
+
+impl OnPayments {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        OnPayments { metrics }
+    }
+}
+
+impl Handler for OnPayments {
+    type Input = PaymentEvent;
+    type Output = StockEvent;
+
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: PaymentEvent,
+        ctx: &EventContext,
+    ) -> Result<Vec<StockEvent>, HandlerError> {
+        let events = match event {
+            PaymentEvent::PaymentSucceeded(e) => {
+                handlers::payment_succeeded::handle(tx, e, ctx).await?
+            }
+            PaymentEvent::AccountCredited(_)
+            | PaymentEvent::PaymentFailed(_)
+            | PaymentEvent::PaymentRefunded(_) => vec![],
+        };
+        count(&self.metrics, &events);
+        Ok(events)
+    }
+}
+
+/// Reacts to the order service: a cancelled order gets its stock back.
+#[derive(Debug, Clone)]
+pub struct OnOrders {
+    metrics: Arc<Metrics>,
+}
+
+impl OnOrders {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        OnOrders { metrics }
+    }
+}
+
+impl Handler for OnOrders {
+    type Input = OrderEvent;
+    type Output = StockEvent;
+
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: OrderEvent,
+        ctx: &EventContext,
+    ) -> Result<Vec<StockEvent>, HandlerError> {
+        let events = match event {
+            OrderEvent::OrderCancelled(e) => handlers::order_cancelled::handle(tx, e, ctx).await?,
+            OrderEvent::OrderCreated(_)
+            | OrderEvent::OrderConfirmed(_)
+            | OrderEvent::ProductPriced(_) => vec![],
+        };
+        count(&self.metrics, &events);
+        Ok(events)
+    }
+}

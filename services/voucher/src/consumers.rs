@@ -1,0 +1,74 @@
+//! The durable consumers of the voucher service and the [`Handler`]s that dispatch each input
+//! event to its handler in [`crate::handlers`].
+
+use crate::handlers::{order_cancelled, order_confirmed, order_created};
+use jetsaga_contracts::{OrderEvent, VoucherEvent};
+use saga_kit::{EventContext, Handler, HandlerError, Metrics};
+use sqlx::PgConnection;
+use std::sync::Arc;
+
+/// The voucher service's consumer of the ORDERS stream.
+///
+/// Renaming re-delivers the whole stream and changes every id derived from it.
+pub const ON_ORDERS: &str = "voucher-on-orders";
+
+/// The order events [`ON_ORDERS`] receives.
+pub const ON_ORDERS_FILTERS: &[&str] = &[
+    "orders.created.*",
+    "orders.cancelled.*",
+    "orders.confirmed.*",
+];
+
+/// Business outcomes, by `outcome`: reserved, rejected, released, redeemed.
+pub const VOUCHERS_TOTAL: &str = "jetsaga_vouchers_total";
+
+/// Reacts to order events: reserves, releases and redeems vouchers.
+#[derive(Debug, Clone)]
+pub struct OnOrders {
+    metrics: Arc<Metrics>,
+}
+
+impl OnOrders {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        OnOrders { metrics }
+    }
+}
+
+impl Handler for OnOrders {
+    type Input = OrderEvent;
+    type Output = VoucherEvent;
+
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: OrderEvent,
+        ctx: &EventContext,
+    ) -> Result<Vec<VoucherEvent>, HandlerError> {
+        let emitted = match event {
+            OrderEvent::OrderCreated(e) => order_created::handle(tx, e, ctx).await?,
+            OrderEvent::OrderCancelled(e) => order_cancelled::handle(tx, e, ctx).await?,
+            OrderEvent::OrderConfirmed(e) => order_confirmed::handle(tx, e, ctx).await?,
+            // Not in our filters; a price is none of our business.
+            OrderEvent::ProductPriced(_) => vec![],
+        };
+        // Counted when the handler decided; a commit that fails afterwards is retried and may
+        // count the same outcome again.
+        for e in &emitted {
+            if let Some(outcome) = outcome(e) {
+                self.metrics.inc(VOUCHERS_TOTAL, &[("outcome", outcome)]);
+            }
+        }
+        Ok(emitted)
+    }
+}
+
+/// The `outcome` label of an emitted event.
+fn outcome(event: &VoucherEvent) -> Option<&'static str> {
+    match event {
+        VoucherEvent::VoucherReserved(_) => Some("reserved"),
+        VoucherEvent::VoucherRejected(_) => Some("rejected"),
+        VoucherEvent::VoucherReleased(_) => Some("released"),
+        VoucherEvent::VoucherRedeemed(_) => Some("redeemed"),
+        VoucherEvent::VoucherIssued(_) => None,
+    }
+}

@@ -1,0 +1,323 @@
+//! The saga under faults: a participant paused past the deadline, a participant SIGKILLed mid-saga,
+//! compensation delivered before the forward step, the same event again, and junk on the wire.
+
+use jetsaga_contracts::events::order::{OrderCancelled, OrderCreated};
+use jetsaga_contracts::events::payment::PaymentSucceeded;
+use jetsaga_contracts::events::voucher::VoucherReserved;
+use jetsaga_contracts::{
+    CancelReason, CustomerId, EventId, Money, OrderEvent, OrderId, OrderLine, PaymentEvent, Sku,
+    VoucherCode, VoucherEvent,
+};
+use jetsaga_scenarios::checker::assert_invariants;
+use jetsaga_scenarios::inject;
+use jetsaga_scenarios::ledger::new_sku;
+use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
+use jetsaga_testkit::wait_until;
+use saga_kit::Envelope;
+use std::time::Duration;
+
+const SETTLE: Duration = Duration::from_secs(90);
+
+fn skip_external(sys: &System, why: &str) -> bool {
+    if sys.is_external() {
+        println!("not run against an external deployment: {why}");
+    }
+    sys.is_external()
+}
+
+#[tokio::test]
+async fn participant_paused_past_the_deadline_is_cancelled_then_compensated_on_return(
+) -> anyhow::Result<()> {
+    // Given a system whose orders must finish within 3 seconds
+    let sys = System::start(SystemOptions {
+        order_deadline: Duration::from_secs(3),
+        ..SystemOptions::default()
+    })
+    .await?;
+    if skip_external(&sys, "it pauses a process") {
+        return Ok(());
+    }
+    let api = &sys.api;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("SLOW");
+    ledger.sku(api, &sku, 2_000, 5).await?;
+    let hana = ledger.customer(api, 10_000).await?;
+    let code = new_sku("HANA");
+    ledger.voucher(api, &code, &hana, 500, None).await?;
+    // When payment is frozen while her order waits for it
+    sys.pause(Svc::Payment)?;
+    let order = ledger.order(api, &hana, &[(&sku, 1)], Some(&code)).await?;
+    wait_until("the order to time out", Duration::from_secs(30), || async {
+        api.order(&order)
+            .await
+            .map(|a| a.body["status"] == "CANCELLED")
+            .unwrap_or(false)
+    })
+    .await?;
+    assert_eq!(api.order(&order).await?.body["cancel_reason"], "timeout");
+    // Then, once payment returns, whatever it does for the order is undone
+    sys.resume(Svc::Payment)?;
+    let outcome = assert_invariants(api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.reason(&order), "timeout");
+    assert_eq!(api.balance(&hana).await?, 10_000);
+    assert_eq!(api.voucher_status(&code).await?, "AVAILABLE");
+    assert_eq!(api.stock(&sku).await?, (5, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn participant_killed_mid_saga_restarts_and_every_saga_completes_once() -> anyhow::Result<()>
+{
+    let mut sys = System::start(SystemOptions::default()).await?;
+    if skip_external(&sys, "it kills a process") {
+        return Ok(());
+    }
+    let api = sys.api.clone();
+    let mut ledger = Ledger::default();
+    let sku = new_sku("CRASH");
+    ledger.sku(&api, &sku, 1_000, 100).await?;
+    let mut customers = Vec::new();
+    for _ in 0..12 {
+        customers.push(ledger.customer(&api, 5_000).await?);
+    }
+    for (round, customer) in customers.iter().enumerate() {
+        ledger.order(&api, customer, &[(&sku, 2)], None).await?;
+        if round == 5 {
+            // SIGKILL in the middle of the burst, and back after a moment.
+            sys.kill(Svc::Payment)?;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sys.restart(Svc::Payment).await?;
+    sys.kill(Svc::Stock)?;
+    sys.restart(Svc::Stock).await?;
+    let outcome = assert_invariants(&api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.confirmed, 12, "{outcome:?}");
+    assert_eq!(api.stock(&sku).await?, (76, 24));
+    Ok(())
+}
+
+async fn handled(sys: &System, svc: Svc, consumer: &str) -> f64 {
+    let labels = format!("consumer=\"{consumer}\"");
+    let applied = sys
+        .api
+        .metric(svc, "jetsaga_events_handled_total", &labels)
+        .await
+        .unwrap_or(0.0);
+    let duplicate = sys
+        .api
+        .metric(svc, "jetsaga_events_duplicate_total", &labels)
+        .await
+        .unwrap_or(0.0);
+    applied + duplicate
+}
+
+#[tokio::test]
+async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
+) -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    if skip_external(&sys, "it publishes onto the streams") {
+        return Ok(());
+    }
+    let api = &sys.api;
+    let js = inject::jetstream(sys.nats_url()).await?;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("RACE");
+    ledger.sku(api, &sku, 1_000, 3).await?;
+    let ivan = ledger.customer(api, 10_000).await?;
+    let code = new_sku("IVAN");
+    ledger.voucher(api, &code, &ivan, 200, None).await?;
+
+    let order_id = OrderId::new_random();
+    let customer_id: CustomerId = ivan.parse()?;
+    let lines = vec![OrderLine {
+        sku: Sku::parse(sku.clone())?,
+        quantity: 1,
+        unit_price: Money::from_cents(1_000)?,
+    }];
+    let total = Money::from_cents(1_000)?;
+    let voucher_code = Some(VoucherCode::parse(code.clone())?);
+    // Given the cancellation reaches every participant first
+    let cancelled = OrderEvent::OrderCancelled(OrderCancelled {
+        order_id,
+        reason: CancelReason::Timeout,
+    });
+    let before = (
+        handled(&sys, Svc::Voucher, "voucher-on-orders").await,
+        handled(&sys, Svc::Payment, "payment-on-orders").await,
+        handled(&sys, Svc::Stock, "stock-on-orders").await,
+    );
+    inject::publish_envelope(
+        &js,
+        &Envelope::root(EventId::new_random(), &cancelled),
+        "c-1",
+    )
+    .await?;
+    wait_until(
+        "all three participants to record the cancellation",
+        Duration::from_secs(20),
+        || async {
+            handled(&sys, Svc::Voucher, "voucher-on-orders").await > before.0
+                && handled(&sys, Svc::Payment, "payment-on-orders").await > before.1
+                && handled(&sys, Svc::Stock, "stock-on-orders").await > before.2
+        },
+    )
+    .await?;
+    // When the forward steps arrive late
+    let created = OrderEvent::OrderCreated(OrderCreated {
+        order_id,
+        customer_id,
+        lines: lines.clone(),
+        total,
+        voucher_code: voucher_code.clone(),
+        deadline: time::OffsetDateTime::now_utc() + time::Duration::minutes(1),
+    });
+    let reserved = VoucherEvent::VoucherReserved(VoucherReserved {
+        order_id,
+        customer_id,
+        voucher_code,
+        lines: lines.clone(),
+        total,
+        discount: Money::from_cents(200)?,
+    });
+    let paid = PaymentEvent::PaymentSucceeded(PaymentSucceeded {
+        order_id,
+        payment_id: uuid::Uuid::new_v4(),
+        customer_id,
+        amount: Money::from_cents(800)?,
+        lines,
+    });
+    let before = (
+        handled(&sys, Svc::Voucher, "voucher-on-orders").await,
+        handled(&sys, Svc::Payment, "payment-on-vouchers").await,
+        handled(&sys, Svc::Stock, "stock-on-payments").await,
+    );
+    inject::publish_envelope(&js, &Envelope::root(EventId::new_random(), &created), "f-1").await?;
+    inject::publish_envelope(
+        &js,
+        &Envelope::root(EventId::new_random(), &reserved),
+        "f-2",
+    )
+    .await?;
+    inject::publish_envelope(&js, &Envelope::root(EventId::new_random(), &paid), "f-3").await?;
+    wait_until(
+        "all three late forward steps to be handled",
+        Duration::from_secs(20),
+        || async {
+            handled(&sys, Svc::Voucher, "voucher-on-orders").await > before.0
+                && handled(&sys, Svc::Payment, "payment-on-vouchers").await > before.1
+                && handled(&sys, Svc::Stock, "stock-on-payments").await > before.2
+        },
+    )
+    .await?;
+    // Then nothing was charged, reserved or held, and no participant emitted anything for it
+    assert_eq!(api.balance(&ivan).await?, 10_000);
+    assert_eq!(api.stock(&sku).await?, (3, 0));
+    assert_eq!(api.voucher_status(&code).await?, "AVAILABLE");
+    let saga = saga_kit::trace::read_saga(&js, &order_id.to_string()).await?;
+    let names: Vec<&str> = saga.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names.len(), 4, "participants reacted: {names:?}");
+    assert_invariants(api, &ledger, SETTLE).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_same_events_published_again_under_new_msg_ids_have_no_second_effect(
+) -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    if skip_external(&sys, "it publishes onto the streams") {
+        return Ok(());
+    }
+    let api = &sys.api;
+    let js = inject::jetstream(sys.nats_url()).await?;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("TWICE");
+    ledger.sku(api, &sku, 1_500, 4).await?;
+    let jon = ledger.customer(api, 9_000).await?;
+    let code = new_sku("JON");
+    ledger.voucher(api, &code, &jon, 500, None).await?;
+    let order = ledger.order(api, &jon, &[(&sku, 2)], Some(&code)).await?;
+    assert_invariants(api, &ledger, SETTLE).await?;
+    // Every event of the saga is published once more, as a replay long after the dedupe window.
+    let timeline = api.timeline(&order).await?.ok()?;
+    let events = timeline["events"].as_array().cloned().unwrap_or_default();
+    assert!(events.len() >= 5);
+    let before = handled(&sys, Svc::Stock, "stock-on-payments").await;
+    for e in &events {
+        let stream = e["stream"].as_str().unwrap_or_default();
+        let seq = e["stream_seq"].as_u64().unwrap_or_default();
+        inject::republish(&js, stream, seq).await?;
+    }
+    wait_until(
+        "stock to see the repeated PaymentSucceeded",
+        Duration::from_secs(20),
+        || async {
+            sys.api
+                .metric(
+                    Svc::Stock,
+                    "jetsaga_events_duplicate_total",
+                    "consumer=\"stock-on-payments\"",
+                )
+                .await
+                .unwrap_or(0.0)
+                >= 1.0
+        },
+    )
+    .await?;
+    assert!(handled(&sys, Svc::Stock, "stock-on-payments").await > before);
+    let outcome = assert_invariants(api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.status(&order), "CONFIRMED");
+    assert_eq!(api.balance(&jon).await?, 9_000 - 2_500);
+    assert_eq!(api.stock(&sku).await?, (2, 2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn junk_on_an_input_subject_is_dead_lettered_and_sagas_keep_completing() -> anyhow::Result<()>
+{
+    let sys = System::start(SystemOptions::default()).await?;
+    if skip_external(&sys, "it publishes onto the streams") {
+        return Ok(());
+    }
+    let api = &sys.api;
+    let js = inject::jetstream(sys.nats_url()).await?;
+    let target = OrderId::new_random();
+    inject::publish_junk(
+        &js,
+        &format!("payments.succeeded.{target}"),
+        b"\x00\xffnot an event".to_vec(),
+    )
+    .await?;
+    inject::publish_junk(
+        &js,
+        &format!("orders.created.{target}"),
+        b"{\"order_id\": 42}".to_vec(),
+    )
+    .await?;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("AFTER");
+    ledger.sku(api, &sku, 700, 5).await?;
+    let kim = ledger.customer(api, 5_000).await?;
+    let order = ledger.order(api, &kim, &[(&sku, 1)], None).await?;
+    let outcome = assert_invariants(api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.status(&order), "CONFIRMED");
+    wait_until(
+        "the junk to be dead-lettered",
+        Duration::from_secs(20),
+        || async {
+            let stock = sys
+                .api
+                .metric(Svc::Stock, "jetsaga_dead_letters_total", "")
+                .await
+                .unwrap_or(0.0);
+            let voucher = sys
+                .api
+                .metric(Svc::Voucher, "jetsaga_dead_letters_total", "")
+                .await
+                .unwrap_or(0.0);
+            stock >= 1.0 && voucher >= 1.0
+        },
+    )
+    .await?;
+    Ok(())
+}
