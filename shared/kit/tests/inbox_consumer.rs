@@ -235,7 +235,7 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_the_consumer_ca
         assert!(!reason.is_empty(), "{kind} has no reason");
     }
     let (payload, seq): (Vec<u8>, i64) = sqlx::query_as(
-        "SELECT payload, stream_seq FROM kit_dead_letters WHERE kind = 'undecodable' ORDER BY id LIMIT 1",
+        "SELECT payload, stream_seq FROM kit_dead_letters WHERE kind = 'undecodable' ORDER BY stream_seq LIMIT 1",
     )
     .fetch_one(h.db.pool())
     .await?;
