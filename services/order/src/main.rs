@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(shutdown.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.settings.http_addr)
         .await
@@ -43,24 +43,4 @@ async fn main() -> anyhow::Result<()> {
     order_service::run(config, listener, shutdown)
         .await
         .context("the order service failed")
-}
-
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("shutdown requested");
-    shutdown.cancel();
 }

@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(?settings, "starting the stock service");
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(shutdown.clone()));
 
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
@@ -29,31 +29,4 @@ async fn main() -> anyhow::Result<()> {
     stock_service::run(settings, listener, shutdown)
         .await
         .context("the stock service failed")
-}
-
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the service");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

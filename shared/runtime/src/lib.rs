@@ -11,6 +11,7 @@
 //! - [`json`]: [`Json`], a JSON extractor whose every rejection is an [`ApiError`].
 //! - [`ops`]: the `/health` and `/metrics` routes.
 //! - [`service`]: [`Service`]: start-up, tasks and graceful shutdown.
+//! - [`signal`]: graceful shutdown on Ctrl-C or SIGTERM.
 //! - [`telemetry`]: logging set-up for binaries.
 
 pub mod api_error;
@@ -18,6 +19,7 @@ pub mod json;
 pub mod ops;
 pub mod service;
 pub mod settings;
+pub mod signal;
 pub mod telemetry;
 
 pub use api_error::ApiError;
