@@ -25,7 +25,7 @@ pub const ON_STOCK: &str = "order-on-stock";
 /// The STOCK subjects the order service reacts to.
 pub const ON_STOCK_SUBJECTS: &[&str] = &["stock.reserved.*", "stock.failed.*"];
 
-/// Counts the sagas that end with the events a handler returned.
+/// Counts the sagas ended by the events a committed transaction emitted.
 pub(crate) fn count_outcomes(metrics: &Metrics, events: &[OrderEvent]) {
     for event in events {
         match event {
@@ -51,6 +51,10 @@ impl Handler for OnVouchers {
     type Input = VoucherEvent;
     type Output = OrderEvent;
 
+    fn committed(&self, emitted: &[OrderEvent]) {
+        count_outcomes(&self.metrics, emitted);
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,
@@ -69,7 +73,6 @@ impl Handler for OnVouchers {
             | VoucherEvent::VoucherReleased(_)
             | VoucherEvent::VoucherRedeemed(_) => Ok(vec![]),
         }?;
-        count_outcomes(&self.metrics, &out);
         Ok(out)
     }
 }
@@ -84,6 +87,10 @@ impl Handler for OnPayments {
     type Input = PaymentEvent;
     type Output = OrderEvent;
 
+    fn committed(&self, emitted: &[OrderEvent]) {
+        count_outcomes(&self.metrics, emitted);
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,
@@ -97,7 +104,6 @@ impl Handler for OnPayments {
             | PaymentEvent::PaymentSucceeded(_)
             | PaymentEvent::PaymentRefunded(_) => Ok(vec![]),
         }?;
-        count_outcomes(&self.metrics, &out);
         Ok(out)
     }
 }
@@ -112,6 +118,10 @@ impl Handler for OnStock {
     type Input = StockEvent;
     type Output = OrderEvent;
 
+    fn committed(&self, emitted: &[OrderEvent]) {
+        count_outcomes(&self.metrics, emitted);
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,
@@ -124,7 +134,6 @@ impl Handler for OnStock {
             // Outside the consumer's filter; nothing of ours depends on them.
             StockEvent::StockAdjusted(_) | StockEvent::StockReleased(_) => Ok(vec![]),
         }?;
-        count_outcomes(&self.metrics, &out);
         Ok(out)
     }
 }

@@ -50,6 +50,10 @@ impl Handler for OnVouchers {
     type Input = VoucherEvent;
     type Output = PaymentEvent;
 
+    fn committed(&self, emitted: &[PaymentEvent]) {
+        count_outcomes(&self.metrics, emitted);
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,
@@ -62,7 +66,6 @@ impl Handler for OnVouchers {
             }
             _ => vec![],
         };
-        count_outcomes(&self.metrics, &events);
         Ok(events)
     }
 }
@@ -83,6 +86,10 @@ impl Handler for OnOrders {
     type Input = OrderEvent;
     type Output = PaymentEvent;
 
+    fn committed(&self, emitted: &[PaymentEvent]) {
+        count_outcomes(&self.metrics, emitted);
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,
@@ -93,7 +100,6 @@ impl Handler for OnOrders {
             OrderEvent::OrderCancelled(e) => handlers::order_cancelled::handle(tx, e, ctx).await?,
             _ => vec![],
         };
-        count_outcomes(&self.metrics, &events);
         Ok(events)
     }
 }

@@ -24,8 +24,7 @@ pub const ON_ORDERS_FILTER: &[&str] = &["orders.cancelled.*"];
 /// The business outcome counter: `outcome` is `reserved`, `failed` or `released`.
 pub const STOCK_TOTAL: &str = "jetsaga_stock_total";
 
-/// Counts what a handler decided. It runs before the commit, so a transaction that then fails
-/// and is retried counts twice; the counter is for dashboards, the tables are the truth.
+/// Counts what a committed transaction decided.
 fn count(metrics: &Metrics, events: &[StockEvent]) {
     for event in events {
         let outcome = match event {
@@ -54,6 +53,10 @@ impl Handler for OnPayments {
     type Input = PaymentEvent;
     type Output = StockEvent;
 
+    fn committed(&self, emitted: &[StockEvent]) {
+        count(&self.metrics, emitted);
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,
@@ -68,7 +71,6 @@ impl Handler for OnPayments {
             | PaymentEvent::PaymentFailed(_)
             | PaymentEvent::PaymentRefunded(_) => vec![],
         };
-        count(&self.metrics, &events);
         Ok(events)
     }
 }
@@ -89,6 +91,10 @@ impl Handler for OnOrders {
     type Input = OrderEvent;
     type Output = StockEvent;
 
+    fn committed(&self, emitted: &[StockEvent]) {
+        count(&self.metrics, emitted);
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,
@@ -101,7 +107,6 @@ impl Handler for OnOrders {
             | OrderEvent::OrderConfirmed(_)
             | OrderEvent::ProductPriced(_) => vec![],
         };
-        count(&self.metrics, &events);
         Ok(events)
     }
 }

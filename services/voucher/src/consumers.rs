@@ -38,6 +38,12 @@ impl Handler for OnOrders {
     type Input = OrderEvent;
     type Output = VoucherEvent;
 
+    fn committed(&self, emitted: &[VoucherEvent]) {
+        for outcome in emitted.iter().filter_map(outcome) {
+            self.metrics.inc(VOUCHERS_TOTAL, &[("outcome", outcome)]);
+        }
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,
@@ -51,13 +57,6 @@ impl Handler for OnOrders {
             // Not in our filters; a price is none of our business.
             OrderEvent::ProductPriced(_) => vec![],
         };
-        // Counted when the handler decided; a commit that fails afterwards is retried and may
-        // count the same outcome again.
-        for e in &emitted {
-            if let Some(outcome) = outcome(e) {
-                self.metrics.inc(VOUCHERS_TOTAL, &[("outcome", outcome)]);
-            }
-        }
         Ok(emitted)
     }
 }

@@ -450,6 +450,7 @@ impl<H: Handler> Consumer<H> {
             .await?;
         }
         tx.commit().await?;
+        self.handler.committed(&emitted);
         Ok(Disposition::Applied)
     }
 

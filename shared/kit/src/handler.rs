@@ -91,4 +91,11 @@ pub trait Handler: Send + Sync + 'static {
         event: Self::Input,
         ctx: &'a EventContext,
     ) -> impl Future<Output = Result<Vec<Self::Output>, HandlerError>> + Send + 'a;
+
+    /// Called once the transaction that applied an event has committed, with the events it
+    /// emitted. For business counters and other after-effects that must not run for a transaction
+    /// that rolls back and is retried. Does nothing by default.
+    fn committed(&self, emitted: &[Self::Output]) {
+        let _ = emitted;
+    }
 }

@@ -46,7 +46,8 @@ async fn duplicate_delivery_has_no_second_effect() -> anyhow::Result<()> {
     let event = order_created("SKU-1");
     let env = h.commit_event(&event).await?;
     h.relay_until_empty(&h.relay()).await?;
-    let runner = h.consumer(Arc::new(Participant::default()));
+    let participant = Arc::new(Participant::default());
+    let runner = h.consumer(participant.clone());
     let pull = runner.ensure().await?;
 
     let first = next_message(&pull).await?;
@@ -62,6 +63,11 @@ async fn duplicate_delivery_has_no_second_effect() -> anyhow::Result<()> {
     runner.settle(&again, &Disposition::Duplicate).await;
 
     assert_eq!(effect_count(&h, &event).await?, 1);
+    assert_eq!(
+        participant.committed.load(Ordering::SeqCst),
+        1,
+        "after-commit hook ran twice"
+    );
     // The effect's event was written once, with the id derived from the cause and the handler.
     let emitted: Vec<uuid::Uuid> = sqlx::query_scalar(
         "SELECT event_id FROM kit_outbox WHERE ce_type = 'jetsaga.stock.reserved.v1'",
@@ -318,7 +324,8 @@ async fn events_of_a_transaction_that_fails_to_commit_are_never_published() -> a
     let h = Harness::start().await?;
     h.commit_event(&order_created("FAIL_AT_COMMIT")).await?;
     h.relay_until_empty(&h.relay()).await?;
-    let runner = h.consumer(Arc::new(Participant::default()));
+    let participant = Arc::new(Participant::default());
+    let runner = h.consumer(participant.clone());
     let pull = runner.ensure().await?;
     let msg = next_message(&pull).await?;
     // The handler returned its StockReserved; the commit then failed.
@@ -332,5 +339,10 @@ async fn events_of_a_transaction_that_fails_to_commit_are_never_published() -> a
         "an uncommitted effect was announced"
     );
     assert!(h.effects().await?.is_empty());
+    assert_eq!(
+        participant.committed.load(Ordering::SeqCst),
+        0,
+        "after-commit hook ran without a commit"
+    );
     Ok(())
 }

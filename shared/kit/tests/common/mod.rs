@@ -177,11 +177,18 @@ pub fn order_created(sku: &str) -> OrderEvent {
 #[derive(Debug, Default)]
 pub struct Participant {
     pub calls: AtomicU32,
+    /// Events seen by the after-commit hook.
+    pub committed: AtomicU32,
 }
 
 impl Handler for Participant {
     type Input = OrderEvent;
     type Output = StockEvent;
+
+    fn committed(&self, emitted: &[StockEvent]) {
+        self.committed
+            .fetch_add(emitted.len() as u32, Ordering::SeqCst);
+    }
 
     async fn handle(
         &self,
