@@ -16,10 +16,7 @@ pub async fn publish_envelope(
     env: &Envelope,
     msg_id: &str,
 ) -> anyhow::Result<u64> {
-    let publish = PublishMessage::build()
-        .payload(env.payload.clone())
-        .headers(saga_kit::envelope::header_map(&env.headers_json()))
-        .message_id(msg_id);
+    let publish = env.publish_message().message_id(msg_id);
     Ok(js
         .send_publish(env.subject.clone(), publish)
         .await?

@@ -235,6 +235,15 @@ impl Envelope {
         )
     }
 
+    /// The message that publishes this envelope: its headers, its payload, and its id as the
+    /// `Nats-Msg-Id` (chain `.message_id(..)` to publish the same event under another one).
+    pub fn publish_message(&self) -> async_nats::jetstream::message::PublishMessage {
+        async_nats::jetstream::message::PublishMessage::build()
+            .payload(self.payload.clone())
+            .headers(header_map(&self.headers_json()))
+            .message_id(self.id.to_string())
+    }
+
     /// Reads an envelope back from a received message.
     pub fn from_message(
         subject: &str,

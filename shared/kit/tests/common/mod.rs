@@ -104,10 +104,7 @@ impl Harness {
 
     /// Publishes an envelope straight to the stream, as a producer's relay would, under `msg_id`.
     pub async fn inject(&self, env: &Envelope, msg_id: &str) -> anyhow::Result<u64> {
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(env.payload.clone())
-            .headers(saga_kit::envelope::header_map(&env.headers_json()))
-            .message_id(msg_id);
+        let publish = env.publish_message().message_id(msg_id);
         Ok(self
             .js
             .send_publish(env.subject.clone(), publish)
