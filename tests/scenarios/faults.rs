@@ -112,6 +112,33 @@ async fn handled(sys: &System, svc: Svc, consumer: &str) -> f64 {
     applied + duplicate
 }
 
+/// Runs `publish`, then waits until every one of `consumers` has finished one more message.
+async fn each_handles_one_more<F, Fut>(
+    sys: &System,
+    consumers: [(Svc, &str); 3],
+    what: &str,
+    publish: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut before = Vec::new();
+    for (svc, consumer) in consumers {
+        before.push(handled(sys, svc, consumer).await);
+    }
+    publish().await?;
+    wait_until(what, Duration::from_secs(20), || async {
+        for ((svc, consumer), b) in consumers.iter().zip(&before) {
+            if handled(sys, *svc, consumer).await <= *b {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+}
+
 #[tokio::test]
 async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
 ) -> anyhow::Result<()> {
@@ -142,24 +169,18 @@ async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
         order_id,
         reason: CancelReason::Timeout,
     });
-    let before = (
-        handled(&sys, Svc::Voucher, "voucher-on-orders").await,
-        handled(&sys, Svc::Payment, "payment-on-orders").await,
-        handled(&sys, Svc::Stock, "stock-on-orders").await,
-    );
-    inject::publish_envelope(
-        &js,
-        &Envelope::root(EventId::new_random(), &cancelled),
-        "c-1",
-    )
-    .await?;
-    wait_until(
+    each_handles_one_more(
+        &sys,
+        [
+            (Svc::Voucher, "voucher-on-orders"),
+            (Svc::Payment, "payment-on-orders"),
+            (Svc::Stock, "stock-on-orders"),
+        ],
         "all three participants to record the cancellation",
-        Duration::from_secs(20),
         || async {
-            handled(&sys, Svc::Voucher, "voucher-on-orders").await > before.0
-                && handled(&sys, Svc::Payment, "payment-on-orders").await > before.1
-                && handled(&sys, Svc::Stock, "stock-on-orders").await > before.2
+            let env = Envelope::root(EventId::new_random(), &cancelled);
+            inject::publish_envelope(&js, &env, "c-1").await?;
+            Ok(())
         },
     )
     .await?;
@@ -187,26 +208,24 @@ async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
         amount: Money::from_cents(800)?,
         lines,
     });
-    let before = (
-        handled(&sys, Svc::Voucher, "voucher-on-orders").await,
-        handled(&sys, Svc::Payment, "payment-on-vouchers").await,
-        handled(&sys, Svc::Stock, "stock-on-payments").await,
-    );
-    inject::publish_envelope(&js, &Envelope::root(EventId::new_random(), &created), "f-1").await?;
-    inject::publish_envelope(
-        &js,
-        &Envelope::root(EventId::new_random(), &reserved),
-        "f-2",
-    )
-    .await?;
-    inject::publish_envelope(&js, &Envelope::root(EventId::new_random(), &paid), "f-3").await?;
-    wait_until(
+    each_handles_one_more(
+        &sys,
+        [
+            (Svc::Voucher, "voucher-on-orders"),
+            (Svc::Payment, "payment-on-vouchers"),
+            (Svc::Stock, "stock-on-payments"),
+        ],
         "all three late forward steps to be handled",
-        Duration::from_secs(20),
         || async {
-            handled(&sys, Svc::Voucher, "voucher-on-orders").await > before.0
-                && handled(&sys, Svc::Payment, "payment-on-vouchers").await > before.1
-                && handled(&sys, Svc::Stock, "stock-on-payments").await > before.2
+            let late = [
+                (Envelope::root(EventId::new_random(), &created), "f-1"),
+                (Envelope::root(EventId::new_random(), &reserved), "f-2"),
+                (Envelope::root(EventId::new_random(), &paid), "f-3"),
+            ];
+            for (env, msg_id) in &late {
+                inject::publish_envelope(&js, env, msg_id).await?;
+            }
+            Ok(())
         },
     )
     .await?;
