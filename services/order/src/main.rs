@@ -6,7 +6,6 @@ use clap::Parser;
 use jetsaga_runtime::settings::SettingsArgs;
 use order_service::{Config, DEFAULTS};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// The jetsaga order service.
 #[derive(Debug, Parser)]
@@ -34,13 +33,9 @@ async fn main() -> anyhow::Result<()> {
         deadline_sweep: Duration::from_millis(args.deadline_sweep_ms.max(1)),
     };
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(shutdown.clone()));
-
-    let listener = tokio::net::TcpListener::bind(config.settings.http_addr)
-        .await
-        .with_context(|| format!("binding {}", config.settings.http_addr))?;
-    order_service::run(config, listener, shutdown)
-        .await
-        .context("the order service failed")
+    jetsaga_runtime::service::run_until_signal(config.settings.http_addr, |listener, shutdown| {
+        order_service::run(config, listener, shutdown)
+    })
+    .await
+    .context("the order service failed")
 }

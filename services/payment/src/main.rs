@@ -4,7 +4,6 @@
 use anyhow::Context as _;
 use clap::Parser;
 use jetsaga_runtime::settings::SettingsArgs;
-use tokio_util::sync::CancellationToken;
 
 /// The jetsaga payment service.
 #[derive(Debug, Parser)]
@@ -21,14 +20,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = args.settings.resolve(payment_service::DEFAULTS);
     tracing::info!(?settings, "starting payment service");
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(shutdown.clone()));
-
-    let listener = tokio::net::TcpListener::bind(settings.http_addr)
-        .await
-        .with_context(|| format!("binding HTTP to {}", settings.http_addr))?;
-    payment_service::run(settings, listener, shutdown)
-        .await
-        .context("payment service failed")?;
-    Ok(())
+    jetsaga_runtime::service::run_until_signal(settings.http_addr, |listener, shutdown| {
+        payment_service::run(settings, listener, shutdown)
+    })
+    .await
+    .context("the payment service failed")
 }

@@ -4,7 +4,6 @@
 use anyhow::Context as _;
 use clap::Parser;
 use jetsaga_runtime::settings::SettingsArgs;
-use tokio_util::sync::CancellationToken;
 
 /// The jetsaga stock service.
 #[derive(Debug, Parser)]
@@ -20,13 +19,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = Args::parse().settings.resolve(stock_service::DEFAULTS);
     tracing::info!(?settings, "starting the stock service");
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(shutdown.clone()));
-
-    let listener = tokio::net::TcpListener::bind(settings.http_addr)
-        .await
-        .with_context(|| format!("binding HTTP to {}", settings.http_addr))?;
-    stock_service::run(settings, listener, shutdown)
-        .await
-        .context("the stock service failed")
+    jetsaga_runtime::service::run_until_signal(settings.http_addr, |listener, shutdown| {
+        stock_service::run(settings, listener, shutdown)
+    })
+    .await
+    .context("the stock service failed")
 }

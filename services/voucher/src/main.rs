@@ -4,7 +4,6 @@
 use anyhow::Context as _;
 use clap::Parser;
 use jetsaga_runtime::settings::SettingsArgs;
-use tokio_util::sync::CancellationToken;
 
 /// The jetsaga voucher service.
 #[derive(Debug, Parser)]
@@ -19,12 +18,9 @@ async fn main() -> anyhow::Result<()> {
     jetsaga_runtime::telemetry::init();
     let settings = Args::parse().settings.resolve(voucher_service::DEFAULTS);
     tracing::info!(?settings, "starting the voucher service");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(shutdown.clone()));
-    let listener = tokio::net::TcpListener::bind(settings.http_addr)
-        .await
-        .with_context(|| format!("binding {}", settings.http_addr))?;
-    voucher_service::run(settings, listener, shutdown)
-        .await
-        .context("the voucher service failed")
+    jetsaga_runtime::service::run_until_signal(settings.http_addr, |listener, shutdown| {
+        voucher_service::run(settings, listener, shutdown)
+    })
+    .await
+    .context("the voucher service failed")
 }

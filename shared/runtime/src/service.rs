@@ -46,6 +46,12 @@ pub enum ServiceError {
         #[source]
         source: ProvisionError,
     },
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{service}: HTTP server failed: {source}")]
     Http {
         service: &'static str,
@@ -237,4 +243,25 @@ impl Service {
         tracing::info!(service, "stopped");
         served.map_err(|source| ServiceError::Http { service, source })
     }
+}
+
+/// What every service binary does around its `run`: bind HTTP on `http_addr`, cancel on Ctrl-C or
+/// SIGTERM, and run until the service has shut down.
+pub async fn run_until_signal<F, Fut>(
+    http_addr: std::net::SocketAddr,
+    run: F,
+) -> Result<(), ServiceError>
+where
+    F: FnOnce(tokio::net::TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), ServiceError>>,
+{
+    let listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            addr: http_addr,
+            source,
+        })?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(crate::signal::cancel_on_signal(shutdown.clone()));
+    run(listener, shutdown).await
 }
