@@ -38,8 +38,10 @@ pub struct StreamSettings {
     pub max_age: Duration,
     /// The window in which a repeated `Nats-Msg-Id` is dropped by the stream. Default 2 minutes.
     pub duplicate_window: Duration,
-    /// Size limit per stream; at the limit new publishes are refused (the outbox keeps them) rather
-    /// than old events dropped. Default 10 GiB.
+    /// Size limit per stream in bytes, or -1 for none. At the limit new publishes are refused (the
+    /// outbox keeps them) rather than old events dropped. A limit is reserved up front against the
+    /// server's file store, so every stream's limit together must fit in it. Default -1: streams are
+    /// bounded by `max_age` and by the server's `max_file_store`, which refuses new writes when full.
     pub max_bytes: i64,
 }
 
@@ -49,7 +51,7 @@ impl Default for StreamSettings {
             replicas: 1,
             max_age: Duration::from_secs(30 * 24 * 3600),
             duplicate_window: Duration::from_secs(120),
-            max_bytes: 10 * 1024 * 1024 * 1024,
+            max_bytes: -1,
         }
     }
 }
@@ -210,6 +212,9 @@ mod tests {
             assert_eq!(c.storage, stream::StorageType::File);
             assert_eq!(c.duplicate_window, Duration::from_secs(120));
             assert!(c.max_age >= Duration::from_secs(7 * 24 * 3600));
+            // No byte limit by default: a limit is reserved against the server's store up front,
+            // and five reservations could exceed a small disk before a single event is written.
+            assert_eq!(c.max_bytes, -1);
         }
         assert_eq!(configs[2].subjects, ["payments.>"]);
     }

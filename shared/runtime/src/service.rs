@@ -155,6 +155,7 @@ impl Service {
         let js = async_nats::jetstream::new(client.clone());
         let streams = StreamSettings {
             replicas: settings.stream_replicas,
+            max_bytes: settings.stream_max_bytes,
             ..StreamSettings::default()
         };
         provision::ensure_streams(&js, &streams)

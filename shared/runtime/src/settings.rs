@@ -42,6 +42,10 @@ pub struct SettingsArgs {
     /// Replicas of each stream when this instance creates them (3 on a 3-node cluster).
     #[arg(long, env = "STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// Byte limit of each stream when this instance creates them, -1 for none. A limit is reserved
+    /// up front against the server's file store.
+    #[arg(long, env = "STREAM_MAX_BYTES", default_value_t = -1, allow_negative_numbers = true)]
+    pub stream_max_bytes: i64,
     /// Seconds before the server redelivers an unacked message.
     #[arg(long, env = "ACK_WAIT_SECS", default_value_t = 30)]
     pub ack_wait_secs: u64,
@@ -59,6 +63,7 @@ pub struct Settings {
     pub db_max_connections: u32,
     pub consumer_concurrency: usize,
     pub stream_replicas: usize,
+    pub stream_max_bytes: i64,
     pub ack_wait: Duration,
     pub max_deliver: i64,
 }
@@ -76,6 +81,7 @@ impl std::fmt::Debug for Settings {
             .field("db_max_connections", &self.db_max_connections)
             .field("consumer_concurrency", &self.consumer_concurrency)
             .field("stream_replicas", &self.stream_replicas)
+            .field("stream_max_bytes", &self.stream_max_bytes)
             .field("ack_wait", &self.ack_wait)
             .field("max_deliver", &self.max_deliver)
             .finish()
@@ -98,6 +104,7 @@ impl SettingsArgs {
             db_max_connections: self.db_max_connections,
             consumer_concurrency: self.consumer_concurrency,
             stream_replicas: self.stream_replicas,
+            stream_max_bytes: self.stream_max_bytes,
             ack_wait: Duration::from_secs(self.ack_wait_secs),
             max_deliver: self.max_deliver,
         }
@@ -114,6 +121,7 @@ impl Settings {
             db_max_connections: 20,
             consumer_concurrency: 16,
             stream_replicas: 1,
+            stream_max_bytes: -1,
             ack_wait_secs: 30,
             max_deliver: 5,
         }
