@@ -36,7 +36,7 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
         }))
         .await?;
     app.voucher_reserved(first, 100).await?;
-    app.wait_handled(ON_VOUCHERS, 1).await?;
+    app.wait_applied(ON_VOUCHERS, 1).await?;
     assert_eq!(app.order(first).await?["discount_cents"], 100);
 
     // When stock is reserved, then it is confirmed and says so with the discount.
@@ -45,7 +45,7 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
     assert_eq!(order["total_cents"], 600);
     assert_eq!(order["discount_cents"], 100);
     assert!(order.get("cancel_reason").is_none(), "{order}");
-    let confirmed = app.emitted(CONFIRMED, first).await?;
+    let confirmed = app.emitted_for(CONFIRMED, first).await?;
     assert_eq!(confirmed.len(), 1);
     let (_, payload) = &confirmed[0];
     assert_eq!(payload["total"], 600);
@@ -69,7 +69,7 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
     app.voucher_reserved(second, 0).await?;
     let order = app.wait_status(second, "CONFIRMED").await?;
     assert_eq!(order["discount_cents"], 0);
-    let confirmed = app.emitted(CONFIRMED, second).await?;
+    let confirmed = app.emitted_for(CONFIRMED, second).await?;
     assert_eq!(confirmed.len(), 1);
     assert_eq!(confirmed[0].1["discount"], 0);
     assert_eq!(confirmed[0].1["voucher_code"], json!(null));
@@ -77,10 +77,10 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
     // A second VoucherReserved (another discount) and a second StockReserved change nothing.
     app.voucher_reserved(second, 50).await?;
     app.stock_reserved(second).await?;
-    app.wait_handled(ON_STOCK, 3).await?;
-    app.wait_handled(ON_VOUCHERS, 3).await?;
+    app.wait_applied(ON_STOCK, 3).await?;
+    app.wait_applied(ON_VOUCHERS, 3).await?;
     assert_eq!(app.order(second).await?["discount_cents"], 0);
-    assert_eq!(app.emitted(CONFIRMED, second).await?.len(), 1);
+    assert_eq!(app.emitted_for(CONFIRMED, second).await?.len(), 1);
 
     assert_eq!(
         app.metric("jetsaga_sagas_total{outcome=\"confirmed\"}")
@@ -103,7 +103,7 @@ async fn payment_failed_cancels_the_order_and_a_late_stock_reserved_does_not_con
     // Then the order is cancelled for that reason, once.
     let order = app.wait_status(id, "CANCELLED").await?;
     assert_eq!(order["cancel_reason"], "payment_failed");
-    let cancelled = app.emitted(CANCELLED, id).await?;
+    let cancelled = app.emitted_for(CANCELLED, id).await?;
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0].1["reason"], "payment_failed");
 
@@ -117,15 +117,15 @@ async fn payment_failed_cancels_the_order_and_a_late_stock_reserved_does_not_con
     }))
     .await?;
     app.payment_failed(id).await?;
-    app.wait_handled(ON_STOCK, 2).await?;
-    app.wait_handled(ON_PAYMENTS, 2).await?;
+    app.wait_applied(ON_STOCK, 2).await?;
+    app.wait_applied(ON_PAYMENTS, 2).await?;
 
     // Then the order stays cancelled for the first reason and nothing more is said.
     let order = app.order(id).await?;
     assert_eq!(order["status"], "CANCELLED");
     assert_eq!(order["cancel_reason"], "payment_failed");
-    assert!(app.emitted(CONFIRMED, id).await?.is_empty());
-    assert_eq!(app.emitted(CANCELLED, id).await?.len(), 1);
+    assert!(app.emitted_for(CONFIRMED, id).await?.is_empty());
+    assert_eq!(app.emitted_for(CANCELLED, id).await?.len(), 1);
     assert_eq!(
         app.metric("jetsaga_sagas_total{outcome=\"cancelled\",reason=\"payment_failed\"}")
             .await?,
@@ -159,8 +159,8 @@ async fn voucher_rejected_and_stock_failed_cancel_with_their_reasons() -> anyhow
     assert_eq!(order["cancel_reason"], "voucher_rejected");
     let order = app.wait_status(short, "CANCELLED").await?;
     assert_eq!(order["cancel_reason"], "stock_failed");
-    assert_eq!(app.emitted(CANCELLED, rejected).await?.len(), 1);
-    assert_eq!(app.emitted(CANCELLED, short).await?.len(), 1);
+    assert_eq!(app.emitted_for(CANCELLED, rejected).await?.len(), 1);
+    assert_eq!(app.emitted_for(CANCELLED, short).await?.len(), 1);
     app.stop().await
 }
 
@@ -212,7 +212,7 @@ async fn pending_order_past_its_deadline_is_cancelled_with_reason_timeout() -> a
     // Then the stuck one is cancelled with reason timeout, under the id derived from the order.
     let order = app.wait_status(stuck, "CANCELLED").await?;
     assert_eq!(order["cancel_reason"], "timeout");
-    let cancelled = app.emitted(CANCELLED, stuck).await?;
+    let cancelled = app.emitted_for(CANCELLED, stuck).await?;
     assert_eq!(cancelled.len(), 1);
     assert_eq!(
         cancelled[0].0,
@@ -222,16 +222,16 @@ async fn pending_order_past_its_deadline_is_cancelled_with_reason_timeout() -> a
 
     // And the confirmed one, also past its deadline now, stays confirmed.
     assert_eq!(app.order(quick).await?["status"], "CONFIRMED");
-    assert!(app.emitted(CANCELLED, quick).await?.is_empty());
+    assert!(app.emitted_for(CANCELLED, quick).await?.is_empty());
 
     // When the stuck order's steps answer late, it stays cancelled and nothing is confirmed.
     app.voucher_reserved(stuck, 0).await?;
     app.stock_reserved(stuck).await?;
-    app.wait_handled(ON_STOCK, 2).await?;
+    app.wait_applied(ON_STOCK, 2).await?;
     let order = app.order(stuck).await?;
     assert_eq!(order["status"], "CANCELLED");
     assert_eq!(order["cancel_reason"], "timeout");
-    assert!(app.emitted(CONFIRMED, stuck).await?.is_empty());
+    assert!(app.emitted_for(CONFIRMED, stuck).await?.is_empty());
     assert_eq!(
         app.metric("jetsaga_sagas_total{outcome=\"cancelled\",reason=\"timeout\"}")
             .await?,

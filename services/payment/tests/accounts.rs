@@ -4,6 +4,7 @@ mod common;
 
 use common::{PaymentService, CREDITED};
 use jetsaga_contracts::CustomerId;
+use jetsaga_servicetest::WAIT;
 use jetsaga_testkit::wait_until;
 
 #[tokio::test]
@@ -59,7 +60,7 @@ async fn credit_raises_the_balance_and_is_announced() -> anyhow::Result<()> {
         assert!(ids.contains(&id), "{id} not in the ledger");
     }
     // The relay publishes both to the PAYMENTS stream.
-    wait_until("both credits to be published", common::TIMEOUT, || async {
+    wait_until("both credits to be published", WAIT, || async {
         sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM kit_outbox WHERE published_at IS NOT NULL",
         )
@@ -124,10 +125,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() -> anyhow::Result<()> {
 
     // Nothing but the one good credit was stored or announced.
     assert_eq!(svc.balance(customer).await?, 0);
-    let (accounts, credits): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM credits)")
-            .fetch_one(svc.db.pool())
-            .await?;
+    let (accounts, credits) = (svc.count("accounts").await?, svc.count("credits").await?);
     assert_eq!((accounts, credits), (1, 1));
     assert_eq!(svc.emitted().await?.len(), 1);
     svc.stop().await
@@ -144,9 +142,6 @@ async fn unknown_account_has_zero_balance() -> anyhow::Result<()> {
         serde_json::json!({"customer_id": customer.to_string(), "balance_cents": 0})
     );
     // Reading does not open an account.
-    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
-        .fetch_one(svc.db.pool())
-        .await?;
-    assert_eq!(accounts, 0);
+    assert_eq!(svc.count("accounts").await?, 0);
     svc.stop().await
 }

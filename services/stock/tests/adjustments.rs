@@ -2,9 +2,10 @@
 
 mod common;
 
-use common::{StockService, WAIT};
+use common::StockService;
 use jetsaga_contracts::events::stock::StockAdjusted;
 use jetsaga_contracts::{Sku, StockEvent};
+use jetsaga_servicetest::{Answer, WAIT};
 use jetsaga_testkit::wait_until;
 use serde_json::json;
 
@@ -13,20 +14,20 @@ async fn adjustment_adds_stock_and_is_announced() -> anyhow::Result<()> {
     let svc = StockService::start().await?;
 
     // Given a SKU nobody has heard of,
-    let (status, body) = svc.get("/stock/SKU-1").await?;
+    let Answer { status, body } = svc.get("/stock/SKU-1").await?;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"], "sku_not_found");
 
     // when an operator adds 5 units and then removes 2,
-    let (status, body) = svc.adjust("SKU-1", 5).await?;
+    let Answer { status, body } = svc.adjust("SKU-1", 5).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"sku": "SKU-1", "available": 5, "reserved": 0}));
-    let (status, body) = svc.adjust("SKU-1", -2).await?;
+    let Answer { status, body } = svc.adjust("SKU-1", -2).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"sku": "SKU-1", "available": 3, "reserved": 0}));
 
     // then the stock shows 3 available,
-    let (status, body) = svc.get("/stock/SKU-1").await?;
+    let Answer { status, body } = svc.get("/stock/SKU-1").await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"sku": "SKU-1", "available": 3, "reserved": 0}));
 
@@ -37,7 +38,7 @@ async fn adjustment_adds_stock_and_is_announced() -> anyhow::Result<()> {
     .fetch_all(svc.db.pool())
     .await?;
     assert_eq!(ledger.len(), 2);
-    let emitted = svc.emitted().await?;
+    let emitted = svc.emitted_events().await?;
     let sku = Sku::parse("SKU-1")?;
     assert_eq!(
         emitted,
@@ -131,7 +132,10 @@ async fn bad_input_is_refused_and_nothing_is_stored() -> anyhow::Result<()> {
         ),
     ];
     for (path, body, want_status, want_code) in cases {
-        let (status, answer) = svc.post(path, body).await?;
+        let Answer {
+            status,
+            body: answer,
+        } = svc.post(path, body).await?;
         assert_eq!(status, want_status, "POST {path} {body} → {answer}");
         assert_eq!(answer["error"], want_code, "POST {path} {body} → {answer}");
         assert!(
@@ -139,7 +143,10 @@ async fn bad_input_is_refused_and_nothing_is_stored() -> anyhow::Result<()> {
             "POST {path} {body} → {answer}"
         );
     }
-    let (status, answer) = svc.get("/stock/SKU.1").await?;
+    let Answer {
+        status,
+        body: answer,
+    } = svc.get("/stock/SKU.1").await?;
     assert_eq!((status, &answer["error"]), (400, &json!("invalid_sku")));
 
     let after = (
@@ -149,7 +156,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() -> anyhow::Result<()> {
     );
     assert_eq!(before, after, "a refused request stored something");
     assert_eq!(svc.stock("SKU-1").await?, (2, 0));
-    let (status, _) = svc.get("/stock/NEW-SKU").await?;
+    let Answer { status, .. } = svc.get("/stock/NEW-SKU").await?;
     assert_eq!(status, 404);
 
     svc.stop().await

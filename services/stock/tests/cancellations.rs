@@ -27,7 +27,7 @@ async fn cancellation_releases_held_stock_once() -> anyhow::Result<()> {
     // The order is cancelled (say, the deadline passed), and the cancellation comes twice.
     svc.inject(&cancelled(order, CancelReason::Timeout)).await?;
     svc.inject(&cancelled(order, CancelReason::Timeout)).await?;
-    svc.wait_handled(ON_ORDERS, 2).await?;
+    svc.wait_applied(ON_ORDERS, 2).await?;
 
     let lines = vec![line("A", 3), line("B", 2)];
     assert_eq!(
@@ -64,9 +64,9 @@ async fn cancellation_before_payment_reserves_nothing() -> anyhow::Result<()> {
 
     // The cancellation overtakes the payment: a null compensation, then a hanging forward step.
     svc.inject(&cancelled(order, CancelReason::Timeout)).await?;
-    svc.wait_handled(ON_ORDERS, 1).await?;
+    svc.wait_applied(ON_ORDERS, 1).await?;
     svc.inject(&paid(order, &[("A", 1)])).await?;
-    svc.wait_handled(ON_PAYMENTS, 1).await?;
+    svc.wait_applied(ON_PAYMENTS, 1).await?;
 
     assert!(svc.emitted_for(order).await?.is_empty());
     assert_eq!(svc.stock("A").await?, (4, 0));

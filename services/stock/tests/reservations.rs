@@ -26,7 +26,7 @@ async fn payment_succeeded_reserves_every_line_once() -> anyhow::Result<()> {
     let payment = paid(order, &[("B", 1), ("A", 2), ("A", 1)]);
     svc.inject(&payment).await?;
     svc.inject(&payment).await?;
-    svc.wait_handled(ON_PAYMENTS, 2).await?;
+    svc.wait_applied(ON_PAYMENTS, 2).await?;
 
     let events = svc.emitted_for(order).await?;
     assert_eq!(
@@ -45,8 +45,7 @@ async fn payment_succeeded_reserves_every_line_once() -> anyhow::Result<()> {
             ("B".to_owned(), 1, "HELD".to_owned())
         ]
     );
-    let (_, metrics) = svc.get("/metrics").await?;
-    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    let metrics = svc.metrics().await?;
     assert!(
         metrics.contains("jetsaga_stock_total{outcome=\"reserved\"} 1"),
         "{metrics}"

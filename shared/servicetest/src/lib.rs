@@ -88,11 +88,14 @@ impl ServiceUnderTest {
         format!("{}{path}", self.base)
     }
 
-    /// Stops the service and waits until it has shut down in order.
+    /// Stops the service and waits, at most [`WAIT`], until it has shut down in order.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
-            task.await?.context("the service ended with an error")?;
+            tokio::time::timeout(WAIT, task)
+                .await
+                .context("the service did not stop in time")??
+                .context("the service ended with an error")?;
         }
         Ok(())
     }
@@ -105,7 +108,23 @@ impl ServiceUnderTest {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Answer> {
+        self.request_with_headers(method, path, &[], content_type, body)
+            .await
+    }
+
+    /// One request with extra headers (e.g. `Idempotency-Key`).
+    pub async fn request_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Answer> {
         let mut req = self.http.request(method, self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
@@ -169,15 +188,25 @@ impl ServiceUnderTest {
         Ok(ack.sequence)
     }
 
-    /// The events the service emitted, in outbox order: (ce-type, payload).
-    pub async fn emitted(&self) -> anyhow::Result<Vec<(String, Value)>> {
-        let rows: Vec<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT ce_type, payload FROM kit_outbox ORDER BY id")
+    /// The service's outbox, in order: (ce-type, event id, payload).
+    pub async fn outbox(&self) -> anyhow::Result<Vec<(String, uuid::Uuid, Value)>> {
+        let rows: Vec<(String, uuid::Uuid, Vec<u8>)> =
+            sqlx::query_as("SELECT ce_type, event_id, payload FROM kit_outbox ORDER BY id")
                 .fetch_all(self.db.pool())
                 .await?;
         rows.into_iter()
-            .map(|(t, p)| Ok((t, serde_json::from_slice(&p)?)))
+            .map(|(t, id, p)| Ok((t, id, serde_json::from_slice(&p)?)))
             .collect()
+    }
+
+    /// The events the service emitted, in outbox order: (ce-type, payload).
+    pub async fn emitted(&self) -> anyhow::Result<Vec<(String, Value)>> {
+        Ok(self
+            .outbox()
+            .await?
+            .into_iter()
+            .map(|(t, _, p)| (t, p))
+            .collect())
     }
 
     /// The payloads of the emitted events of one `ce-type`, in outbox order.
