@@ -5,7 +5,6 @@ use crate::handlers;
 use jetsaga_contracts::{OrderEvent, PaymentEvent, StockEvent, VoucherEvent};
 use saga_kit::{EventContext, Handler, HandlerError, Metrics};
 use sqlx::PgConnection;
-use std::sync::Arc;
 
 /// Durable consumer of the VOUCHERS stream. Renaming re-delivers the whole stream and changes every
 /// id derived from it.
@@ -43,16 +42,14 @@ pub(crate) fn count_outcomes(metrics: &Metrics, events: &[OrderEvent]) {
 
 /// Reacts to the voucher step.
 #[derive(Debug, Clone)]
-pub struct OnVouchers {
-    pub metrics: Arc<Metrics>,
-}
+pub struct OnVouchers;
 
 impl Handler for OnVouchers {
     type Input = VoucherEvent;
     type Output = OrderEvent;
 
-    fn committed(&self, emitted: &[OrderEvent]) {
-        count_outcomes(&self.metrics, emitted);
+    fn committed(&self, emitted: &[OrderEvent], metrics: &Metrics) {
+        count_outcomes(metrics, emitted);
     }
 
     async fn handle(
@@ -79,16 +76,14 @@ impl Handler for OnVouchers {
 
 /// Reacts to the payment step.
 #[derive(Debug, Clone)]
-pub struct OnPayments {
-    pub metrics: Arc<Metrics>,
-}
+pub struct OnPayments;
 
 impl Handler for OnPayments {
     type Input = PaymentEvent;
     type Output = OrderEvent;
 
-    fn committed(&self, emitted: &[OrderEvent]) {
-        count_outcomes(&self.metrics, emitted);
+    fn committed(&self, emitted: &[OrderEvent], metrics: &Metrics) {
+        count_outcomes(metrics, emitted);
     }
 
     async fn handle(
@@ -110,16 +105,14 @@ impl Handler for OnPayments {
 
 /// Reacts to the stock step.
 #[derive(Debug, Clone)]
-pub struct OnStock {
-    pub metrics: Arc<Metrics>,
-}
+pub struct OnStock;
 
 impl Handler for OnStock {
     type Input = StockEvent;
     type Output = OrderEvent;
 
-    fn committed(&self, emitted: &[OrderEvent]) {
-        count_outcomes(&self.metrics, emitted);
+    fn committed(&self, emitted: &[OrderEvent], metrics: &Metrics) {
+        count_outcomes(metrics, emitted);
     }
 
     async fn handle(

@@ -73,25 +73,20 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     let mut service =
         Service::start(config.settings, Producer::Order, &MIGRATIONS, shutdown).await?;
-    let metrics = service.runtime().metrics.clone();
     service.spawn_consumer(
         consumers::ON_VOUCHERS,
         consumers::ON_VOUCHERS_SUBJECTS,
-        consumers::OnVouchers {
-            metrics: metrics.clone(),
-        },
+        consumers::OnVouchers,
     );
     service.spawn_consumer(
         consumers::ON_PAYMENTS,
         consumers::ON_PAYMENTS_SUBJECTS,
-        consumers::OnPayments {
-            metrics: metrics.clone(),
-        },
+        consumers::OnPayments,
     );
     service.spawn_consumer(
         consumers::ON_STOCK,
         consumers::ON_STOCK_SUBJECTS,
-        consumers::OnStock { metrics },
+        consumers::OnStock,
     );
     let sweep = config.deadline_sweep;
     service.spawn_task(move |rt, shutdown| {

@@ -5,7 +5,6 @@ use crate::handlers;
 use jetsaga_contracts::{OrderEvent, PaymentEvent, VoucherEvent};
 use saga_kit::{EventContext, Handler, HandlerError, Metrics};
 use sqlx::PgConnection;
-use std::sync::Arc;
 
 /// VoucherReserved → charge. Renaming re-delivers the whole stream and changes every id derived
 /// from it.
@@ -36,22 +35,14 @@ fn count_outcomes(metrics: &Metrics, events: &[PaymentEvent]) {
 
 /// The handler of [`ON_VOUCHERS`].
 #[derive(Debug, Clone)]
-pub struct OnVouchers {
-    metrics: Arc<Metrics>,
-}
-
-impl OnVouchers {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        OnVouchers { metrics }
-    }
-}
+pub struct OnVouchers;
 
 impl Handler for OnVouchers {
     type Input = VoucherEvent;
     type Output = PaymentEvent;
 
-    fn committed(&self, emitted: &[PaymentEvent]) {
-        count_outcomes(&self.metrics, emitted);
+    fn committed(&self, emitted: &[PaymentEvent], metrics: &Metrics) {
+        count_outcomes(metrics, emitted);
     }
 
     async fn handle(
@@ -72,22 +63,14 @@ impl Handler for OnVouchers {
 
 /// The handler of [`ON_ORDERS`].
 #[derive(Debug, Clone)]
-pub struct OnOrders {
-    metrics: Arc<Metrics>,
-}
-
-impl OnOrders {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        OnOrders { metrics }
-    }
-}
+pub struct OnOrders;
 
 impl Handler for OnOrders {
     type Input = OrderEvent;
     type Output = PaymentEvent;
 
-    fn committed(&self, emitted: &[PaymentEvent]) {
-        count_outcomes(&self.metrics, emitted);
+    fn committed(&self, emitted: &[PaymentEvent], metrics: &Metrics) {
+        count_outcomes(metrics, emitted);
     }
 
     async fn handle(

@@ -48,16 +48,15 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
     let mut service = Service::start(settings, Producer::Payment, &MIGRATIONS, shutdown).await?;
-    let metrics = service.runtime().metrics.clone();
     service.spawn_consumer(
         consumers::ON_VOUCHERS,
         consumers::ON_VOUCHERS_FILTER,
-        consumers::OnVouchers::new(metrics.clone()),
+        consumers::OnVouchers,
     );
     service.spawn_consumer(
         consumers::ON_ORDERS,
         consumers::ON_ORDERS_FILTER,
-        consumers::OnOrders::new(metrics),
+        consumers::OnOrders,
     );
     let api = api::router(service.runtime().clone());
     service.serve(listener, api).await

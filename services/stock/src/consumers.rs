@@ -5,7 +5,6 @@ use crate::handlers;
 use jetsaga_contracts::{OrderEvent, PaymentEvent, StockEvent};
 use saga_kit::{EventContext, Handler, HandlerError, Metrics};
 use sqlx::PgConnection;
-use std::sync::Arc;
 
 /// Durable consumer of `payments.succeeded.*`.
 ///
@@ -39,22 +38,14 @@ fn count(metrics: &Metrics, events: &[StockEvent]) {
 
 /// Reacts to the payment service: a paid order gets its stock held.
 #[derive(Debug, Clone)]
-pub struct OnPayments {
-    metrics: Arc<Metrics>,
-}
-
-impl OnPayments {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        OnPayments { metrics }
-    }
-}
+pub struct OnPayments;
 
 impl Handler for OnPayments {
     type Input = PaymentEvent;
     type Output = StockEvent;
 
-    fn committed(&self, emitted: &[StockEvent]) {
-        count(&self.metrics, emitted);
+    fn committed(&self, emitted: &[StockEvent], metrics: &Metrics) {
+        count(metrics, emitted);
     }
 
     async fn handle(
@@ -77,22 +68,14 @@ impl Handler for OnPayments {
 
 /// Reacts to the order service: a cancelled order gets its stock back.
 #[derive(Debug, Clone)]
-pub struct OnOrders {
-    metrics: Arc<Metrics>,
-}
-
-impl OnOrders {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        OnOrders { metrics }
-    }
-}
+pub struct OnOrders;
 
 impl Handler for OnOrders {
     type Input = OrderEvent;
     type Output = StockEvent;
 
-    fn committed(&self, emitted: &[StockEvent]) {
-        count(&self.metrics, emitted);
+    fn committed(&self, emitted: &[StockEvent], metrics: &Metrics) {
+        count(metrics, emitted);
     }
 
     async fn handle(

@@ -54,12 +54,12 @@ pub async fn run(
     service.spawn_consumer(
         consumers::ON_PAYMENTS,
         consumers::ON_PAYMENTS_FILTER,
-        consumers::OnPayments::new(rt.metrics.clone()),
+        consumers::OnPayments,
     );
     service.spawn_consumer(
         consumers::ON_ORDERS,
         consumers::ON_ORDERS_FILTER,
-        consumers::OnOrders::new(rt.metrics.clone()),
+        consumers::OnOrders,
     );
     service.serve(listener, api::router(rt)).await
 }

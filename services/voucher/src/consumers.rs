@@ -5,7 +5,6 @@ use crate::handlers::{order_cancelled, order_confirmed, order_created};
 use jetsaga_contracts::{OrderEvent, VoucherEvent};
 use saga_kit::{EventContext, Handler, HandlerError, Metrics};
 use sqlx::PgConnection;
-use std::sync::Arc;
 
 /// The voucher service's consumer of the ORDERS stream.
 ///
@@ -24,23 +23,15 @@ pub const VOUCHERS_TOTAL: &str = "jetsaga_vouchers_total";
 
 /// Reacts to order events: reserves, releases and redeems vouchers.
 #[derive(Debug, Clone)]
-pub struct OnOrders {
-    metrics: Arc<Metrics>,
-}
-
-impl OnOrders {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        OnOrders { metrics }
-    }
-}
+pub struct OnOrders;
 
 impl Handler for OnOrders {
     type Input = OrderEvent;
     type Output = VoucherEvent;
 
-    fn committed(&self, emitted: &[VoucherEvent]) {
+    fn committed(&self, emitted: &[VoucherEvent], metrics: &Metrics) {
         for outcome in emitted.iter().filter_map(outcome) {
-            self.metrics.inc(VOUCHERS_TOTAL, &[("outcome", outcome)]);
+            metrics.inc(VOUCHERS_TOTAL, &[("outcome", outcome)]);
         }
     }
 

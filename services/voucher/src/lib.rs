@@ -55,7 +55,7 @@ pub async fn run(
     service.spawn_consumer(
         consumers::ON_ORDERS,
         consumers::ON_ORDERS_FILTERS,
-        consumers::OnOrders::new(rt.metrics.clone()),
+        consumers::OnOrders,
     );
     service.serve(listener, api::router(rt)).await
 }

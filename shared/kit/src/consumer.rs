@@ -450,7 +450,7 @@ impl<H: Handler> Consumer<H> {
             .await?;
         }
         tx.commit().await?;
-        self.handler.committed(&emitted);
+        self.handler.committed(&emitted, &self.metrics);
         Ok(Disposition::Applied)
     }
 

@@ -1,6 +1,7 @@
 //! What a service writes: a handler per input, which takes the transaction and the typed event and
 //! returns the events to emit, or a typed error.
 
+use crate::metrics::Metrics;
 use jetsaga_contracts::{EventId, EventSet};
 use sqlx::PgConnection;
 use std::future::Future;
@@ -93,9 +94,9 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Self::Output>, HandlerError>> + Send + 'a;
 
     /// Called once the transaction that applied an event has committed, with the events it
-    /// emitted. For business counters and other after-effects that must not run for a transaction
-    /// that rolls back and is retried. Does nothing by default.
-    fn committed(&self, emitted: &[Self::Output]) {
-        let _ = emitted;
+    /// emitted and the service's metrics. For business counters and other after-effects that must
+    /// not run for a transaction that rolls back and is retried. Does nothing by default.
+    fn committed(&self, emitted: &[Self::Output], metrics: &Metrics) {
+        let _ = (emitted, metrics);
     }
 }

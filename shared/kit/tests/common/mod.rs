@@ -182,7 +182,7 @@ impl Handler for Participant {
     type Input = OrderEvent;
     type Output = StockEvent;
 
-    fn committed(&self, emitted: &[StockEvent]) {
+    fn committed(&self, emitted: &[StockEvent], _metrics: &Metrics) {
         self.committed
             .fetch_add(emitted.len() as u32, Ordering::SeqCst);
     }
