@@ -34,48 +34,43 @@ pub async fn handle(
         .await?
         .unwrap_or(Money::ZERO);
     let payment_id = domain::payment_id_for(order_id);
-    match domain::charge(balance, amount) {
+    let (status, emitted) = match domain::charge(balance, amount) {
         Ok(new_balance) => {
             if new_balance != balance {
                 store::set_balance(tx, event.customer_id, new_balance).await?;
             }
-            store::insert_payment(
-                tx,
-                &Payment {
-                    order_id,
-                    payment_id,
-                    customer_id: event.customer_id,
-                    amount,
-                    status: PaymentStatus::Charged,
-                },
-            )
-            .await?;
-            Ok(vec![PaymentEvent::PaymentSucceeded(PaymentSucceeded {
+            let succeeded = PaymentSucceeded {
                 order_id,
                 payment_id,
                 customer_id: event.customer_id,
                 amount,
                 lines: event.lines,
-            })])
+            };
+            (
+                PaymentStatus::Charged,
+                PaymentEvent::PaymentSucceeded(succeeded),
+            )
         }
         Err(insufficient) => {
             tracing::info!(%order_id, customer_id = %event.customer_id, %insufficient, "payment failed");
-            store::insert_payment(
-                tx,
-                &Payment {
-                    order_id,
-                    payment_id,
-                    customer_id: event.customer_id,
-                    amount,
-                    status: PaymentStatus::Failed,
-                },
-            )
-            .await?;
-            Ok(vec![PaymentEvent::PaymentFailed(PaymentFailed {
+            let failed = PaymentFailed {
                 order_id,
                 customer_id: event.customer_id,
                 amount,
-            })])
+            };
+            (PaymentStatus::Failed, PaymentEvent::PaymentFailed(failed))
         }
-    }
+    };
+    store::insert_payment(
+        tx,
+        &Payment {
+            order_id,
+            payment_id,
+            customer_id: event.customer_id,
+            amount,
+            status,
+        },
+    )
+    .await?;
+    Ok(vec![emitted])
 }
