@@ -25,6 +25,18 @@ fn skip_external(sys: &System, why: &str) -> bool {
     sys.is_external()
 }
 
+/// A system whose streams the scenario may publish onto, with a JetStream context on it; `None`
+/// (said on stdout) against an external deployment.
+async fn system_for_injection() -> anyhow::Result<Option<(System, async_nats::jetstream::Context)>>
+{
+    let sys = System::start(SystemOptions::default()).await?;
+    if skip_external(&sys, "it publishes onto the streams") {
+        return Ok(None);
+    }
+    let js = inject::jetstream(sys.nats_url()).await?;
+    Ok(Some((sys, js)))
+}
+
 #[tokio::test]
 async fn participant_paused_past_the_deadline_is_cancelled_then_compensated_on_return(
 ) -> anyhow::Result<()> {
@@ -142,12 +154,10 @@ where
 #[tokio::test]
 async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
 ) -> anyhow::Result<()> {
-    let sys = System::start(SystemOptions::default()).await?;
-    if skip_external(&sys, "it publishes onto the streams") {
+    let Some((sys, js)) = system_for_injection().await? else {
         return Ok(());
-    }
+    };
     let api = &sys.api;
-    let js = inject::jetstream(sys.nats_url()).await?;
     let mut ledger = Ledger::default();
     let sku = new_sku("RACE");
     ledger.sku(api, &sku, 1_000, 3).await?;
@@ -243,12 +253,10 @@ async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
 #[tokio::test]
 async fn the_same_events_published_again_under_new_msg_ids_have_no_second_effect(
 ) -> anyhow::Result<()> {
-    let sys = System::start(SystemOptions::default()).await?;
-    if skip_external(&sys, "it publishes onto the streams") {
+    let Some((sys, js)) = system_for_injection().await? else {
         return Ok(());
-    }
+    };
     let api = &sys.api;
-    let js = inject::jetstream(sys.nats_url()).await?;
     let mut ledger = Ledger::default();
     let sku = new_sku("TWICE");
     ledger.sku(api, &sku, 1_500, 4).await?;
@@ -294,12 +302,10 @@ async fn the_same_events_published_again_under_new_msg_ids_have_no_second_effect
 #[tokio::test]
 async fn junk_on_an_input_subject_is_dead_lettered_and_sagas_keep_completing() -> anyhow::Result<()>
 {
-    let sys = System::start(SystemOptions::default()).await?;
-    if skip_external(&sys, "it publishes onto the streams") {
+    let Some((sys, js)) = system_for_injection().await? else {
         return Ok(());
-    }
+    };
     let api = &sys.api;
-    let js = inject::jetstream(sys.nats_url()).await?;
     let target = OrderId::new_random();
     inject::publish_junk(
         &js,
