@@ -82,6 +82,9 @@ pub enum OrderInput {
     /// The last forward step (stock) succeeded. `discount_known` says whether the voucher step's
     /// discount has been recorded yet; it arrives on another consumer and may come later.
     StockReserved { discount_known: bool },
+    /// The voucher step passed with its discount. `stock_reserved` says whether StockReserved,
+    /// which may overtake it, has been recorded already.
+    VoucherReserved { stock_reserved: bool },
     /// A step failed or the deadline passed.
     Failed(CancelReason),
 }
@@ -93,8 +96,8 @@ pub enum Transition {
     Confirm,
     /// PENDING → CANCELLED with this reason, and say so.
     Cancel(CancelReason),
-    /// Not yet: try again once the discount is known.
-    WaitForDiscount,
+    /// Still PENDING: remember the fact; the other one confirms the order when it arrives.
+    Record,
     /// The order is already terminal: a stale or late event changes nothing and says nothing.
     Ignore,
 }
@@ -108,14 +111,20 @@ pub fn transition(current: OrderStatus, input: OrderInput) -> Transition {
             OrderStatus::Pending,
             OrderInput::StockReserved {
                 discount_known: true,
+            }
+            | OrderInput::VoucherReserved {
+                stock_reserved: true,
             },
         ) => Transition::Confirm,
         (
             OrderStatus::Pending,
             OrderInput::StockReserved {
                 discount_known: false,
+            }
+            | OrderInput::VoucherReserved {
+                stock_reserved: false,
             },
-        ) => Transition::WaitForDiscount,
+        ) => Transition::Record,
         (OrderStatus::Pending, OrderInput::Failed(reason)) => Transition::Cancel(reason),
     }
 }
@@ -218,6 +227,12 @@ mod tests {
             OrderInput::StockReserved {
                 discount_known: false,
             },
+            OrderInput::VoucherReserved {
+                stock_reserved: true,
+            },
+            OrderInput::VoucherReserved {
+                stock_reserved: false,
+            },
         ];
         v.extend(
             [
@@ -253,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn pending_order_waits_when_stock_is_reserved_before_the_discount_is_known() {
+    fn pending_order_records_stock_reserved_until_the_discount_is_known() {
         assert_eq!(
             transition(
                 OrderStatus::Pending,
@@ -261,7 +276,29 @@ mod tests {
                     discount_known: false
                 }
             ),
-            Transition::WaitForDiscount
+            Transition::Record
+        );
+    }
+
+    #[test]
+    fn voucher_reserved_confirms_a_pending_order_whose_stock_is_reserved() {
+        assert_eq!(
+            transition(
+                OrderStatus::Pending,
+                OrderInput::VoucherReserved {
+                    stock_reserved: true
+                }
+            ),
+            Transition::Confirm
+        );
+        assert_eq!(
+            transition(
+                OrderStatus::Pending,
+                OrderInput::VoucherReserved {
+                    stock_reserved: false
+                }
+            ),
+            Transition::Record
         );
     }
 

@@ -21,6 +21,8 @@ pub struct Order {
     pub voucher_code: Option<VoucherCode>,
     pub cancel_reason: Option<CancelReason>,
     pub deadline: OffsetDateTime,
+    /// StockReserved has been handled; the order confirms once the discount is known too.
+    pub stock_reserved: bool,
 }
 
 fn decode_err(column: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
@@ -61,12 +63,13 @@ impl<'r> FromRow<'r, PgRow> for Order {
                 .transpose()
                 .map_err(|e| decode_err("cancel_reason", e))?,
             deadline: row.try_get("deadline")?,
+            stock_reserved: row.try_get("stock_reserved")?,
         })
     }
 }
 
 const ORDER_COLUMNS: &str = "order_id, customer_id, status, total_cents, discount_cents, \
-                             voucher_code, cancel_reason, deadline";
+                             voucher_code, cancel_reason, deadline, stock_reserved";
 
 /// One priced line of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +255,21 @@ pub async fn record_discount(
     .await?
     .rows_affected();
     Ok(n == 1)
+}
+
+/// Records that StockReserved was handled for a pending order.
+pub async fn record_stock_reserved(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders SET stock_reserved = true, updated_at = now()
+         WHERE order_id = $1 AND status = 'PENDING'",
+    )
+    .bind(order_id.as_uuid())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// PENDING → CONFIRMED.

@@ -10,8 +10,8 @@ pub mod voucher_reserved;
 
 use crate::domain::{transition, OrderInput, Transition};
 use crate::store::{self, Order};
-use jetsaga_contracts::events::order::OrderCancelled;
-use jetsaga_contracts::{CancelReason, OrderEvent, OrderId};
+use jetsaga_contracts::events::order::{OrderCancelled, OrderConfirmed};
+use jetsaga_contracts::{CancelReason, Money, OrderEvent, OrderId};
 use saga_kit::HandlerError;
 use sqlx::PgConnection;
 
@@ -45,4 +45,20 @@ pub(crate) async fn cancel(
             Ok(vec![])
         }
     }
+}
+
+/// Confirms a pending order whose stock is reserved and whose discount is known, and says so.
+pub(crate) async fn confirm(
+    tx: &mut PgConnection,
+    order: Order,
+    discount: Money,
+) -> Result<Vec<OrderEvent>, HandlerError> {
+    store::confirm(tx, order.order_id).await?;
+    Ok(vec![OrderEvent::OrderConfirmed(OrderConfirmed {
+        order_id: order.order_id,
+        customer_id: order.customer_id,
+        total: order.total,
+        discount,
+        voucher_code: order.voucher_code,
+    })])
 }

@@ -1,24 +1,18 @@
-//! StockReserved: the last forward step passed, so a pending order is confirmed.
+//! StockReserved: the last forward step passed.
 //!
 //! VoucherReserved (which carries the discount) and StockReserved arrive on different consumers
-//! and can be handled in either order. Until the discount is recorded the order cannot say what
-//! was granted, so the event fails transiently and is retried. An order that is already
-//! cancelled (it timed out, say) stays cancelled: its OrderCancelled already makes stock release
-//! what it holds.
+//! and can be handled in either order. With the discount known, a pending order is confirmed here;
+//! without it, the order records that its stock is reserved and VoucherReserved confirms it. An
+//! order that is already cancelled (it timed out, say) stays cancelled: its OrderCancelled already
+//! makes stock release what it holds.
 
-use super::lock;
+use super::{confirm, lock};
 use crate::domain::{transition, OrderInput, Transition};
 use crate::store;
-use jetsaga_contracts::events::order::OrderConfirmed;
 use jetsaga_contracts::events::stock::StockReserved;
 use jetsaga_contracts::OrderEvent;
 use saga_kit::{EventContext, HandlerError};
 use sqlx::PgConnection;
-
-/// The discount is not known yet; retrying later will find it.
-#[derive(Debug, thiserror::Error)]
-#[error("order {0} waits for VoucherReserved before it can be confirmed")]
-pub struct WaitsForVoucherReserved(pub jetsaga_contracts::OrderId);
 
 pub async fn handle(
     tx: &mut PgConnection,
@@ -31,20 +25,11 @@ pub async fn handle(
         discount_known: order.discount.is_some(),
     };
     match (transition(order.status, input), order.discount) {
-        (Transition::Confirm, Some(discount)) => {
-            store::confirm(tx, order_id).await?;
-            Ok(vec![OrderEvent::OrderConfirmed(OrderConfirmed {
-                order_id,
-                customer_id: order.customer_id,
-                total: order.total,
-                discount,
-                voucher_code: order.voucher_code,
-            })])
+        (Transition::Confirm, Some(discount)) => confirm(tx, order, discount).await,
+        (Transition::Record | Transition::Confirm, _) => {
+            store::record_stock_reserved(tx, order_id).await?;
+            Ok(vec![])
         }
-        (Transition::WaitForDiscount | Transition::Confirm, _) => Err(HandlerError::transient(
-            format!("order {order_id} is not confirmed yet"),
-            WaitsForVoucherReserved(order_id),
-        )),
         (Transition::Ignore | Transition::Cancel(_), _) => {
             tracing::info!(%order_id, status = %order.status,
                 "stock reserved for an order that is already terminal; nothing to do");

@@ -1,7 +1,8 @@
 //! VoucherReserved: the voucher step passed. Records the discount (0 without a voucher) that the
-//! confirmation will report. Emits nothing.
+//! confirmation reports, and confirms a pending order whose StockReserved overtook this event.
 
-use super::lock;
+use super::{confirm, lock};
+use crate::domain::{transition, OrderInput, Transition};
 use crate::store;
 use jetsaga_contracts::events::voucher::VoucherReserved;
 use jetsaga_contracts::OrderEvent;
@@ -15,8 +16,18 @@ pub async fn handle(
 ) -> Result<Vec<OrderEvent>, HandlerError> {
     let order = lock(tx, event.order_id).await?;
     // The first recorded discount stays: a duplicate or a stale event never overwrites it.
-    if order.discount.is_none() {
-        store::record_discount(tx, event.order_id, event.discount).await?;
+    let discount = match order.discount {
+        Some(recorded) => recorded,
+        None => {
+            store::record_discount(tx, event.order_id, event.discount).await?;
+            event.discount
+        }
+    };
+    let input = OrderInput::VoucherReserved {
+        stock_reserved: order.stock_reserved,
+    };
+    match transition(order.status, input) {
+        Transition::Confirm => confirm(tx, order, discount).await,
+        Transition::Record | Transition::Ignore | Transition::Cancel(_) => Ok(vec![]),
     }
-    Ok(vec![])
 }
