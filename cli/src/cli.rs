@@ -1,0 +1,83 @@
+//! The command line: `jetsaga <command>`, with the connection flags and `--json` shared by all.
+
+use crate::targets::Targets;
+use crate::{dev, dlq, reconcile, replay, stats, trace};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The jetsaga operator CLI: run, trace, replay, reconcile and repair the saga.
+#[derive(Debug, Parser)]
+#[command(name = "jetsaga", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Print one JSON document instead of a table (read commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole system locally: NATS, the databases, the four services and demo data.
+    Dev(dev::DevArgs),
+    /// One saga as a timeline across every stream, or as a Mermaid sequence diagram.
+    Trace(trace::TraceArgs),
+    /// A service re-consumes its input streams through its inbox (after a restore, or from scratch).
+    Replay(replay::ReplayArgs),
+    /// Check the invariants across the four databases (and a settlement file); optionally repair.
+    Reconcile(reconcile::ReconcileArgs),
+    /// Work the dead letters of every service.
+    Dlq(dlq::DlqArgs),
+    /// Consumer lag, outbox backlog, dead letters and saga outcomes.
+    Stats(stats::StatsArgs),
+}
+
+/// What a command ends with: success, or differences/failures that leave work for a person.
+pub type Outcome = anyhow::Result<ExitCode>;
+
+/// Runs the command on a Tokio runtime. Exit codes: 0 done and clean, 1 done with differences or
+/// failures left (reconcile, replay), 2 could not run (bad input, unreachable database or NATS).
+pub fn main(cli: Cli) -> ExitCode {
+    init_logging(matches!(cli.command, Command::Dev(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Outcome {
+    let Cli {
+        targets,
+        json,
+        command,
+    } = cli;
+    match command {
+        Command::Dev(args) => dev::run(args, &targets).await,
+        Command::Trace(args) => trace::run(args, &targets, json).await,
+        Command::Replay(args) => replay::run(args, &targets, json).await,
+        Command::Reconcile(args) => reconcile::run(args, &targets, json).await,
+        Command::Dlq(args) => dlq::run(args, &targets, json).await,
+        Command::Stats(args) => stats::run(args, &targets, json).await,
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` decides, by default warnings only (info for `dev`, whose services
+/// log their start-up).
+fn init_logging(dev: bool) {
+    jetsaga_runtime::telemetry::init_with(if dev { "info,sqlx=warn" } else { "warn" });
+}

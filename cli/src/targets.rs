@@ -1,0 +1,155 @@
+//! Where the system is: NATS and the four service databases, from flags and environment, with the
+//! design's defaults.
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use jetsaga_contracts::Producer;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// A service, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum ServiceName {
+    Order,
+    Voucher,
+    Payment,
+    Stock,
+}
+
+impl ServiceName {
+    pub fn producer(self) -> Producer {
+        match self {
+            ServiceName::Order => Producer::Order,
+            ServiceName::Voucher => Producer::Voucher,
+            ServiceName::Payment => Producer::Payment,
+            ServiceName::Stock => Producer::Stock,
+        }
+    }
+}
+
+/// Connection flags every command shares.
+#[derive(Debug, Clone, Args)]
+pub struct Targets {
+    /// NATS URL; credentials as `nats://user:password@host:port` (the admin user for replay and
+    /// requeue).
+    #[arg(
+        long,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        global = true,
+        hide_env_values = true
+    )]
+    pub nats_url: String,
+    /// The order database. Default `postgres://postgres@127.0.0.1:5432/jetsaga_order`.
+    #[arg(
+        long,
+        env = "ORDER_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub order_db: Option<String>,
+    /// The voucher database. Default `.../jetsaga_voucher`.
+    #[arg(
+        long,
+        env = "VOUCHER_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub voucher_db: Option<String>,
+    /// The payment database. Default `.../jetsaga_payment`.
+    #[arg(
+        long,
+        env = "PAYMENT_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub payment_db: Option<String>,
+    /// The stock database. Default `.../jetsaga_stock`.
+    #[arg(
+        long,
+        env = "STOCK_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub stock_db: Option<String>,
+}
+
+impl Targets {
+    /// The database URL of a service: the flag, the environment, or the design's default.
+    pub fn database_url(&self, producer: Producer) -> String {
+        let given = match producer {
+            Producer::Order => &self.order_db,
+            Producer::Voucher => &self.voucher_db,
+            Producer::Payment => &self.payment_db,
+            Producer::Stock => &self.stock_db,
+        };
+        given
+            .clone()
+            .unwrap_or_else(|| default_database_url(producer))
+    }
+
+    /// A small pool on a service's database.
+    pub async fn pool(&self, producer: Producer) -> anyhow::Result<PgPool> {
+        connect_pool(&self.database_url(producer), producer).await
+    }
+
+    /// A pool whose transactions can only read: what the reconciler checks with.
+    pub async fn read_only_pool(&self, producer: Producer) -> anyhow::Result<PgPool> {
+        let url = self.database_url(producer);
+        PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SET default_transaction_read_only = on")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to the {producer} database at {}",
+                    saga_kit::provision::redact(&url)
+                )
+            })
+    }
+
+    /// A NATS connection, refusing servers older than 2.10.
+    pub async fn nats(&self) -> anyhow::Result<async_nats::jetstream::Context> {
+        let client = saga_kit::provision::connect(&self.nats_url, "jetsaga-cli")
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to NATS at {}",
+                    saga_kit::provision::redact(&self.nats_url)
+                )
+            })?;
+        Ok(async_nats::jetstream::new(client))
+    }
+}
+
+/// `postgres://postgres@127.0.0.1:5432/jetsaga_<service>`, the design's default.
+pub fn default_database_url(producer: Producer) -> String {
+    format!(
+        "postgres://postgres@127.0.0.1:5432/jetsaga_{}",
+        producer.service()
+    )
+}
+
+pub async fn connect_pool(url: &str, producer: Producer) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the {producer} database at {}",
+                saga_kit::provision::redact(url)
+            )
+        })
+}
