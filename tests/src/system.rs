@@ -266,6 +266,15 @@ impl System {
         self.wait_healthy(svc).await
     }
 
+    /// The URL of a service's database, for tools that connect on their own (the `jetsaga` CLI).
+    pub fn database_url(&self, svc: Svc) -> anyhow::Result<String> {
+        Ok(self.procs[svc.index()]
+            .db
+            .as_ref()
+            .context("external deployment: no database access")?
+            .url())
+    }
+
     /// A PostgreSQL pool on a service's database, for assertions the API cannot make.
     pub async fn db(&self, svc: Svc) -> anyhow::Result<sqlx::PgPool> {
         self.procs[svc.index()]
