@@ -130,3 +130,11 @@ impl Handler for OnStock {
         Ok(out)
     }
 }
+
+/// Declares this service's consumers once, for whoever runs them: the service (durable consumers)
+/// or `jetsaga replay` (the same handlers over the same subjects).
+pub fn wire(wiring: &mut impl saga_kit::replay::Wiring) {
+    wiring.consumer(ON_VOUCHERS, ON_VOUCHERS_SUBJECTS, OnVouchers);
+    wiring.consumer(ON_PAYMENTS, ON_PAYMENTS_SUBJECTS, OnPayments);
+    wiring.consumer(ON_STOCK, ON_STOCK_SUBJECTS, OnStock);
+}

@@ -86,3 +86,10 @@ impl Handler for OnOrders {
         Ok(events)
     }
 }
+
+/// Declares this service's consumers once, for whoever runs them: the service (durable consumers)
+/// or `jetsaga replay` (the same handlers over the same subjects).
+pub fn wire(wiring: &mut impl saga_kit::replay::Wiring) {
+    wiring.consumer(ON_VOUCHERS, ON_VOUCHERS_FILTER, OnVouchers);
+    wiring.consumer(ON_ORDERS, ON_ORDERS_FILTER, OnOrders);
+}

@@ -62,3 +62,9 @@ fn outcome(event: &VoucherEvent) -> Option<&'static str> {
         VoucherEvent::VoucherIssued(_) => None,
     }
 }
+
+/// Declares this service's consumers once, for whoever runs them: the service (durable consumers)
+/// or `jetsaga replay` (the same handlers over the same subjects).
+pub fn wire(wiring: &mut impl saga_kit::replay::Wiring) {
+    wiring.consumer(ON_ORDERS, ON_ORDERS_FILTERS, OnOrders);
+}

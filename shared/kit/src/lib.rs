@@ -15,6 +15,8 @@
 //! - [`dead_letter`]: storing, listing, requeueing and discarding dead letters.
 //! - [`provision`]: connecting (2.10+ only), streams and their settings.
 //! - [`backoff`]: the one retry policy.
+//! - [`repair`]: the outcome of an operator repair, and whether its event is emitted or restored.
+//! - [`replay`]: a service re-consumes its inputs through its inbox and restores lost root events.
 //! - [`trace`]: one saga read back from every stream, in time order.
 //! - [`metrics`]: per-instance counters in the Prometheus text format.
 //! - [`migrate`]: the kit's tables, migrated with the service's own.
@@ -37,6 +39,8 @@ pub mod migrate;
 pub mod outbox;
 pub mod provision;
 pub mod relay;
+pub mod repair;
+pub mod replay;
 pub mod trace;
 
 pub use backoff::Backoff;

@@ -50,3 +50,52 @@ pub async fn backlog(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
         .fetch_one(conn)
         .await
 }
+
+/// Whether this database emitted the event: its outbox holds every event it ever said.
+pub async fn contains(conn: &mut PgConnection, event_id: EventId) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM kit_outbox WHERE event_id = $1)")
+        .bind(event_id.as_uuid())
+        .fetch_one(conn)
+        .await
+}
+
+/// Writes an event that is already in its stream (read back by a replay) into the outbox as
+/// published, so the database knows it said it and the relay does not say it again.
+pub async fn record_published(
+    conn: &mut PgConnection,
+    envelope: &Envelope,
+    stream_seq: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO kit_outbox
+             (event_id, subject, order_key, ce_type, headers, payload, published_at, stream_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(envelope.id.as_uuid())
+    .bind(&envelope.subject)
+    .bind(&envelope.key)
+    .bind(&envelope.ce_type)
+    .bind(envelope.headers_json())
+    .bind(envelope.payload.as_ref())
+    .bind(i64::try_from(stream_seq).unwrap_or(i64::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks unpublished outbox rows whose events are already in the stream as published. Returns how
+/// many it marked.
+pub async fn mark_already_published(
+    conn: &mut PgConnection,
+    event_ids: &[uuid::Uuid],
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE kit_outbox SET published_at = now()
+         WHERE published_at IS NULL AND event_id = ANY($1)",
+    )
+    .bind(event_ids)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

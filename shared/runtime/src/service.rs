@@ -246,6 +246,18 @@ impl Service {
     }
 }
 
+/// A service runs the consumers it declares as durable consumers of this instance.
+impl saga_kit::replay::Wiring for Service {
+    fn consumer<H: Handler>(
+        &mut self,
+        durable: &'static str,
+        filter_subjects: &[&str],
+        handler: H,
+    ) {
+        self.spawn_consumer(durable, filter_subjects, handler);
+    }
+}
+
 /// What every service binary does around its `run`: bind HTTP on `http_addr`, cancel on Ctrl-C or
 /// SIGTERM, and run until the service has shut down.
 pub async fn run_until_signal<F, Fut>(
