@@ -14,6 +14,8 @@
 //! - [`consumers`]: the durable consumer names and the handlers that dispatch each input event.
 //! - [`handlers`]: one file per event reacted to (`voucher_reserved.rs`, `stock_reserved.rs`, ...).
 //! - [`deadline`]: the sweep that cancels overdue orders with reason `timeout`.
+//! - [`repair`]: what `jetsaga reconcile --repair` may fix here: an overdue order is cancelled.
+//! - [`restore`]: the root events of its own stream that `jetsaga replay` applies again.
 //!
 //! Architecture Invariants:
 //! - an order's status only moves PENDING → CONFIRMED or PENDING → CANCELLED, decided by
@@ -26,6 +28,8 @@ pub mod consumers;
 pub mod deadline;
 pub mod domain;
 pub mod handlers;
+pub mod repair;
+pub mod restore;
 pub mod store;
 
 use jetsaga_contracts::Producer;
@@ -73,21 +77,7 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     let mut service =
         Service::start(config.settings, Producer::Order, &MIGRATIONS, shutdown).await?;
-    service.spawn_consumer(
-        consumers::ON_VOUCHERS,
-        consumers::ON_VOUCHERS_SUBJECTS,
-        consumers::OnVouchers,
-    );
-    service.spawn_consumer(
-        consumers::ON_PAYMENTS,
-        consumers::ON_PAYMENTS_SUBJECTS,
-        consumers::OnPayments,
-    );
-    service.spawn_consumer(
-        consumers::ON_STOCK,
-        consumers::ON_STOCK_SUBJECTS,
-        consumers::OnStock,
-    );
+    consumers::wire(&mut service);
     let sweep = config.deadline_sweep;
     service.spawn_task(move |rt, shutdown| {
         deadline::run(rt.pool.clone(), rt.metrics.clone(), sweep, shutdown)

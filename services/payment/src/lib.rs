@@ -11,6 +11,8 @@
 //! - [`handlers`]: one file per event reacted to (`voucher_reserved.rs`, `order_cancelled.rs`).
 //! - [`domain`]: the pure rules: charge, credit, payment status transitions, payment ids.
 //! - [`store`]: the SQL on accounts, credits and payments.
+//! - [`repair`]: what `jetsaga reconcile --repair` may fix here: refund a cancelled order.
+//! - [`restore`]: the root events of its own stream that `jetsaga replay` applies again.
 //! - [`api`]: `POST /accounts/{customer_id}/credit` and `GET /accounts/{customer_id}`.
 //! - `migrations/payment/` (at the repository root): the tables, embedded as [`MIGRATIONS`].
 //!
@@ -24,6 +26,8 @@ pub mod api;
 pub mod consumers;
 pub mod domain;
 pub mod handlers;
+pub mod repair;
+pub mod restore;
 pub mod store;
 
 use jetsaga_contracts::Producer;
@@ -48,16 +52,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
     let mut service = Service::start(settings, Producer::Payment, &MIGRATIONS, shutdown).await?;
-    service.spawn_consumer(
-        consumers::ON_VOUCHERS,
-        consumers::ON_VOUCHERS_FILTER,
-        consumers::OnVouchers,
-    );
-    service.spawn_consumer(
-        consumers::ON_ORDERS,
-        consumers::ON_ORDERS_FILTER,
-        consumers::OnOrders,
-    );
+    consumers::wire(&mut service);
     let api = api::router(service.runtime().clone());
     service.serve(listener, api).await
 }

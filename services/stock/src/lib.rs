@@ -15,6 +15,8 @@
 //! - [`handlers`]: one file per event reacted to: `payment_succeeded.rs`, `order_cancelled.rs`.
 //! - [`domain`]: the pure rules (all lines or none, adjustments, the reservation status).
 //! - [`store`]: the SQL.
+//! - [`repair`]: what `jetsaga reconcile --repair` may fix here: release a cancelled order's stock.
+//! - [`restore`]: the root events of its own stream that `jetsaga replay` applies again.
 //! - [`api`]: the HTTP routes, one file each.
 //! - `migrations/stock/` (at the repository root): the tables `stock`, `adjustments`,
 //!   `reservations`.
@@ -26,6 +28,8 @@ pub mod api;
 pub mod consumers;
 pub mod domain;
 pub mod handlers;
+pub mod repair;
+pub mod restore;
 pub mod store;
 
 use jetsaga_contracts::Producer;
@@ -50,16 +54,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
     let mut service = Service::start(settings, Producer::Stock, &MIGRATIONS, shutdown).await?;
+    consumers::wire(&mut service);
     let rt = service.runtime().clone();
-    service.spawn_consumer(
-        consumers::ON_PAYMENTS,
-        consumers::ON_PAYMENTS_FILTER,
-        consumers::OnPayments,
-    );
-    service.spawn_consumer(
-        consumers::ON_ORDERS,
-        consumers::ON_ORDERS_FILTER,
-        consumers::OnOrders,
-    );
     service.serve(listener, api::router(rt)).await
 }

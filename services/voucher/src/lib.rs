@@ -14,6 +14,8 @@
 //! - [`domain`]: the pure rules: statuses and their transitions, the derived EXPIRED status, which
 //!   voucher an order may use and the discount it gives.
 //! - [`store`]: the SQL of the `vouchers` table.
+//! - [`repair`]: what `jetsaga reconcile --repair` may fix here: release or redeem a held voucher.
+//! - [`restore`]: the root events of its own stream that `jetsaga replay` applies again.
 //! - `api/`: `POST /vouchers` (`issue_voucher.rs`) and `GET /vouchers/{code}` (`get_voucher.rs`).
 //! - `migrations/voucher/` (at the workspace root): the `vouchers` table.
 //!
@@ -27,6 +29,8 @@ pub mod api;
 pub mod consumers;
 pub mod domain;
 pub mod handlers;
+pub mod repair;
+pub mod restore;
 pub mod store;
 
 use jetsaga_contracts::Producer;
@@ -51,11 +55,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
     let mut service = Service::start(settings, Producer::Voucher, &MIGRATIONS, shutdown).await?;
+    consumers::wire(&mut service);
     let rt = service.runtime().clone();
-    service.spawn_consumer(
-        consumers::ON_ORDERS,
-        consumers::ON_ORDERS_FILTERS,
-        consumers::OnOrders,
-    );
     service.serve(listener, api::router(rt)).await
 }

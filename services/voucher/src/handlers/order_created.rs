@@ -10,7 +10,6 @@ use jetsaga_contracts::{Money, RejectReason, VoucherCode, VoucherEvent};
 use saga_kit::barrier::{self, Gate};
 use saga_kit::{EventContext, HandlerError};
 use sqlx::PgConnection;
-use time::OffsetDateTime;
 
 pub async fn handle(
     tx: &mut PgConnection,
@@ -30,10 +29,10 @@ pub async fn handle(
         return Ok(vec![reserved(event, None, Money::ZERO)]);
     };
     let voucher = store::lock_by_code(tx, &code).await?;
-    let now = OffsetDateTime::now_utc();
+    // The order's own time, not the clock: a replay of this event decides as the first run did.
     let reason = match (
         &voucher,
-        domain::check_voucher(voucher.as_ref(), event.customer_id, now),
+        domain::check_voucher(voucher.as_ref(), event.customer_id, ctx.event_time),
     ) {
         (Some(voucher), Ok(discount)) => return reserve(tx, event, voucher, discount).await,
         (_, Err(reason)) => reason,

@@ -1,0 +1,110 @@
+//! Repairs the reconciler asks of the payment service: what an operator's `jetsaga reconcile
+//! --repair` may fix here, with the rules and SQL the handlers use.
+//!
+//! A repair is an ordinary change of this service: it runs in the caller's transaction, moves the
+//! payment only through [`PaymentStatus::transition`], and writes the event that announces it to
+//! the outbox in that same transaction, for the service's relay to publish.
+//!
+//! The event id is derived from the order and the version (`updated_at`) of the row the repair
+//! found: running the same repair again over the same state names the same event, and a second,
+//! later repair of the same order (the row went wrong again) is announced as a new event.
+
+use crate::domain::{self, PaymentStatus};
+use crate::handlers::BRANCH;
+use crate::store;
+use jetsaga_contracts::events::payment::PaymentRefunded;
+use jetsaga_contracts::{EventId, OrderId, PaymentEvent};
+use saga_kit::barrier;
+use saga_kit::envelope::keyed_event_id;
+pub use saga_kit::repair::{Announce, Repaired};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+
+/// A repair that could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    #[error("refund of order {order_id}: the payment database failed: {source}")]
+    Database {
+        order_id: OrderId,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("refund of order {order_id}: {reason}")]
+    Refused { order_id: OrderId, reason: String },
+}
+
+/// The id of the refund a repair emits for `order_id` over a payment row last changed at
+/// `version`.
+pub fn refund_event_id(order_id: OrderId, version: OffsetDateTime) -> EventId {
+    keyed_event_id(
+        "payment-repair-refund",
+        &format!("{order_id}@{}", version.unix_timestamp_nanos()),
+    )
+}
+
+/// Refunds the charge of an order the order service has CANCELLED, as the OrderCancelled handler
+/// would have: the amount goes back to the balance, the payment becomes REFUNDED, and
+/// PaymentRefunded says so. The caller has seen the order CANCELLED (a terminal state).
+///
+/// The compensation is also recorded in the saga barrier, so an OrderCancelled still on its way
+/// finds the work done. A payment that is not CHARGED (none, FAILED, REFUNDED) is left alone.
+pub async fn refund_cancelled(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+    announce: Announce,
+) -> Result<Repaired, RepairError> {
+    let db = |source| RepairError::Database { order_id, source };
+    let Some(payment) = store::lock_payment(conn, order_id).await.map_err(db)? else {
+        return Ok(Repaired::AlreadyConsistent(
+            "the order has no payment".into(),
+        ));
+    };
+    let refunded = match payment.status.transition(PaymentStatus::Refunded) {
+        Ok(status) => status,
+        Err(_) => {
+            return Ok(Repaired::AlreadyConsistent(format!(
+                "the payment is {}",
+                payment.status.as_str()
+            )))
+        }
+    };
+    let version: OffsetDateTime =
+        sqlx::query_scalar("SELECT updated_at FROM payments WHERE order_id = $1")
+            .bind(order_id.as_uuid())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+    let event_id = refund_event_id(order_id, version);
+
+    let balance = store::lock_or_open_account(conn, payment.customer_id)
+        .await
+        .map_err(db)?;
+    let new_balance =
+        domain::credit(balance, payment.amount).map_err(|e| RepairError::Refused {
+            order_id,
+            reason: format!("customer {}: {e}", payment.customer_id),
+        })?;
+    store::set_balance(conn, payment.customer_id, new_balance)
+        .await
+        .map_err(db)?;
+    store::set_payment_status(conn, order_id, refunded)
+        .await
+        .map_err(db)?;
+    // Duplicate (the handler ran, then the row was changed by hand) is expected here: the
+    // barrier only has to know that the compensation has happened.
+    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
+        .await
+        .map_err(db)?;
+    let event = PaymentEvent::PaymentRefunded(PaymentRefunded {
+        order_id,
+        payment_id: payment.payment_id,
+        customer_id: payment.customer_id,
+        amount: payment.amount,
+    });
+    let repaired = announce
+        .announce(conn, event_id, &event)
+        .await
+        .map_err(db)?;
+    tracing::info!(%order_id, amount = payment.amount.cents(), "reconciler refunded a cancelled order");
+    Ok(repaired)
+}

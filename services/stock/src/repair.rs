@@ -1,0 +1,113 @@
+//! Repairs the reconciler asks of the stock service: what an operator's `jetsaga reconcile
+//! --repair` may fix here, with the rules and SQL the handlers use.
+//!
+//! A repair is an ordinary change of this service: it runs in the caller's transaction, moves a
+//! reservation only through [`ReservationStatus::release`], locks stock rows in SKU order like
+//! every other writer, and writes the event that announces the change to the outbox in that same
+//! transaction, for the service's relay to publish.
+//!
+//! The event id is derived from the order and the version (the latest `updated_at`) of the
+//! reservations the repair found: the same repair over the same state names the same event, and a
+//! later repair of the same order (the rows went wrong again) is announced as a new event.
+
+use crate::domain::ReservationStatus;
+use crate::handlers::BRANCH;
+use crate::store;
+use jetsaga_contracts::events::stock::StockReleased;
+use jetsaga_contracts::{EventId, OrderId, Sku, StockEvent, StockLine};
+use saga_kit::barrier;
+use saga_kit::envelope::keyed_event_id;
+pub use saga_kit::repair::{Announce, Repaired};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+
+/// A repair that could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    #[error("stock release of order {order_id}: the stock database failed: {source}")]
+    Database {
+        order_id: OrderId,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stock release of order {order_id}: {reason}")]
+    Refused { order_id: OrderId, reason: String },
+}
+
+/// The id of the release a repair emits for `order_id` over reservations last changed at
+/// `version`.
+pub fn release_event_id(order_id: OrderId, version: OffsetDateTime) -> EventId {
+    keyed_event_id(
+        "stock-repair-release",
+        &format!("{order_id}@{}", version.unix_timestamp_nanos()),
+    )
+}
+
+/// Gives back what an order the order service has CANCELLED still holds, as the OrderCancelled
+/// handler would have: each HELD reservation becomes RELEASED, its units go from `reserved` back to
+/// `available`, and StockReleased says so. The caller has seen the order CANCELLED.
+///
+/// The compensation is also recorded in the saga barrier, so an OrderCancelled still on its way
+/// finds the work done. An order that holds nothing is left alone.
+pub async fn release_cancelled(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+    announce: Announce,
+) -> Result<Repaired, RepairError> {
+    let db = |source| RepairError::Database { order_id, source };
+    let refused = |reason: String| RepairError::Refused { order_id, reason };
+    let held = store::lock_held(conn, order_id).await.map_err(db)?;
+    if held.is_empty() {
+        return Ok(Repaired::AlreadyConsistent(
+            "the order holds no stock".into(),
+        ));
+    }
+    let version: OffsetDateTime = sqlx::query_scalar(
+        "SELECT max(updated_at) FROM reservations WHERE order_id = $1 AND status = $2",
+    )
+    .bind(order_id.as_uuid())
+    .bind(ReservationStatus::Held.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let event_id = release_event_id(order_id, version);
+
+    let mut lines = Vec::with_capacity(held.len());
+    for row in held {
+        let status = ReservationStatus::parse(&row.status)
+            .ok_or_else(|| refused(format!("sku {} has status {:?}", row.sku, row.status)))?;
+        let released = status
+            .release()
+            .map_err(|e| refused(format!("sku {}: {e}", row.sku)))?;
+        let quantity = u32::try_from(row.quantity)
+            .map_err(|_| refused(format!("sku {} holds {} units", row.sku, row.quantity)))?;
+        let sku = Sku::parse(row.sku.as_str())
+            .map_err(|e| refused(format!("stored sku {:?}: {e}", row.sku)))?;
+        lines.push((StockLine { sku, quantity }, released));
+    }
+    let skus: Vec<&Sku> = lines.iter().map(|(l, _)| &l.sku).collect();
+    store::lock(conn, &skus).await.map_err(db)?;
+    for (line, released) in &lines {
+        store::hold(conn, &line.sku, -i64::from(line.quantity))
+            .await
+            .map_err(db)?;
+        store::set_reservation_status(conn, order_id, &line.sku, *released)
+            .await
+            .map_err(db)?;
+    }
+    // Duplicate (the handler ran, then the rows were changed by hand) is expected here: the
+    // barrier only has to know that the compensation has happened.
+    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
+        .await
+        .map_err(db)?;
+    let event = StockEvent::StockReleased(StockReleased {
+        order_id,
+        lines: lines.into_iter().map(|(l, _)| l).collect(),
+    });
+    let repaired = announce
+        .announce(conn, event_id, &event)
+        .await
+        .map_err(db)?;
+    tracing::info!(%order_id, "reconciler released the stock of a cancelled order");
+    Ok(repaired)
+}

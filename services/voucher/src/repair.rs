@@ -1,0 +1,131 @@
+//! Repairs the reconciler asks of the voucher service: what an operator's `jetsaga reconcile
+//! --repair` may fix here, with the rules and SQL the handlers use.
+//!
+//! A repair is an ordinary change of this service: it runs in the caller's transaction, moves the
+//! voucher only through [`VoucherStatus::apply`], and writes the event that announces the change to
+//! the outbox in that same transaction, for the service's relay to publish.
+//!
+//! The event id is derived from the order, the repair and the version (`updated_at`) of the
+//! voucher row it found: the same repair over the same state names the same event, and a later
+//! repair of the same order (the row went wrong again) is announced as a new event.
+//!
+//! [`VoucherStatus::apply`]: crate::domain::VoucherStatus::apply
+
+use crate::domain::{Transition, Voucher};
+use crate::handlers::BRANCH;
+use crate::store;
+use jetsaga_contracts::events::voucher::{VoucherRedeemed, VoucherReleased};
+use jetsaga_contracts::{EventId, EventSet, OrderId, VoucherEvent};
+use saga_kit::barrier;
+use saga_kit::envelope::keyed_event_id;
+pub use saga_kit::repair::{Announce, Repaired};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+
+/// A repair that could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("voucher repair of order {order_id}: the voucher database failed: {source}")]
+pub struct RepairError {
+    pub order_id: OrderId,
+    #[source]
+    pub source: sqlx::Error,
+}
+
+/// The id of the event a repair (`"release"` or `"redeem"`) emits for `order_id` over a voucher
+/// row last changed at `version`.
+pub fn repair_event_id(repair: &str, order_id: OrderId, version: OffsetDateTime) -> EventId {
+    keyed_event_id(
+        &format!("voucher-repair-{repair}"),
+        &format!("{order_id}@{}", version.unix_timestamp_nanos()),
+    )
+}
+
+/// Makes the voucher an order the order service has CANCELLED still holds available again, as
+/// the OrderCancelled handler would have, and says so with VoucherReleased. The caller has seen the
+/// order CANCELLED. The compensation is also recorded in the saga barrier, so an OrderCancelled
+/// still on its way finds the work done. A voucher that is not RESERVED by the order is left alone
+/// (a REDEEMED one stays redeemed: that needs a person).
+pub async fn release_cancelled(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+    announce: Announce,
+) -> Result<Repaired, RepairError> {
+    let db = |source| RepairError { order_id, source };
+    let Some((voucher, version)) = lock_held(conn, order_id).await.map_err(db)? else {
+        return Ok(Repaired::AlreadyConsistent(
+            "the order holds no voucher".into(),
+        ));
+    };
+    let next = match voucher.status.apply(Transition::Release) {
+        Ok(next) => next,
+        Err(e) => return Ok(Repaired::AlreadyConsistent(e.to_string())),
+    };
+    let event_id = repair_event_id("release", order_id, version);
+    store::set_state(conn, &voucher.code, next, None)
+        .await
+        .map_err(db)?;
+    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
+        .await
+        .map_err(db)?;
+    let event = VoucherEvent::VoucherReleased(VoucherReleased {
+        order_id,
+        voucher_code: voucher.code,
+    });
+    emit(conn, announce, event_id, &event).await.map_err(db)
+}
+
+/// Redeems the voucher an order the order service has CONFIRMED still only holds, as the
+/// OrderConfirmed handler would have, and says so with VoucherRedeemed. The caller has seen the
+/// order CONFIRMED. A voucher that is not RESERVED by the order is left alone.
+pub async fn redeem_confirmed(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+    announce: Announce,
+) -> Result<Repaired, RepairError> {
+    let db = |source| RepairError { order_id, source };
+    let Some((voucher, version)) = lock_held(conn, order_id).await.map_err(db)? else {
+        return Ok(Repaired::AlreadyConsistent(
+            "the order holds no voucher".into(),
+        ));
+    };
+    let next = match voucher.status.apply(Transition::Redeem) {
+        Ok(next) => next,
+        Err(e) => return Ok(Repaired::AlreadyConsistent(e.to_string())),
+    };
+    let event_id = repair_event_id("redeem", order_id, version);
+    store::set_state(conn, &voucher.code, next, Some(order_id))
+        .await
+        .map_err(db)?;
+    let event = VoucherEvent::VoucherRedeemed(VoucherRedeemed {
+        order_id,
+        voucher_code: voucher.code,
+    });
+    emit(conn, announce, event_id, &event).await.map_err(db)
+}
+
+/// The voucher an order holds, locked, with the version of its row.
+async fn lock_held(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<Option<(Voucher, OffsetDateTime)>, sqlx::Error> {
+    let Some(voucher) = store::lock_by_order(conn, order_id).await? else {
+        return Ok(None);
+    };
+    let version: OffsetDateTime =
+        sqlx::query_scalar("SELECT updated_at FROM vouchers WHERE code = $1")
+            .bind(voucher.code.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Some((voucher, version)))
+}
+
+async fn emit(
+    conn: &mut PgConnection,
+    announce: Announce,
+    event_id: EventId,
+    event: &VoucherEvent,
+) -> Result<Repaired, sqlx::Error> {
+    let repaired = announce.announce(conn, event_id, event).await?;
+    tracing::info!(ce_type = event.ce_type(), ?announce, "voucher repaired");
+    Ok(repaired)
+}
