@@ -297,3 +297,31 @@ async fn audit(
     .await?;
     Ok(())
 }
+
+/// One requeue or discard of a dead letter: who, when, what.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub action: String,
+    pub actor: String,
+    pub new_msg_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// The actions taken on a dead letter, oldest first.
+pub async fn audit_trail(pool: &PgPool, id: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    sqlx::query_as::<_, AuditEntry>(
+        "SELECT action, actor, new_msg_id, at FROM kit_dead_letter_audit
+         WHERE dead_letter_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Open dead letters, for gauges and `jetsaga stats`.
+pub async fn open_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM kit_dead_letters WHERE status = 'open'")
+        .fetch_one(pool)
+        .await
+}

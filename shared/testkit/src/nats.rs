@@ -54,6 +54,8 @@ pub struct NatsServer {
     child: Option<Child>,
     /// Counts starts, to give each run its own log files.
     generation: u32,
+    /// Keep `dir` on drop (a store that outlives the process, for `jetsaga dev`).
+    keep_dir: bool,
 }
 
 /// Why one attempt to start did not give a ready server.
@@ -81,6 +83,13 @@ impl NatsServer {
     pub async fn start_with_config(extra: &str) -> anyhow::Result<Self> {
         let binary = find_nats_server()?;
         Self::launch(binary, extra).await
+    }
+
+    /// Like [`start`](Self::start), but keeps its config, logs and store in `dir`, which is
+    /// created when missing and kept on drop: streams survive from one run to the next.
+    pub async fn start_in(dir: &Path) -> anyhow::Result<Self> {
+        let binary = find_nats_server()?;
+        Self::launch_in(binary, dir.to_owned(), "", true).await
     }
 
     /// Starts a specific binary, e.g. an old 2.9 server for a refusal test, with JetStream on.
@@ -216,6 +225,15 @@ impl NatsServer {
 
     async fn launch(binary: PathBuf, extra: &str) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("jetsaga-nats-{}", uuid::Uuid::new_v4()));
+        Self::launch_in(binary, dir, extra, false).await
+    }
+
+    async fn launch_in(
+        binary: PathBuf,
+        dir: PathBuf,
+        extra: &str,
+        keep_dir: bool,
+    ) -> anyhow::Result<Self> {
         let store_dir = dir.join("store");
         fs::create_dir_all(&store_dir)
             .with_context(|| format!("creating nats-server temp dir {}", dir.display()))?;
@@ -228,6 +246,7 @@ impl NatsServer {
             port: 0,
             child: None,
             generation: 0,
+            keep_dir,
         };
         // On error `server` is dropped here, which removes the temp dir.
         for attempt in 1..=START_ATTEMPTS {
@@ -385,6 +404,9 @@ impl Drop for NatsServer {
             // SIGKILL also ends a paused (SIGSTOPped) process.
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if self.keep_dir {
+            return;
         }
         if let Err(e) = fs::remove_dir_all(&self.dir) {
             if e.kind() != ErrorKind::NotFound {
