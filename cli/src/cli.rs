@@ -40,7 +40,7 @@ pub type Outcome = anyhow::Result<ExitCode>;
 /// Runs the command on a Tokio runtime. Exit codes: 0 done and clean, 1 done with differences or
 /// failures left (reconcile, replay), 2 could not run (bad input, unreachable database or NATS).
 pub fn main(cli: Cli) -> ExitCode {
-    init_logging(matches!(cli.command, Command::Dev(_)));
+    init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,8 +76,8 @@ async fn run(cli: Cli) -> Outcome {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` decides, by default warnings only (info for `dev`, whose services
-/// log their start-up).
-fn init_logging(dev: bool) {
-    jetsaga_runtime::telemetry::init_with(if dev { "info,sqlx=warn" } else { "warn" });
+/// Logs go to stderr; `RUST_LOG` decides, by default warnings only (so the output of `dev` stays
+/// readable; `RUST_LOG=info` shows what the services do).
+fn init_logging() {
+    jetsaga_runtime::telemetry::init_with("warn");
 }

@@ -1,11 +1,374 @@
-//! `jetsaga dlq` (being written).
+//! `jetsaga dlq list|show|requeue|discard`: the dead letters of every service, in one place.
+//!
+//! A dead letter is addressed as `<service>:<id>` (ids are per service database), e.g. `payment:3`.
+//! Requeue publishes the original message under a new `Nats-Msg-Id` (its `ce-id` stays, so a
+//! consumer that already applied it dedupes it) and records who did it; a message that fails again
+//! comes back as a new dead letter, never into a loop.
 
 use crate::cli::Outcome;
-use crate::targets::Targets;
+use crate::output::{self, Table};
+use crate::targets::{ServiceName, Targets};
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use jetsaga_contracts::Producer;
+use saga_kit::dead_letter::{self, AuditEntry, DeadLetter, Filter};
+use serde::Serialize;
+use std::process::ExitCode;
+use std::str::FromStr;
 
-#[derive(Debug, clap::Args)]
-pub struct DlqArgs {}
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
 
-pub async fn run(_args: DlqArgs, _targets: &Targets, _json: bool) -> Outcome {
-    anyhow::bail!("jetsaga dlq is not built yet")
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The dead letters of every service (or one), newest last.
+    List {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<ServiceName>,
+        /// Only dead letters in this status.
+        #[arg(long, value_enum, default_value_t = StatusFilter::Open)]
+        status: StatusFilter,
+        /// At most this many per service.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// One dead letter whole: headers, payload, reason and what was done with it.
+    Show {
+        /// `<service>:<id>`, e.g. `payment:3`.
+        dead_letter: DeadLetterRef,
+    },
+    /// Publish dead letters again under a new Msg-Id, with an audit row.
+    Requeue {
+        /// `<service>:<id>` of each dead letter.
+        #[arg(required = true)]
+        dead_letters: Vec<DeadLetterRef>,
+        /// Who does it, for the audit (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Mark dead letters as dealt with, with an audit row; the message is not published.
+    Discard {
+        /// `<service>:<id>` of each dead letter.
+        #[arg(required = true)]
+        dead_letters: Vec<DeadLetterRef>,
+        /// Who does it, for the audit (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFilter {
+    Open,
+    Requeued,
+    Discarded,
+    All,
+}
+
+impl StatusFilter {
+    fn as_status(self) -> Option<String> {
+        match self {
+            StatusFilter::Open => Some("open".into()),
+            StatusFilter::Requeued => Some("requeued".into()),
+            StatusFilter::Discarded => Some("discarded".into()),
+            StatusFilter::All => None,
+        }
+    }
+}
+
+/// `<service>:<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetterRef {
+    pub producer: Producer,
+    pub id: i64,
+}
+
+impl FromStr for DeadLetterRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (service, id) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not <service>:<id>, e.g. payment:3"))?;
+        let producer = Producer::from_service(service).ok_or_else(|| {
+            format!("`{service}` is not a service (order, voucher, payment, stock)")
+        })?;
+        let id = id
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| format!("`{id}` is not a dead letter id (a positive number)"))?;
+        Ok(DeadLetterRef { producer, id })
+    }
+}
+
+impl std::fmt::Display for DeadLetterRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.producer.service(), self.id)
+    }
+}
+
+/// A dead letter with the service it belongs to, as `--json` prints it.
+#[derive(Debug, Serialize)]
+struct Listed {
+    #[serde(rename = "ref")]
+    reference: String,
+    service: &'static str,
+    #[serde(flatten)]
+    dead_letter: DeadLetter,
+}
+
+pub async fn run(args: DlqArgs, targets: &Targets, json: bool) -> Outcome {
+    match args.command {
+        DlqCommand::List {
+            service,
+            status,
+            limit,
+        } => list(targets, json, service, status, limit).await,
+        DlqCommand::Show { dead_letter } => show(targets, json, dead_letter).await,
+        DlqCommand::Requeue { dead_letters, by } => {
+            act(targets, json, &dead_letters, &actor(by), Action::Requeue).await
+        }
+        DlqCommand::Discard { dead_letters, by } => {
+            act(targets, json, &dead_letters, &actor(by), Action::Discard).await
+        }
+    }
+}
+
+fn actor(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "jetsaga-cli".to_owned())
+}
+
+async fn list(
+    targets: &Targets,
+    json: bool,
+    service: Option<ServiceName>,
+    status: StatusFilter,
+    limit: i64,
+) -> Outcome {
+    let producers: Vec<Producer> = match service {
+        Some(s) => vec![s.producer()],
+        None => Producer::ALL.to_vec(),
+    };
+    let filter = Filter {
+        status: status.as_status(),
+        limit,
+    };
+    let mut listed = Vec::new();
+    for producer in producers {
+        let pool = targets.pool(producer).await?;
+        let letters = dead_letter::list(&pool, &filter)
+            .await
+            .with_context(|| format!("listing the dead letters of {producer}"))?;
+        listed.extend(letters.into_iter().map(|dl| Listed {
+            reference: format!("{}:{}", producer.service(), dl.id),
+            service: producer.service(),
+            dead_letter: dl,
+        }));
+    }
+    if json {
+        output::json(&listed)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if listed.is_empty() {
+        println!(
+            "no dead letters ({})",
+            status.as_status().unwrap_or_else(|| "any status".into())
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new([
+        "REF",
+        "STATUS",
+        "KIND",
+        "CONSUMER",
+        "SUBJECT",
+        "SEQ",
+        "FAILED AT",
+        "REASON",
+    ]);
+    for l in &listed {
+        let dl = &l.dead_letter;
+        table.row([
+            l.reference.clone(),
+            dl.status.clone(),
+            dl.kind.clone(),
+            dl.consumer.clone(),
+            dl.subject.clone(),
+            dl.stream_seq.to_string(),
+            output::timestamp(dl.failed_at),
+            output::truncate(&dl.reason, 80),
+        ]);
+    }
+    table.print();
+    println!("{} dead letter(s)", listed.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(targets: &Targets, json: bool, r: DeadLetterRef) -> Outcome {
+    let pool = targets.pool(r.producer).await?;
+    let dl = dead_letter::get(&pool, r.id)
+        .await
+        .with_context(|| format!("reading dead letter {r}"))?
+        .with_context(|| format!("dead letter {r} does not exist"))?;
+    let audit = dead_letter::audit_trail(&pool, r.id)
+        .await
+        .with_context(|| format!("reading the audit of dead letter {r}"))?;
+    if json {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            #[serde(rename = "ref")]
+            reference: String,
+            #[serde(flatten)]
+            dead_letter: &'a DeadLetter,
+            payload: String,
+            audit: &'a [AuditEntry],
+        }
+        output::json(&Shown {
+            reference: r.to_string(),
+            dead_letter: &dl,
+            payload: dl.payload_text(),
+            audit: &audit,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("dead letter {r} ({})", dl.status);
+    println!("  kind        {}", dl.kind);
+    println!("  reason      {}", dl.reason);
+    println!("  consumer    {}", dl.consumer);
+    println!("  stream      {} seq {}", dl.stream, dl.stream_seq);
+    println!("  subject     {}", dl.subject);
+    println!(
+        "  event id    {}",
+        dl.event_id.map(|i| i.to_string()).unwrap_or("-".into())
+    );
+    println!("  deliveries  {}", dl.deliveries);
+    println!("  failed at   {}", output::timestamp(dl.failed_at));
+    println!("  headers");
+    if let Some(map) = dl.headers.as_object() {
+        for (k, v) in map {
+            println!("    {k}: {}", v.as_str().unwrap_or_default());
+        }
+    }
+    println!("  payload");
+    println!("    {}", dl.payload_text());
+    if audit.is_empty() {
+        println!("  audit       none");
+    } else {
+        println!("  audit");
+        for a in &audit {
+            println!(
+                "    {} {} by {}{}",
+                output::timestamp(a.at),
+                a.action,
+                a.actor,
+                a.new_msg_id
+                    .as_ref()
+                    .map(|m| format!(" as {m}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Requeue,
+    Discard,
+}
+
+#[derive(Debug, Serialize)]
+struct ActionResult {
+    #[serde(rename = "ref")]
+    reference: String,
+    ok: bool,
+    /// The new `Nats-Msg-Id` of a requeue.
+    new_msg_id: Option<String>,
+    error: Option<String>,
+}
+
+/// Requeues or discards each dead letter; one that cannot be (not open, gone) is reported and the
+/// rest go on. Exit 1 when any failed.
+async fn act(
+    targets: &Targets,
+    json: bool,
+    refs: &[DeadLetterRef],
+    actor: &str,
+    action: Action,
+) -> Outcome {
+    let js = match action {
+        Action::Requeue => Some(targets.nats().await?),
+        Action::Discard => None,
+    };
+    let mut results = Vec::new();
+    for r in refs {
+        let pool = targets.pool(r.producer).await?;
+        let result = match (&js, action) {
+            (Some(js), Action::Requeue) => {
+                dead_letter::requeue(&pool, js, r.id, actor).await.map(Some)
+            }
+            _ => dead_letter::discard(&pool, r.id, actor)
+                .await
+                .map(|()| None),
+        };
+        results.push(match result {
+            Ok(new_msg_id) => ActionResult {
+                reference: r.to_string(),
+                ok: true,
+                new_msg_id,
+                error: None,
+            },
+            Err(e) => ActionResult {
+                reference: r.to_string(),
+                ok: false,
+                new_msg_id: None,
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    let failed = results.iter().filter(|r| !r.ok).count();
+    if json {
+        output::json(&results)?;
+    } else {
+        let verb = match action {
+            Action::Requeue => "requeued",
+            Action::Discard => "discarded",
+        };
+        for r in &results {
+            match (&r.error, &r.new_msg_id) {
+                (Some(e), _) => println!("{}: not {verb}: {e}", r.reference),
+                (None, Some(m)) => println!("{}: {verb} as {m} by {actor}", r.reference),
+                (None, None) => println!("{}: {verb} by {actor}", r.reference),
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_ref_names_a_service_and_a_positive_id() {
+        let r: DeadLetterRef = "payment:3".parse().unwrap();
+        assert_eq!(r.producer, Producer::Payment);
+        assert_eq!(r.id, 3);
+        assert_eq!(r.to_string(), "payment:3");
+        assert!("payment".parse::<DeadLetterRef>().is_err());
+        assert!("bank:3".parse::<DeadLetterRef>().is_err());
+        assert!("stock:-1".parse::<DeadLetterRef>().is_err());
+        assert!("stock:x".parse::<DeadLetterRef>().is_err());
+    }
 }

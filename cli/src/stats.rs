@@ -1,11 +1,217 @@
-//! `jetsaga stats` (being written).
+//! `jetsaga stats`: is the system keeping up? Consumer lag per service, outbox backlog, dead
+//! letters and saga outcomes, from NATS and the four databases.
 
 use crate::cli::Outcome;
+use crate::output::{self, Table};
 use crate::targets::Targets;
+use anyhow::Context as _;
+use clap::Args;
+use futures::TryStreamExt;
+use jetsaga_contracts::Producer;
+use serde::Serialize;
+use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Args)]
 pub struct StatsArgs {}
 
-pub async fn run(_args: StatsArgs, _targets: &Targets, _json: bool) -> Outcome {
-    anyhow::bail!("jetsaga stats is not built yet")
+/// One durable consumer's position.
+#[derive(Debug, Serialize)]
+pub struct ConsumerLag {
+    pub service: String,
+    pub consumer: String,
+    pub stream: &'static str,
+    /// Messages matching its filter not yet delivered.
+    pub pending: u64,
+    /// Delivered, not yet acked.
+    pub ack_pending: usize,
+    /// Delivered more than once.
+    pub redelivered: usize,
+}
+
+/// One service's database side.
+#[derive(Debug, Serialize)]
+pub struct ServiceStats {
+    pub service: &'static str,
+    pub outbox_backlog: i64,
+    pub dead_letters_open: i64,
+}
+
+/// Orders by outcome.
+#[derive(Debug, Serialize, Default)]
+pub struct Outcomes {
+    pub pending: i64,
+    pub confirmed: i64,
+    pub cancelled: i64,
+    /// Cancelled orders by reason.
+    pub cancelled_by_reason: Vec<(String, i64)>,
+    /// Pending orders past their deadline (the sweeper should cancel them within a second).
+    pub pending_past_deadline: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub consumers: Vec<ConsumerLag>,
+    pub services: Vec<ServiceStats>,
+    pub sagas: Outcomes,
+    /// Messages in each stream.
+    pub streams: Vec<(&'static str, u64)>,
+}
+
+pub async fn run(_args: StatsArgs, targets: &Targets, json: bool) -> Outcome {
+    let stats = collect(targets).await?;
+    if json {
+        output::json(&stats)?;
+    } else {
+        print!("{}", render(&stats));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn collect(targets: &Targets) -> anyhow::Result<Stats> {
+    let js = targets.nats().await?;
+    let mut consumers = Vec::new();
+    let mut streams = Vec::new();
+    for producer in Producer::ALL {
+        let name = producer.stream();
+        let mut stream = js
+            .get_stream(name)
+            .await
+            .with_context(|| format!("reading stream {name}"))?;
+        let info = stream
+            .info()
+            .await
+            .with_context(|| format!("reading stream {name}"))?;
+        streams.push((name, info.state.messages));
+        let mut infos = stream.consumers();
+        while let Some(c) = infos
+            .try_next()
+            .await
+            .with_context(|| format!("listing the consumers of stream {name}"))?
+        {
+            // Durable consumers are named `<service>-on-<input>`; ephemeral ones (a replay) are not.
+            let Some(durable) = c.config.durable_name.clone() else {
+                continue;
+            };
+            consumers.push(ConsumerLag {
+                service: durable
+                    .split_once("-on-")
+                    .map(|(s, _)| s.to_owned())
+                    .unwrap_or_default(),
+                consumer: durable,
+                stream: name,
+                pending: c.num_pending,
+                ack_pending: c.num_ack_pending,
+                redelivered: c.num_redelivered,
+            });
+        }
+    }
+    consumers.sort_by(|a, b| (&a.service, &a.consumer).cmp(&(&b.service, &b.consumer)));
+    let mut services = Vec::new();
+    let mut sagas = Outcomes::default();
+    for producer in Producer::ALL {
+        let pool = targets.read_only_pool(producer).await?;
+        let (outbox_backlog, dead_letters_open): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM kit_outbox WHERE published_at IS NULL),
+                    (SELECT count(*) FROM kit_dead_letters WHERE status = 'open')",
+        )
+        .fetch_one(&pool)
+        .await
+        .with_context(|| format!("reading the outbox and dead letters of {producer}"))?;
+        services.push(ServiceStats {
+            service: producer.service(),
+            outbox_backlog,
+            dead_letters_open,
+        });
+        if producer == Producer::Order {
+            sagas = outcomes(&pool).await?;
+        }
+    }
+    Ok(Stats {
+        consumers,
+        services,
+        sagas,
+        streams,
+    })
+}
+
+async fn outcomes(pool: &sqlx::PgPool) -> anyhow::Result<Outcomes> {
+    let rows: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
+        "SELECT status, cancel_reason, count(*),
+                count(*) FILTER (WHERE status = 'PENDING' AND deadline < now())
+         FROM orders GROUP BY status, cancel_reason ORDER BY status, cancel_reason",
+    )
+    .fetch_all(pool)
+    .await
+    .context("counting orders by status")?;
+    let mut o = Outcomes::default();
+    for (status, reason, n, overdue) in rows {
+        match status.as_str() {
+            "PENDING" => o.pending += n,
+            "CONFIRMED" => o.confirmed += n,
+            _ => {
+                o.cancelled += n;
+                o.cancelled_by_reason.push((reason.unwrap_or_default(), n));
+            }
+        }
+        o.pending_past_deadline += overdue;
+    }
+    Ok(o)
+}
+
+pub fn render(stats: &Stats) -> String {
+    let mut text = String::from("consumers\n");
+    let mut t = Table::new([
+        "SERVICE",
+        "CONSUMER",
+        "STREAM",
+        "PENDING",
+        "ACK PENDING",
+        "REDELIVERED",
+    ]);
+    for c in &stats.consumers {
+        t.row([
+            c.service.clone(),
+            c.consumer.clone(),
+            c.stream.to_owned(),
+            c.pending.to_string(),
+            c.ack_pending.to_string(),
+            c.redelivered.to_string(),
+        ]);
+    }
+    text.push_str(&t.render());
+    text.push_str("\nservices\n");
+    let mut t = Table::new(["SERVICE", "OUTBOX BACKLOG", "OPEN DEAD LETTERS"]);
+    for s in &stats.services {
+        t.row([
+            s.service.to_owned(),
+            s.outbox_backlog.to_string(),
+            s.dead_letters_open.to_string(),
+        ]);
+    }
+    text.push_str(&t.render());
+    text.push_str("\nstreams\n");
+    let mut t = Table::new(["STREAM", "MESSAGES"]);
+    for (name, n) in &stats.streams {
+        t.row([(*name).to_owned(), n.to_string()]);
+    }
+    text.push_str(&t.render());
+    let s = &stats.sagas;
+    let reasons: Vec<String> = s
+        .cancelled_by_reason
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    text.push_str(&format!(
+        "\nsagas: {} confirmed, {} cancelled{}, {} pending ({} past deadline)\n",
+        s.confirmed,
+        s.cancelled,
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        },
+        s.pending,
+        s.pending_past_deadline
+    ));
+    text
 }

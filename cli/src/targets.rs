@@ -33,14 +33,9 @@ impl ServiceName {
 pub struct Targets {
     /// NATS URL; credentials as `nats://user:password@host:port` (the admin user for replay and
     /// requeue).
-    #[arg(
-        long,
-        env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222",
-        global = true,
-        hide_env_values = true
-    )]
-    pub nats_url: String,
+    /// Default `nats://127.0.0.1:4222`.
+    #[arg(long, env = "NATS_URL", global = true, hide_env_values = true)]
+    pub nats_url: Option<String>,
     /// The order database. Default `postgres://postgres@127.0.0.1:5432/jetsaga_order`.
     #[arg(
         long,
@@ -75,7 +70,15 @@ pub struct Targets {
     pub stock_db: Option<String>,
 }
 
+/// The design's default NATS URL.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
 impl Targets {
+    /// The NATS URL given, or the design's default.
+    pub fn nats_url(&self) -> &str {
+        self.nats_url.as_deref().unwrap_or(DEFAULT_NATS_URL)
+    }
+
     /// The database URL of a service: the flag, the environment, or the design's default.
     pub fn database_url(&self, producer: Producer) -> String {
         let given = match producer {
@@ -120,12 +123,12 @@ impl Targets {
 
     /// A NATS connection, refusing servers older than 2.10.
     pub async fn nats(&self) -> anyhow::Result<async_nats::jetstream::Context> {
-        let client = saga_kit::provision::connect(&self.nats_url, "jetsaga-cli")
+        let client = saga_kit::provision::connect(self.nats_url(), "jetsaga-cli")
             .await
             .with_context(|| {
                 format!(
                     "cannot connect to NATS at {}",
-                    saga_kit::provision::redact(&self.nats_url)
+                    saga_kit::provision::redact(self.nats_url())
                 )
             })?;
         Ok(async_nats::jetstream::new(client))

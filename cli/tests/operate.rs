@@ -1,0 +1,211 @@
+//! `jetsaga trace`, `stats` and `dlq` against the real system.
+
+use anyhow::Context as _;
+use jetsaga_scenarios::checker::{assert_invariants, wait_quiet};
+use jetsaga_scenarios::inject;
+use jetsaga_scenarios::ledger::new_sku;
+use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
+use jetsaga_testkit::wait_until;
+use serde_json::Value;
+use std::time::Duration;
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+async fn jetsaga(sys: &System, args: &[&str]) -> anyhow::Result<(i32, String)> {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jetsaga"));
+    cmd.args(args)
+        .env("NATS_URL", sys.nats_url())
+        .env("ORDER_DATABASE_URL", sys.database_url(Svc::Order)?)
+        .env("VOUCHER_DATABASE_URL", sys.database_url(Svc::Voucher)?)
+        .env("PAYMENT_DATABASE_URL", sys.database_url(Svc::Payment)?)
+        .env("STOCK_DATABASE_URL", sys.database_url(Svc::Stock)?)
+        .env("USER", "ops-test");
+    let out = cmd.output().await.context("running jetsaga")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "jetsaga {}: exit {:?}\n{stdout}{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.code().unwrap_or(-1), stdout))
+}
+
+async fn json(sys: &System, args: &[&str]) -> anyhow::Result<Value> {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (code, out) = jetsaga(sys, &all).await?;
+    anyhow::ensure!(code == 0, "jetsaga {} exited {code}", args.join(" "));
+    Ok(serde_json::from_str(&out)?)
+}
+
+#[tokio::test]
+async fn trace_shows_each_step_with_its_service_cause_and_outcome() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("MUG");
+    ledger.sku(&sys.api, &sku, 1_250, 10).await?;
+    let alice = ledger.customer(&sys.api, 1_000).await?;
+    let order = ledger.order(&sys.api, &alice, &[(&sku, 2)], None).await?;
+    assert_invariants(&sys.api, &ledger, SETTLE).await?;
+
+    let trace = json(&sys, &["trace", &order]).await?;
+    let steps = trace["steps"].as_array().context("steps")?;
+    let events: Vec<&str> = steps.iter().filter_map(|s| s["event"].as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "orders.created",
+            "vouchers.reserved",
+            "payments.failed",
+            "orders.cancelled"
+        ]
+    );
+    assert_eq!(steps[0]["caused_by"], Value::Null);
+    assert_eq!(steps[2]["caused_by"], 2);
+    assert_eq!(steps[2]["service"], "payment");
+    assert_eq!(trace["summary"]["status"], "CANCELLED");
+    assert_eq!(trace["summary"]["cancel_reason"], "payment_failed");
+
+    let (code, table) = jetsaga(&sys, &["trace", &order]).await?;
+    assert_eq!(code, 0);
+    assert!(table.contains("payments.failed"), "{table}");
+    assert!(table.contains("CANCELLED (payment_failed)"), "{table}");
+    let (code, mermaid) = jetsaga(&sys, &["trace", &order, "--format", "mermaid"]).await?;
+    assert_eq!(code, 0);
+    assert!(mermaid.starts_with("sequenceDiagram"), "{mermaid}");
+    assert!(
+        mermaid.contains("voucher->>payment: payments.failed"),
+        "{mermaid}"
+    );
+
+    let (code, _) = jetsaga(&sys, &["trace", &uuid::Uuid::new_v4().to_string()]).await?;
+    assert_eq!(code, 2, "an unknown order is an error");
+    let (code, _) = jetsaga(&sys, &["trace", "not-a-uuid"]).await?;
+    assert_eq!(code, 2, "bad input is refused");
+    Ok(())
+}
+
+#[tokio::test]
+async fn stats_reports_lag_backlog_dead_letters_and_saga_outcomes() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("MUG");
+    ledger.sku(&sys.api, &sku, 1_000, 10).await?;
+    let rich = ledger.customer(&sys.api, 10_000).await?;
+    let poor = ledger.customer(&sys.api, 10).await?;
+    ledger.order(&sys.api, &rich, &[(&sku, 1)], None).await?;
+    ledger.order(&sys.api, &rich, &[(&sku, 2)], None).await?;
+    ledger.order(&sys.api, &poor, &[(&sku, 1)], None).await?;
+    assert_invariants(&sys.api, &ledger, SETTLE).await?;
+
+    let stats = json(&sys, &["stats"]).await?;
+    assert_eq!(stats["sagas"]["confirmed"], 2);
+    assert_eq!(stats["sagas"]["cancelled"], 1);
+    assert_eq!(stats["sagas"]["pending"], 0);
+    let consumers = stats["consumers"].as_array().context("consumers")?;
+    assert_eq!(consumers.len(), 8, "every durable consumer: {consumers:?}");
+    assert!(consumers
+        .iter()
+        .all(|c| c["pending"] == 0 && c["ack_pending"] == 0));
+    let services = stats["services"].as_array().context("services")?;
+    assert!(services
+        .iter()
+        .all(|s| s["outbox_backlog"] == 0 && s["dead_letters_open"] == 0));
+    let (code, text) = jetsaga(&sys, &["stats"]).await?;
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("sagas: 2 confirmed, 1 cancelled (payment_failed 1), 0 pending"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_audited(
+) -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let js = inject::jetstream(sys.nats_url()).await?;
+    // A poison message on the ORDERS stream reaches the three services that read orders.cancelled:
+    // each dead-letters it once.
+    let order_id = uuid::Uuid::new_v4();
+    inject::publish_junk(
+        &js,
+        &format!("orders.cancelled.{order_id}"),
+        b"{not json".to_vec(),
+    )
+    .await?;
+    wait_until(
+        "the poison to be dead-lettered by three services",
+        SETTLE,
+        || async {
+            json(&sys, &["dlq", "list"])
+                .await
+                .map(|v| v.as_array().is_some_and(|a| a.len() == 3))
+                .unwrap_or(false)
+        },
+    )
+    .await?;
+    let all = json(&sys, &["dlq", "list"]).await?;
+    let refs: Vec<&str> = all
+        .as_array()
+        .context("list")?
+        .iter()
+        .filter_map(|d| d["ref"].as_str())
+        .collect();
+    assert_eq!(refs, ["voucher:1", "payment:1", "stock:1"]);
+    let listed = &json(&sys, &["dlq", "list", "--service", "payment"]).await?[0];
+    assert_eq!(listed["kind"], "undecodable");
+    let reference = listed["ref"].as_str().context("ref")?.to_owned();
+
+    let shown = json(&sys, &["dlq", "show", &reference]).await?;
+    assert_eq!(shown["payload"], "{not json");
+    assert_eq!(shown["audit"].as_array().map(Vec::len), Some(0));
+
+    // Requeue: published again under a new Msg-Id, audited with who did it
+    let requeued = json(&sys, &["dlq", "requeue", &reference, "--by", "alice"]).await?;
+    assert_eq!(requeued[0]["ok"], true);
+    let new_msg_id = requeued[0]["new_msg_id"].as_str().context("new msg id")?;
+    assert!(new_msg_id.starts_with("requeue-"));
+    let shown = json(&sys, &["dlq", "show", &reference]).await?;
+    assert_eq!(shown["status"], "requeued");
+    assert_eq!(shown["audit"][0]["actor"], "alice");
+    assert_eq!(shown["audit"][0]["new_msg_id"], new_msg_id);
+
+    // It fails again: one new dead letter, and no loop
+    wait_until("the requeued poison to come back", SETTLE, || async {
+        json(&sys, &["dlq", "list", "--service", "payment"])
+            .await
+            .map(|v| v.as_array().is_some_and(|a| a.len() == 1))
+            .unwrap_or(false)
+    })
+    .await?;
+    wait_quiet(&sys.api, SETTLE).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let every = json(
+        &sys,
+        &["dlq", "list", "--service", "payment", "--status", "all"],
+    )
+    .await?;
+    assert_eq!(every.as_array().map(Vec::len), Some(2), "{every}");
+    let back = json(&sys, &["dlq", "list", "--service", "payment"]).await?;
+    let back_ref = back[0]["ref"].as_str().context("ref")?.to_owned();
+    assert_ne!(back_ref, reference);
+
+    // Discard: marked, audited, and not published
+    let discarded = json(&sys, &["dlq", "discard", &back_ref]).await?;
+    assert_eq!(discarded[0]["ok"], true);
+    let shown = json(&sys, &["dlq", "show", &back_ref]).await?;
+    assert_eq!(shown["status"], "discarded");
+    assert_eq!(shown["audit"][0]["actor"], "ops-test");
+    let open = json(&sys, &["dlq", "list", "--service", "payment"]).await?;
+    assert_eq!(open.as_array().map(Vec::len), Some(0));
+
+    // A second requeue of the same dead letter is refused with the reason, exit 1
+    let (code, out) = jetsaga(&sys, &["dlq", "requeue", &reference]).await?;
+    assert_eq!(code, 1);
+    assert!(out.contains("is requeued, not open"), "{out}");
+    let (code, _) = jetsaga(&sys, &["dlq", "show", "bank:1"]).await?;
+    assert_eq!(code, 2, "bad reference is refused");
+    Ok(())
+}
