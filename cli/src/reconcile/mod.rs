@@ -1,0 +1,222 @@
+//! `jetsaga reconcile [--date D] [--repair] [--settlement FILE]`: checks the four databases
+//! against the design's invariants, reports each difference, and with `--repair` fixes what
+//! ordinary compensating events can fix (可对账 · 可补偿).
+//!
+//! The check only reads: every connection it makes is read-only
+//! ([`Targets::read_only_pool`]). Each difference has a kind:
+//!
+//! | kind | what | repair |
+//! |---|---|---|
+//! | `missing` | a participant's record of an order the order service does not know; a CONFIRMED order without its charge, a reservation, or its voucher's redemption | a person |
+//! | `amount_mismatch` | a charge ≠ total − discount; a reserved quantity ≠ the line's; a discount ≠ the voucher's; a total ≠ its lines | a person |
+//! | `status_mismatch` | CANCELLED but charged / holding stock / holding its voucher | payment refunds, stock releases, voucher releases |
+//! | | CONFIRMED but its voucher only RESERVED | voucher redeems |
+//! | | CONFIRMED but refunded, failed or released; CANCELLED but its voucher redeemed | a person |
+//! | `stuck` | PENDING past its deadline plus `--slack-secs` | order cancels it with reason `timeout` |
+//! | `conservation` | credited ≠ balance + charged (per customer); added ≠ available + reserved, or reserved ≠ held (per SKU) | a person |
+//! | `missing_ours`, `missing_theirs`, `amount_mismatch` | against the settlement file (see [`settlement`]) | a person |
+//!
+//! Sagas run while the check reads, so a PENDING order within its deadline plus the slack is
+//! *running*, and an order that ended less than `--settle-secs` ago is *settling*; neither is
+//! judged. A repair is one transaction in the owning service's database: the state change and
+//! the event announcing it (to its outbox, published by its relay). The follow-on effects (a
+//! cancellation's compensations) happen asynchronously; the re-check after `--repair` counts them
+//! as in flight, and the next run confirms them.
+//!
+//! Exit codes: 0 clean (after `--repair`: the re-check is clean), 1 differences remain,
+//! 2 the check could not run (bad arguments or settlement file, unreachable database).
+//!
+//! ## Layout
+//! - [`difference`]: the kinds, entities and repair actions.
+//! - [`rules`]: the pure rules that judge an order, an account, a SKU (unit tests beside them).
+//! - [`check`]: reads the four databases and applies the rules.
+//! - [`settlement`]: the provider's CSV, and its comparison with our ledger.
+//! - [`repair`]: runs the owning services' repair functions.
+//! - [`report`]: the tables, the summary and the `--json` document.
+
+pub mod check;
+pub mod difference;
+pub mod repair;
+pub mod report;
+pub mod rules;
+pub mod settlement;
+
+use crate::cli::Outcome;
+use crate::targets::Targets;
+use check::{BusinessDay, Options};
+use difference::{Difference, RepairAction};
+use repair::RepairOutcome;
+use std::collections::HashSet;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use time::{Date, Duration};
+
+/// `jetsaga reconcile`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReconcileArgs {
+    /// Check only the orders created on this UTC business date (YYYY-MM-DD). Conservation is
+    /// always checked over everything.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub date: Option<Date>,
+    /// Fix what ordinary compensating events can fix, through the owning service's outbox; list
+    /// what needs a person. Exits 0 only when a re-check is clean.
+    #[arg(long)]
+    pub repair: bool,
+    /// Also compare the payments charged on --date with this settlement CSV
+    /// (`payment_id,amount_cents,time`).
+    #[arg(long, value_name = "FILE", requires = "date")]
+    pub settlement: Option<PathBuf>,
+    /// A PENDING order is stuck this many seconds after its deadline.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub slack_secs: u32,
+    /// An order that ended less than this many seconds ago is not judged yet: its compensations
+    /// may still be on their way.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub settle_secs: u32,
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|e| format!("{s:?} is not a date like 2026-03-01: {e}"))
+}
+
+pub async fn run(args: ReconcileArgs, targets: &Targets, json: bool) -> Outcome {
+    // The file is read first: a bad one stops everything before any database is touched.
+    let settlement_rows = args
+        .settlement
+        .as_deref()
+        .map(settlement::read)
+        .transpose()?;
+    let options = Options {
+        day: args.date.map(BusinessDay::new),
+        slack: Duration::seconds(i64::from(args.slack_secs)),
+        settle: Duration::seconds(i64::from(args.settle_secs)),
+        progress: !json && std::io::stderr().is_terminal(),
+    };
+    let sources = check::Sources::connect(targets).await?;
+    let first = check::run(&sources, &options, settlement_rows.as_deref()).await?;
+
+    let mut repairs = None;
+    let mut remaining = first.differences.clone();
+    let mut in_flight = 0;
+    if args.repair && first.differences.iter().any(|d| !d.needs_person()) {
+        let done = repair::run(&first.differences, targets).await?;
+        let recheck = check::run(&sources, &options, settlement_rows.as_deref()).await?;
+        (remaining, in_flight) = after_repair(recheck.differences, &done);
+        repairs = Some(done);
+    } else if args.repair {
+        repairs = Some(Vec::new());
+    }
+
+    let report = report::Report {
+        date: args.date.map(|d| d.to_string()),
+        findings: &first,
+        repairs: repairs.as_deref(),
+        remaining: &remaining,
+        in_flight,
+    };
+    if json {
+        crate::output::json(&report.to_json())?;
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// What remains after a repair: the re-check's differences, except the compensations of the
+/// orders this run cancelled as overdue: the cancellation is in the order service's outbox, and
+/// voucher, payment and stock compensate once they receive it. Returns what remains and how many
+/// were set aside as in flight. (The other repairs set nothing else off: what they fixed is fixed
+/// in the re-check, or remains.)
+fn after_repair(
+    recheck: Vec<Difference>,
+    repairs: &[repair::RepairResult],
+) -> (Vec<Difference>, usize) {
+    let cancelled: HashSet<_> = repairs
+        .iter()
+        .filter(|r| {
+            r.action == RepairAction::CancelOverdue
+                && matches!(r.outcome, RepairOutcome::Emitted { .. })
+        })
+        .filter_map(|r| r.difference.entity.order_id())
+        .collect();
+    let (in_flight, remaining): (Vec<_>, Vec<_>) = recheck.into_iter().partition(|d| {
+        matches!(
+            d.repair,
+            Some(RepairAction::Refund | RepairAction::ReleaseStock | RepairAction::ReleaseVoucher)
+        ) && d.entity.order_id().is_some_and(|o| cancelled.contains(&o))
+    });
+    (remaining, in_flight.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::difference::{Entity, Kind};
+    use super::repair::RepairResult;
+    use super::*;
+    use jetsaga_contracts::{OrderId, Producer};
+
+    #[test]
+    fn dates_are_utc_business_days() {
+        let day = BusinessDay::new(parse_date("2026-03-01").unwrap());
+        assert_eq!(day.start, time::macros::datetime!(2026-03-01 00:00 UTC));
+        assert_eq!(day.end, time::macros::datetime!(2026-03-02 00:00 UTC));
+        assert!(parse_date("2026-3-1x").is_err());
+        assert!(parse_date("01.03.2026").is_err());
+    }
+
+    #[test]
+    fn an_overdue_orders_compensations_are_in_flight_but_other_differences_remain() {
+        let overdue = OrderId::new_random();
+        let other = OrderId::new_random();
+        let emitted = RepairOutcome::Emitted {
+            event_id: "e".into(),
+            ce_type: "t".into(),
+        };
+        let repairable = |order, action| {
+            Difference::repairable(
+                Kind::StatusMismatch,
+                Entity::Order(order),
+                "x".into(),
+                action,
+            )
+        };
+        let repairs = [
+            RepairResult {
+                difference: repairable(overdue, RepairAction::CancelOverdue),
+                action: RepairAction::CancelOverdue,
+                outcome: emitted.clone(),
+            },
+            RepairResult {
+                difference: repairable(other, RepairAction::Refund),
+                action: RepairAction::Refund,
+                outcome: emitted,
+            },
+        ];
+        let person = Difference::for_person(
+            Kind::StatusMismatch,
+            Producer::Voucher,
+            Entity::Order(overdue),
+            "redeemed".into(),
+        );
+        let (remaining, in_flight) = after_repair(
+            vec![
+                repairable(overdue, RepairAction::Refund),
+                repairable(overdue, RepairAction::ReleaseStock),
+                repairable(other, RepairAction::ReleaseStock),
+                person.clone(),
+            ],
+            &repairs,
+        );
+        assert_eq!(in_flight, 2);
+        assert_eq!(
+            remaining,
+            vec![repairable(other, RepairAction::ReleaseStock), person]
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! `--repair`: each repairable difference is handed to its owning service's repair function
+//! (`services/<service>/src/repair.rs`), which changes the state and writes the announcing event
+//! to that service's outbox in one transaction. The service's relay publishes it; the other
+//! services react as to any other event (a cancellation is compensated by all of them).
+//!
+//! The reconciler decided from what it read a moment ago; every repair function locks the rows
+//! again and re-checks the state, so a difference that resolved itself meanwhile (a late
+//! compensation, another reconciler) is reported as already consistent and nothing is written.
+
+use super::difference::{Difference, RepairAction};
+use crate::targets::Targets;
+use anyhow::Context as _;
+use jetsaga_contracts::{OrderId, Producer};
+use saga_kit::repair::{Announce, Repaired};
+use saga_kit::Envelope;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+/// What one repair did.
+#[derive(Debug, Clone)]
+pub struct RepairResult {
+    pub difference: Difference,
+    pub action: RepairAction,
+    pub outcome: RepairOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepairOutcome {
+    /// The change was committed with this event in the owner's outbox.
+    Emitted { event_id: String, ce_type: String },
+    /// The owner found nothing left to change.
+    AlreadyConsistent(String),
+    /// The repair could not be made; the difference remains.
+    Failed(String),
+}
+
+impl RepairOutcome {
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            RepairOutcome::Emitted { .. } => "emitted",
+            RepairOutcome::AlreadyConsistent(_) => "already_consistent",
+            RepairOutcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Write pools, opened when a service is first needed.
+struct Pools<'a> {
+    targets: &'a Targets,
+    open: HashMap<Producer, PgPool>,
+}
+
+impl Pools<'_> {
+    async fn get(&mut self, producer: Producer) -> anyhow::Result<PgPool> {
+        if let Some(pool) = self.open.get(&producer) {
+            return Ok(pool.clone());
+        }
+        let pool = self.targets.pool(producer).await?;
+        self.open.insert(producer, pool.clone());
+        Ok(pool)
+    }
+}
+
+/// Repairs every repairable difference, one transaction each. A repair that fails is reported and
+/// the others go on; a database that cannot be reached at all is an error.
+pub async fn run(
+    differences: &[Difference],
+    targets: &Targets,
+) -> anyhow::Result<Vec<RepairResult>> {
+    let mut pools = Pools {
+        targets,
+        open: HashMap::new(),
+    };
+    let mut results = Vec::new();
+    for difference in differences {
+        let (Some(action), Some(order_id)) = (difference.repair, difference.entity.order_id())
+        else {
+            continue;
+        };
+        let pool = pools.get(action.service()).await?;
+        let outcome = match repair_one(&pool, action, order_id).await {
+            Ok(outcome) => outcome,
+            Err(e) => RepairOutcome::Failed(format!("{e:#}")),
+        };
+        results.push(RepairResult {
+            difference: difference.clone(),
+            action,
+            outcome,
+        });
+    }
+    Ok(results)
+}
+
+/// One repair in one transaction of the owning service's database.
+async fn repair_one(
+    pool: &PgPool,
+    action: RepairAction,
+    order_id: OrderId,
+) -> anyhow::Result<RepairOutcome> {
+    let service = action.service();
+    let mut tx = pool.begin().await.with_context(|| {
+        format!(
+            "{}: opening a transaction in the {service} database",
+            action.as_str()
+        )
+    })?;
+    let repaired = match action {
+        RepairAction::CancelOverdue => {
+            let now: OffsetDateTime = sqlx::query_scalar("SELECT now()")
+                .fetch_one(&mut *tx)
+                .await
+                .context("reading the time of the order database")?;
+            order_service::repair::cancel_overdue(&mut tx, order_id, now).await?
+        }
+        RepairAction::Refund => {
+            payment_service::repair::refund_cancelled(&mut tx, order_id, Announce::Emit).await?
+        }
+        RepairAction::ReleaseStock => {
+            stock_service::repair::release_cancelled(&mut tx, order_id, Announce::Emit).await?
+        }
+        RepairAction::ReleaseVoucher => {
+            voucher_service::repair::release_cancelled(&mut tx, order_id, Announce::Emit).await?
+        }
+        RepairAction::RedeemVoucher => {
+            voucher_service::repair::redeem_confirmed(&mut tx, order_id, Announce::Emit).await?
+        }
+    };
+    let done = match repaired {
+        Repaired::Emitted(envelope) => Ok(envelope),
+        Repaired::AlreadyConsistent(why) => Err(why),
+        Repaired::Restored => Err("restored by a replay".to_owned()),
+    };
+    match done {
+        Ok(envelope) => {
+            tx.commit().await.with_context(|| {
+                format!(
+                    "{} of order {order_id}: committing in the {service} database",
+                    action.as_str()
+                )
+            })?;
+            Ok(emitted(&envelope))
+        }
+        Err(found) => {
+            tx.rollback().await.ok();
+            Ok(RepairOutcome::AlreadyConsistent(found))
+        }
+    }
+}
+
+fn emitted(envelope: &Envelope) -> RepairOutcome {
+    RepairOutcome::Emitted {
+        event_id: envelope.id.to_string(),
+        ce_type: envelope.ce_type.clone(),
+    }
+}
