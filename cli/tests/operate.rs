@@ -1,10 +1,13 @@
 //! `jetsaga trace`, `stats` and `dlq` against the real system.
 
+mod common;
+
 use anyhow::Context as _;
+use common::Jetsaga;
 use jetsaga_scenarios::checker::{assert_invariants, wait_quiet};
 use jetsaga_scenarios::inject;
 use jetsaga_scenarios::ledger::new_sku;
-use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
+use jetsaga_scenarios::{Ledger, System, SystemOptions};
 use jetsaga_testkit::wait_until;
 use serde_json::Value;
 use std::time::Duration;
@@ -12,31 +15,14 @@ use std::time::Duration;
 const SETTLE: Duration = Duration::from_secs(60);
 
 async fn jetsaga(sys: &System, args: &[&str]) -> anyhow::Result<(i32, String)> {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jetsaga"));
-    cmd.args(args)
-        .env("NATS_URL", sys.nats_url())
-        .env("ORDER_DATABASE_URL", sys.database_url(Svc::Order)?)
-        .env("VOUCHER_DATABASE_URL", sys.database_url(Svc::Voucher)?)
-        .env("PAYMENT_DATABASE_URL", sys.database_url(Svc::Payment)?)
-        .env("STOCK_DATABASE_URL", sys.database_url(Svc::Stock)?)
-        .env("USER", "ops-test");
-    let out = cmd.output().await.context("running jetsaga")?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!(
-        "jetsaga {}: exit {:?}\n{stdout}{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.code().unwrap_or(-1), stdout))
+    let run = Jetsaga::new(sys)?.run(args).await?;
+    Ok((run.code, run.stdout))
 }
 
 async fn json(sys: &System, args: &[&str]) -> anyhow::Result<Value> {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (code, out) = jetsaga(sys, &all).await?;
+    let (code, value) = Jetsaga::new(sys)?.json(args).await?;
     anyhow::ensure!(code == 0, "jetsaga {} exited {code}", args.join(" "));
-    Ok(serde_json::from_str(&out)?)
+    Ok(value)
 }
 
 #[tokio::test]

@@ -3,7 +3,10 @@
 //! with SQL, and runs the real binary to see each difference reported, and repaired where an
 //! ordinary compensating event can repair it.
 
+mod common;
+
 use anyhow::Context as _;
+use common::{Jetsaga, Run};
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::{new_id, new_sku};
 use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
@@ -16,71 +19,35 @@ use uuid::Uuid;
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// One run of the binary.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> anyhow::Result<Value> {
-        serde_json::from_str(&self.stdout).with_context(|| {
-            format!(
-                "reconcile printed no JSON (exit {}):\n{}\n{}",
-                self.code, self.stdout, self.stderr
-            )
-        })
-    }
-}
-
 /// `jetsaga reconcile` pointed at the system's databases and NATS.
-struct Reconciler {
-    targets: Vec<String>,
-}
+struct Reconciler(Jetsaga);
 
 impl Reconciler {
     fn new(sys: &System) -> anyhow::Result<Self> {
-        let mut targets = vec!["--nats-url".to_owned(), sys.nats_url().to_owned()];
-        for (flag, svc) in [
-            ("--order-db", Svc::Order),
-            ("--payment-db", Svc::Payment),
-            ("--stock-db", Svc::Stock),
-            ("--voucher-db", Svc::Voucher),
-        ] {
-            targets.push(flag.to_owned());
-            targets.push(sys.database_url(svc)?);
-        }
-        Ok(Reconciler { targets })
+        Ok(Reconciler(Jetsaga::new(sys)?))
     }
 
-    /// Runs `jetsaga reconcile <args>`. The sagas of a test are over before it corrupts
-    /// anything, so nothing needs time to settle: `--settle-secs 0` unless `args` say otherwise.
-    async fn run(&self, args: &[&str]) -> anyhow::Result<Run> {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jetsaga"));
-        cmd.arg("reconcile").args(&self.targets);
+    /// `reconcile <args>`. The sagas of a test are over before it corrupts anything, so nothing
+    /// needs time to settle: `--settle-secs 0` unless `args` say otherwise.
+    fn args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["reconcile"];
         if !args.contains(&"--settle-secs") {
-            cmd.args(["--settle-secs", "0"]);
+            all.extend(["--settle-secs", "0"]);
         }
-        let out = cmd.args(args).output().await.context("running jetsaga")?;
-        Ok(Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        all.extend_from_slice(args);
+        all
+    }
+
+    async fn run(&self, args: &[&str]) -> anyhow::Result<Run> {
+        self.0.run(&Self::args(args)).await
     }
 
     /// Runs it with `--json`; returns the exit code and the document.
     async fn json(&self, args: &[&str]) -> anyhow::Result<(i32, Value)> {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let run = self.run(&all).await?;
-        Ok((run.code, run.json()?))
+        self.0.json(&Self::args(args)).await
     }
 }
 
-/// (kind, service, id, repair or "person") of each difference in a list.
 fn found(list: &Value) -> BTreeSet<(String, String, String, String)> {
     list.as_array()
         .map(|a| {

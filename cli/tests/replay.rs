@@ -2,7 +2,10 @@
 //! backup catches up from the streams, and an empty database is rebuilt from them, with no double
 //! effect and nothing lost.
 
+mod common;
+
 use anyhow::Context as _;
+use common::Jetsaga;
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::new_sku;
 use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
@@ -13,25 +16,11 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 /// Runs `jetsaga <args>` against the system and returns its exit code and stdout.
 async fn jetsaga(sys: &System, args: &[&str]) -> anyhow::Result<(i32, String)> {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jetsaga"));
-    cmd.args(args)
-        .env("NATS_URL", sys.nats_url())
-        .env("ORDER_DATABASE_URL", sys.database_url(Svc::Order)?)
-        .env("VOUCHER_DATABASE_URL", sys.database_url(Svc::Voucher)?)
-        .env("PAYMENT_DATABASE_URL", sys.database_url(Svc::Payment)?)
-        .env("STOCK_DATABASE_URL", sys.database_url(Svc::Stock)?);
-    let out = cmd.output().await.context("running jetsaga")?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!(
-        "jetsaga {}: exit {:?}\n{stdout}{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.code().unwrap_or(-1), stdout))
+    let run = Jetsaga::new(sys)?.run(args).await?;
+    Ok((run.code, run.stdout))
 }
 
-/// A pg_dump/pg_restore command on a database URL.
+/// Runs a PostgreSQL client tool (pg_dump, pg_restore).
 async fn pg(tool: &str, args: &[&str]) -> anyhow::Result<()> {
     let out = tokio::process::Command::new(tool)
         .args(args)
