@@ -24,7 +24,7 @@ pub struct DlqArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// The dead letters of every service (or one), newest last.
+    /// The dead letters of every service (or one), oldest first per service.
     List {
         /// Only this service.
         #[arg(long)]

@@ -144,6 +144,12 @@ async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_au
     assert_eq!(listed["kind"], "undecodable");
     let reference = listed["ref"].as_str().context("ref")?.to_owned();
 
+    let (code, table) = jetsaga(&sys, &["dlq", "list"]).await?;
+    assert_eq!(code, 0);
+    assert!(table.contains("payment:1  open    undecodable"), "{table}");
+    let (code, text) = jetsaga(&sys, &["dlq", "show", &reference]).await?;
+    assert_eq!(code, 0);
+    assert!(text.contains("payload\n    {not json"), "{text}");
     let shown = json(&sys, &["dlq", "show", &reference]).await?;
     assert_eq!(shown["payload"], "{not json");
     assert_eq!(shown["audit"].as_array().map(Vec::len), Some(0));
@@ -153,6 +159,9 @@ async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_au
     assert_eq!(requeued[0]["ok"], true);
     let new_msg_id = requeued[0]["new_msg_id"].as_str().context("new msg id")?;
     assert!(new_msg_id.starts_with("requeue-"));
+    let (code, text) = jetsaga(&sys, &["dlq", "show", &reference]).await?;
+    assert_eq!(code, 0);
+    assert!(text.contains("requeued by alice as requeue-"), "{text}");
     let shown = json(&sys, &["dlq", "show", &reference]).await?;
     assert_eq!(shown["status"], "requeued");
     assert_eq!(shown["audit"][0]["actor"], "alice");
