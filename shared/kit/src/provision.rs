@@ -3,7 +3,14 @@
 //! Streams use file storage and discard `new` (never `old`, which silently drops unconsumed events),
 //! an explicit dedupe window, and a retention long enough to replay. A server older than 2.10 is
 //! refused: it silently ignores consumer filter subjects, so every consumer would see everything.
+//!
+//! On a locked-down server (nats/users.conf) a service's user may not create or change streams: the
+//! admin provisions them. So [`ensure_streams`] first reads each stream and leaves one alone that
+//! already has the settings asked for; it creates or updates only what is missing or different,
+//! and when that is refused it keeps a stream whose differences jetsaga can run with (replicas,
+//! retention age, size limit, dedupe window: an operator's choice) with a warning.
 
+use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::{self, stream};
 use jetsaga_contracts::Producer;
 use std::time::Duration;
@@ -77,19 +84,127 @@ pub fn check_server_version(version: &str) -> Result<(), ProvisionError> {
     }
 }
 
-/// Connects to NATS with a client name, reconnecting forever afterwards, and checks the version.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, ProvisionError> {
-    let client = async_nats::ConnectOptions::new()
+/// The credentials a NATS URL carries, percent-decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlAuth {
+    None,
+    /// `nats://user:password@host:port`
+    UserPassword {
+        user: String,
+        password: String,
+    },
+    /// `nats://token@host:port`
+    Token(String),
+}
+
+/// The credentials in `url` (the first server of a comma-separated list).
+///
+/// async-nats does not take them from the URL itself: without this, a URL's user and password
+/// would be silently dropped and the client would connect anonymously.
+pub fn url_auth(url: &str) -> UrlAuth {
+    let first = url.split(',').next().unwrap_or(url).trim();
+    let after_scheme = first.find("://").map_or(first, |i| &first[i + 3..]);
+    let authority = after_scheme.split('/').next().unwrap_or(after_scheme);
+    let Some((credentials, _host)) = authority.rsplit_once('@') else {
+        return UrlAuth::None;
+    };
+    match credentials.split_once(':') {
+        Some((user, password)) => UrlAuth::UserPassword {
+            user: percent_decode(user),
+            password: percent_decode(password),
+        },
+        None if credentials.is_empty() => UrlAuth::None,
+        None => UrlAuth::Token(percent_decode(credentials)),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The inbox prefix of a connection to `url`: `_INBOX.<user>` when the URL names a user with a
+/// password (`nats://stock:secret@host:4222`), else the default `_INBOX`.
+///
+/// Replies (PubAcks, pulled messages, API answers) come to the connection's inbox. With a prefix of
+/// its own, a user's permissions can let it subscribe to its own replies only (`_INBOX.stock.>`),
+/// so that no service reads the messages pulled by another. A user name that is not a plain subject
+/// token, and a token in the URL (a secret), leave the default prefix.
+pub fn inbox_prefix(url: &str) -> String {
+    const DEFAULT: &str = "_INBOX";
+    match url_auth(url) {
+        UrlAuth::UserPassword { user, .. }
+            if !user.is_empty()
+                && user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            format!("{DEFAULT}.{user}")
+        }
+        _ => DEFAULT.to_owned(),
+    }
+}
+
+/// How every jetsaga process connects: a client name, the URL's credentials ([`url_auth`]), the
+/// user's own inbox prefix ([`inbox_prefix`]), retrying the first connect and reconnecting
+/// forever, and the server's error messages (a permissions violation above all, which the server
+/// reports only this way) logged.
+pub fn connect_options(url: &str, name: &str) -> async_nats::ConnectOptions {
+    let client_name = name.to_owned();
+    let options = match url_auth(url) {
+        UrlAuth::None => async_nats::ConnectOptions::new(),
+        UrlAuth::UserPassword { user, password } => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        UrlAuth::Token(token) => async_nats::ConnectOptions::with_token(token),
+    };
+    options
         .name(name)
+        .custom_inbox_prefix(inbox_prefix(url))
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await
-        .map_err(|e| ProvisionError::Connect {
-            url: redact(url),
-            message: e.to_string(),
-        })?;
+        .event_callback(move |event| {
+            let client = client_name.clone();
+            async move {
+                match event {
+                    async_nats::Event::ServerError(error) => {
+                        tracing::warn!(client, %error, "NATS server reported an error");
+                    }
+                    other => tracing::debug!(client, event = %other, "NATS connection event"),
+                }
+            }
+        })
+}
+
+/// Connects to NATS with a client name, reconnecting forever afterwards, and checks the version.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, ProvisionError> {
+    let client =
+        connect_options(url, name)
+            .connect(url)
+            .await
+            .map_err(|e| ProvisionError::Connect {
+                url: redact(url),
+                message: e.to_string(),
+            })?;
     // With retry_on_initial_connect the INFO may not be in yet; wait briefly for it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let version = loop {
@@ -156,33 +271,213 @@ pub fn all_stream_configs(settings: &StreamSettings) -> Vec<stream::Config> {
     configs
 }
 
-/// Creates each stream, or updates it to these settings. Instances starting together race to create
-/// the same stream; the loser's attempt fails and is retried, when it finds the stream and updates it.
+/// A setting in which an existing stream differs from the configuration asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// The setting's name in the JetStream API, e.g. `num_replicas`.
+    pub setting: &'static str,
+    pub found: String,
+    pub wanted: String,
+    /// Whether jetsaga runs as designed with the value found: the number of replicas, the
+    /// retention age, the size limit and the dedupe window are an operator's choice; subjects,
+    /// storage, retention and discard policy, and direct get are rules of the design.
+    pub tolerable: bool,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is {} (wanted {})",
+            self.setting, self.found, self.wanted
+        )
+    }
+}
+
+/// The settings jetsaga manages in which `found` differs from `wanted`. Settings jetsaga leaves at
+/// their defaults (message count limits, placement, ...) are the operator's and not compared.
+pub fn differences(found: &stream::Config, wanted: &stream::Config) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let mut check = |setting, found: String, wanted: String, tolerable| {
+        if found != wanted {
+            out.push(Difference {
+                setting,
+                found,
+                wanted,
+                tolerable,
+            });
+        }
+    };
+    let sorted = |subjects: &[String]| {
+        let mut s = subjects.to_vec();
+        s.sort();
+        format!("{s:?}")
+    };
+    check(
+        "subjects",
+        sorted(&found.subjects),
+        sorted(&wanted.subjects),
+        false,
+    );
+    check(
+        "storage",
+        format!("{:?}", found.storage),
+        format!("{:?}", wanted.storage),
+        false,
+    );
+    check(
+        "retention",
+        format!("{:?}", found.retention),
+        format!("{:?}", wanted.retention),
+        false,
+    );
+    check(
+        "discard",
+        format!("{:?}", found.discard),
+        format!("{:?}", wanted.discard),
+        false,
+    );
+    check(
+        "allow_direct",
+        found.allow_direct.to_string(),
+        wanted.allow_direct.to_string(),
+        false,
+    );
+    check(
+        "num_replicas",
+        found.num_replicas.to_string(),
+        wanted.num_replicas.to_string(),
+        true,
+    );
+    check(
+        "max_age",
+        format!("{:?}", found.max_age),
+        format!("{:?}", wanted.max_age),
+        true,
+    );
+    check(
+        "max_bytes",
+        found.max_bytes.to_string(),
+        wanted.max_bytes.to_string(),
+        true,
+    );
+    check(
+        "duplicate_window",
+        format!("{:?}", found.duplicate_window),
+        format!("{:?}", wanted.duplicate_window),
+        true,
+    );
+    out
+}
+
+fn list(differences: &[Difference]) -> String {
+    differences
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Makes sure each stream exists with these settings ([`ensure_stream`] for each of
+/// [`all_stream_configs`]).
 pub async fn ensure_streams(
     js: &jetstream::Context,
     settings: &StreamSettings,
 ) -> Result<(), ProvisionError> {
     for config in all_stream_configs(settings) {
-        let name = config.name.clone();
-        let mut attempt = 0u32;
-        loop {
-            match js.create_or_update_stream(config.clone()).await {
-                Ok(_) => break,
-                Err(e) if attempt < 5 => {
-                    attempt += 1;
-                    tracing::debug!(stream = %name, error = %e, "stream provisioning raced; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
-                }
-                Err(e) => {
-                    return Err(ProvisionError::Stream {
-                        stream: name,
-                        message: e.to_string(),
-                    })
-                }
-            }
-        }
+        ensure_stream(js, &config).await?;
     }
     Ok(())
+}
+
+/// Makes sure the stream exists with the settings of `wanted`.
+///
+/// A stream that already has them is left alone: no write, so a user without the right to create
+/// or update streams starts on streams the admin provisioned. A missing stream is created. A
+/// different one is updated; when the update is refused (a locked-down user) and every difference
+/// is one jetsaga runs with, the stream is kept as provisioned, with a warning.
+///
+/// Instances starting together race to create the same stream; the loser's attempt fails and is
+/// retried, when it finds the stream.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    wanted: &stream::Config,
+) -> Result<(), ProvisionError> {
+    let name = wanted.name.as_str();
+    let mut attempt = 0u32;
+    loop {
+        let failure = match js.get_stream(name).await {
+            Ok(stream) => return keep_or_update(js, &stream.cached_info().config, wanted).await,
+            Err(e) if is_stream_not_found(&e) => match js.create_stream(wanted.clone()).await {
+                Ok(_) => {
+                    tracing::info!(stream = name, "stream created");
+                    return Ok(());
+                }
+                Err(e) => format!(
+                    "it does not exist, and creating it failed: {e} (a NATS user that may not \
+                     create streams needs them provisioned by the admin: `jetsaga provision`)"
+                ),
+            },
+            Err(e) => format!("cannot read its configuration: {e}"),
+        };
+        if attempt >= 5 {
+            return Err(ProvisionError::Stream {
+                stream: name.to_owned(),
+                message: failure,
+            });
+        }
+        attempt += 1;
+        tracing::debug!(
+            stream = name,
+            attempt,
+            failure,
+            "stream provisioning failed; retrying"
+        );
+        tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+    }
+}
+
+fn is_stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        e.kind(),
+        GetStreamErrorKind::JetStream(js) if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
+async fn keep_or_update(
+    js: &jetstream::Context,
+    found: &stream::Config,
+    wanted: &stream::Config,
+) -> Result<(), ProvisionError> {
+    let name = wanted.name.as_str();
+    let differences = differences(found, wanted);
+    if differences.is_empty() {
+        return Ok(());
+    }
+    match js.update_stream(wanted.clone()).await {
+        Ok(_) => {
+            tracing::info!(stream = name, changed = %list(&differences), "stream updated");
+            Ok(())
+        }
+        Err(e) if differences.iter().all(|d| d.tolerable) => {
+            tracing::warn!(
+                stream = name,
+                differences = %list(&differences),
+                error = %e,
+                "stream differs from this service's settings and cannot be updated by this user; \
+                 keeping it as provisioned"
+            );
+            Ok(())
+        }
+        Err(e) => Err(ProvisionError::Stream {
+            stream: name.to_owned(),
+            message: format!(
+                "it exists with {}, which jetsaga cannot run on, and updating it failed: {e} \
+                 (provision it as the NATS admin: `jetsaga provision`)",
+                list(&differences)
+            ),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -217,6 +512,69 @@ mod tests {
             assert_eq!(c.max_bytes, -1);
         }
         assert_eq!(configs[2].subjects, ["payments.>"]);
+    }
+
+    #[test]
+    fn credentials_are_read_from_the_url() {
+        assert_eq!(
+            url_auth("nats://stock:s%40cret@h:4222"),
+            UrlAuth::UserPassword {
+                user: "stock".to_owned(),
+                password: "s@cret".to_owned()
+            }
+        );
+        assert_eq!(
+            url_auth("nats://tok@a:4222,nats://tok@b:4222"),
+            UrlAuth::Token("tok".to_owned())
+        );
+        assert_eq!(url_auth("nats://h:4222"), UrlAuth::None);
+        assert_eq!(url_auth("h:4222"), UrlAuth::None);
+        assert_eq!(url_auth("nats://@h:4222"), UrlAuth::None);
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    #[test]
+    fn a_user_with_a_password_gets_an_inbox_prefix_of_its_own() {
+        assert_eq!(inbox_prefix("nats://stock:secret@h:4222"), "_INBOX.stock");
+        assert_eq!(
+            inbox_prefix("nats://payment-2:pw@a:4222,nats://payment-2:pw@b:4222"),
+            "_INBOX.payment-2"
+        );
+        assert_eq!(inbox_prefix("nats://h:4222"), "_INBOX");
+        assert_eq!(inbox_prefix("h:4222"), "_INBOX");
+        // A token is a secret: it never becomes part of a subject.
+        assert_eq!(inbox_prefix("nats://s3cr3t-token@h:4222"), "_INBOX");
+        // Not a plain subject token.
+        assert_eq!(inbox_prefix("nats://a.b:pw@h:4222"), "_INBOX");
+        assert_eq!(inbox_prefix("nats://a%40b:pw@h:4222"), "_INBOX");
+        assert_eq!(inbox_prefix("nats://:pw@h:4222"), "_INBOX");
+    }
+
+    #[test]
+    fn only_an_operators_choices_are_tolerable_differences() {
+        let wanted = stream_config(
+            "PAYMENTS",
+            vec!["payments.>".to_owned()],
+            &StreamSettings::default(),
+        );
+        assert!(differences(&wanted, &wanted).is_empty());
+
+        let mut tuned = wanted.clone();
+        tuned.num_replicas = 3;
+        tuned.max_age = Duration::from_secs(7 * 24 * 3600);
+        tuned.max_messages = 1_000_000; // not jetsaga's: not compared
+        let found = differences(&tuned, &wanted);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|d| d.tolerable), "{found:?}");
+        assert_eq!(found[0].to_string(), "num_replicas is 3 (wanted 1)");
+
+        let mut broken = wanted.clone();
+        broken.discard = stream::DiscardPolicy::Old;
+        broken.subjects = vec!["payments.succeeded.*".to_owned()];
+        let found = differences(&broken, &wanted);
+        let names: Vec<&str> = found.iter().map(|d| d.setting).collect();
+        assert_eq!(names, ["subjects", "discard"]);
+        assert!(found.iter().all(|d| !d.tolerable), "{found:?}");
     }
 
     #[test]
