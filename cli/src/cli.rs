@@ -1,7 +1,7 @@
 //! The command line: `jetsaga <command>`, with the connection flags and `--json` shared by all.
 
 use crate::targets::Targets;
-use crate::{dev, dlq, reconcile, replay, stats, trace};
+use crate::{dev, dlq, provision, reconcile, replay, stats, trace};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -32,6 +32,8 @@ pub enum Command {
     Dlq(dlq::DlqArgs),
     /// Consumer lag, outbox backlog, dead letters and saga outcomes.
     Stats(stats::StatsArgs),
+    /// Create or update the streams as the NATS admin (before services that may not).
+    Provision(provision::ProvisionArgs),
 }
 
 /// What a command ends with: success, or differences/failures that leave work for a person.
@@ -73,6 +75,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Reconcile(args) => reconcile::run(args, &targets, json).await,
         Command::Dlq(args) => dlq::run(args, &targets, json).await,
         Command::Stats(args) => stats::run(args, &targets, json).await,
+        Command::Provision(args) => provision::run(args, &targets).await,
     }
 }
 

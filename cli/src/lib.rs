@@ -14,12 +14,14 @@
 //! - [`reconcile`]: `jetsaga reconcile`, the invariants across the four databases, and repair.
 //! - [`dlq`]: `jetsaga dlq`, the dead letters of every service.
 //! - [`stats`]: `jetsaga stats`, consumer lag, outbox backlog, dead letters, saga outcomes.
+//! - [`provision`]: `jetsaga provision`, the streams created or updated as the NATS admin.
 
 pub mod cli;
 pub mod dev;
 pub mod dlq;
 pub mod output;
 pub mod progress;
+pub mod provision;
 pub mod reconcile;
 pub mod replay;
 pub mod stats;
