@@ -92,7 +92,11 @@ const CONSUMERS: [(&str, &str); 8] = [
 /// row, so that effects still in flight cannot land after the checks.
 pub async fn wait_quiet(api: &Api, within: Duration) -> anyhow::Result<()> {
     let js = match api.nats_url() {
-        Some(url) => Some(async_nats::jetstream::new(async_nats::connect(url).await?)),
+        Some(url) => Some(async_nats::jetstream::new(
+            saga_kit::provision::connect_options(url, "scenario-checker")
+                .connect(url)
+                .await?,
+        )),
         None => None,
     };
     let quiet = || async {

@@ -4,9 +4,11 @@
 use async_nats::jetstream::{self, message::PublishMessage};
 use saga_kit::Envelope;
 
-/// A JetStream context on the system's NATS.
+/// A JetStream context on the system's NATS (with the URL's credentials, if any).
 pub async fn jetstream(nats_url: &str) -> anyhow::Result<jetstream::Context> {
-    let client = async_nats::connect(nats_url).await?;
+    let client = saga_kit::provision::connect_options(nats_url, "scenario-inject")
+        .connect(nats_url)
+        .await?;
     Ok(jetstream::new(client))
 }
 

@@ -1,11 +1,12 @@
-//! The four services as OS processes, each with its own database, on one nats-server.
+//! The four services as OS processes, each with its own database, on one nats-server: an open one
+//! by default, or one locked down with the users and permissions of `nats/users.conf`.
 
 use crate::api::Api;
 use anyhow::Context;
 use jetsaga_testkit::{wait_until, NatsServer, TestDb};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -35,6 +36,18 @@ impl Svc {
     }
 }
 
+/// Which nats-server the system runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NatsSetup {
+    /// No users: every process may do everything, and each service provisions the streams.
+    #[default]
+    Open,
+    /// The users and permissions of `nats/users.conf` ([`NatsUsers`]): each service connects as
+    /// its own user, and the admin provisions the streams (as `jetsaga provision` does) before the
+    /// services start. [`System::nats_url`] is then the admin's URL.
+    LockedDown,
+}
+
 /// How to start the system.
 #[derive(Debug, Clone)]
 pub struct SystemOptions {
@@ -43,6 +56,8 @@ pub struct SystemOptions {
     /// How long NATS waits for an ack before redelivering (short, so a killed process's messages
     /// come back quickly).
     pub ack_wait: Duration,
+    /// Which nats-server the services connect to.
+    pub nats: NatsSetup,
 }
 
 impl Default for SystemOptions {
@@ -50,7 +65,122 @@ impl Default for SystemOptions {
         SystemOptions {
             order_deadline: Duration::from_secs(30),
             ack_wait: Duration::from_secs(3),
+            nats: NatsSetup::Open,
         }
+    }
+}
+
+/// The repository's `nats/` directory: the server config and its users.
+pub fn nats_config_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+/// The NATS users of `nats/users.conf` with fresh passwords, for one locked-down nats-server.
+///
+/// `users.conf` is copied unchanged into a temp dir next to a `passwords.conf` of random
+/// passwords (the file `users.conf` includes), so the server enforces exactly the repository's
+/// permissions. The temp dir is removed on drop.
+#[derive(Debug)]
+pub struct NatsUsers {
+    dir: PathBuf,
+    passwords: Vec<(&'static str, String)>,
+}
+
+impl NatsUsers {
+    /// Every user `nats/users.conf` defines.
+    pub const ALL: [&'static str; 5] = ["admin", "order", "voucher", "payment", "stock"];
+
+    /// Copies `users.conf` and writes fresh passwords beside it.
+    pub fn create() -> anyhow::Result<NatsUsers> {
+        let dir =
+            std::env::temp_dir().join(format!("jetsaga-users-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // From here on, drop removes the dir.
+        let mut users = NatsUsers {
+            dir,
+            passwords: Vec::new(),
+        };
+        let source = nats_config_dir().join("users.conf");
+        std::fs::copy(&source, users.dir.join("users.conf"))
+            .with_context(|| format!("copying {}", source.display()))?;
+        let mut passwords = String::from("# Written by jetsaga-scenarios: fresh passwords.\n");
+        for user in Self::ALL {
+            let password = uuid::Uuid::new_v4().simple().to_string();
+            passwords.push_str(&format!(
+                "JETSAGA_NATS_{}_PASSWORD: \"{password}\"\n",
+                user.to_uppercase()
+            ));
+            users.passwords.push((user, password));
+        }
+        std::fs::write(users.dir.join("passwords.conf"), passwords)
+            .with_context(|| format!("writing passwords.conf in {}", users.dir.display()))?;
+        Ok(users)
+    }
+
+    /// Starts a nats-server (JetStream on, own port and store) that admits only these users.
+    pub async fn start_server(&self) -> anyhow::Result<NatsServer> {
+        // An include is relative to the including file. The testkit writes its config into a dir
+        // of its own directly in the temp dir (`<tmp>/jetsaga-nats-<uuid>`), beside this one.
+        let name = self
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("the users dir has no name")?;
+        NatsServer::start_with_config(&format!("include \"../{name}/users.conf\"\n")).await
+    }
+
+    /// The URL of `server` with `user`'s credentials.
+    pub fn url(&self, server: &NatsServer, user: &str) -> anyhow::Result<String> {
+        let password = self
+            .passwords
+            .iter()
+            .find(|(u, _)| *u == user)
+            .map(|(_, p)| p)
+            .with_context(|| format!("nats/users.conf has no user {user}"))?;
+        Ok(format!(
+            "nats://{user}:{password}@127.0.0.1:{}",
+            server.port()
+        ))
+    }
+
+    /// A client connected as `user`, the way the services connect
+    /// ([`saga_kit::provision::connect_options`]: the URL's credentials, the user's own inbox).
+    pub async fn connect(
+        &self,
+        server: &NatsServer,
+        user: &str,
+    ) -> anyhow::Result<async_nats::Client> {
+        let url = self.url(server, user)?;
+        let client = saga_kit::provision::connect_options(&url, &format!("scenario-{user}"))
+            .connect(&url)
+            .await
+            .with_context(|| format!("connecting to NATS as {user}"))?;
+        tokio::time::timeout(Duration::from_secs(10), client.flush())
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|flushed| flushed.map_err(anyhow::Error::from))
+            .with_context(|| {
+                format!(
+                    "NATS did not admit {user} within 10 s\n{}",
+                    server.log_tail()
+                )
+            })?;
+        Ok(client)
+    }
+
+    /// Provisions the streams as the admin, as `jetsaga provision` does in a deployment.
+    pub async fn provision_streams(&self, server: &NatsServer) -> anyhow::Result<()> {
+        let js = async_nats::jetstream::new(self.connect(server, "admin").await?);
+        saga_kit::provision::ensure_streams(&js, &saga_kit::provision::StreamSettings::default())
+            .await
+            .context("provisioning the streams as admin")
+    }
+}
+
+impl Drop for NatsUsers {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -66,7 +196,11 @@ struct Proc {
 pub struct System {
     pub nats: Option<NatsServer>,
     pub api: Api,
+    /// The URL tests and tools use: the admin's when locked down.
     nats_url: String,
+    /// The users when locked down; declared after `nats`, so the server stops before its
+    /// config goes.
+    users: Option<NatsUsers>,
     procs: Vec<Proc>,
     options: SystemOptions,
     dir: PathBuf,
@@ -113,12 +247,25 @@ impl System {
                 nats: None,
                 api: api.with_nats(&nats_url),
                 nats_url,
+                users: None,
                 procs: Vec::new(),
                 options,
                 dir: std::env::temp_dir(),
             });
         }
-        let nats = NatsServer::start().await?;
+        let (nats, users) = match options.nats {
+            NatsSetup::Open => (NatsServer::start().await?, None),
+            NatsSetup::LockedDown => {
+                let users = NatsUsers::create()?;
+                let nats = users.start_server().await?;
+                users.provision_streams(&nats).await?;
+                (nats, Some(users))
+            }
+        };
+        let nats_url = match &users {
+            Some(users) => users.url(&nats, "admin")?,
+            None => nats.url(),
+        };
         let dir =
             std::env::temp_dir().join(format!("jetsaga-system-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
@@ -133,10 +280,12 @@ impl System {
             });
         }
         let url = |i: usize| format!("http://127.0.0.1:{}", procs[i].port);
-        let api = Api::new(&url(0), &url(2), &url(3), &url(1)).with_nats(&nats.url());
+        let api = Api::new(&url(0), &url(2), &url(3), &url(1));
+        let api = api.with_nats(&nats_url);
         let mut system = System {
-            nats_url: nats.url(),
+            nats_url,
             nats: Some(nats),
+            users,
             api,
             procs,
             options,
@@ -159,6 +308,14 @@ impl System {
         &self.nats_url
     }
 
+    /// The NATS URL a service connects with: its own user's when locked down.
+    pub fn service_nats_url(&self, svc: Svc) -> anyhow::Result<String> {
+        match (&self.users, &self.nats) {
+            (Some(users), Some(nats)) => users.url(nats, svc.name()),
+            _ => Ok(self.nats_url.clone()),
+        }
+    }
+
     fn spawn(&mut self, svc: Svc) -> anyhow::Result<()> {
         let bin = bin_dir()?.join(format!("{}-service", svc.name()));
         anyhow::ensure!(
@@ -167,7 +324,7 @@ impl System {
             bin.display()
         );
         let options = self.options.clone();
-        let nats_url = self.nats_url.clone();
+        let nats_url = self.service_nats_url(svc)?;
         let p = &mut self.procs[svc.index()];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -225,9 +382,17 @@ impl System {
     }
 
     pub fn log_tail(&self, svc: Svc) -> String {
-        let text = std::fs::read_to_string(&self.procs[svc.index()].log).unwrap_or_default();
+        let text = self.log(svc);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Everything a service has logged so far, across restarts (empty when external).
+    pub fn log(&self, svc: Svc) -> String {
+        self.procs
+            .get(svc.index())
+            .and_then(|p| std::fs::read_to_string(&p.log).ok())
+            .unwrap_or_default()
     }
 
     fn pid(&self, svc: Svc) -> anyhow::Result<Pid> {
