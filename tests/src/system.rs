@@ -58,6 +58,13 @@ pub struct SystemOptions {
     pub ack_wait: Duration,
     /// Which nats-server the services connect to.
     pub nats: NatsSetup,
+    /// Processes per service, sharing its database and durable consumers.
+    pub instances: usize,
+    /// JetStream writes every message to disk before acking it (`sync_interval: always`).
+    pub durable: bool,
+    /// Extra environment for every service process (e.g. `CONSUMER_CONCURRENCY`), after the
+    /// harness's own settings.
+    pub service_env: Vec<(String, String)>,
 }
 
 impl Default for SystemOptions {
@@ -66,6 +73,9 @@ impl Default for SystemOptions {
             order_deadline: Duration::from_secs(30),
             ack_wait: Duration::from_secs(3),
             nats: NatsSetup::Open,
+            instances: 1,
+            durable: false,
+            service_env: Vec::new(),
         }
     }
 }
@@ -184,9 +194,11 @@ impl Drop for NatsUsers {
     }
 }
 
+/// One service process: instance `instance` of `svc`.
 struct Proc {
+    svc: Svc,
+    instance: usize,
     port: u16,
-    db: Option<TestDb>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -201,7 +213,10 @@ pub struct System {
     /// The users when locked down; declared after `nats`, so the server stops before its
     /// config goes.
     users: Option<NatsUsers>,
+    /// Instance 0 of each service first, in [`Svc::ALL`] order, then the further instances.
     procs: Vec<Proc>,
+    /// One database per service, in [`Svc::ALL`] order; dropped after the processes.
+    dbs: Vec<TestDb>,
     options: SystemOptions,
     dir: PathBuf,
 }
@@ -212,15 +227,19 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// The directory of the built service binaries: next to the test executable's `deps/` folder.
+/// The directory of the built service binaries: `JETSAGA_BIN_DIR`, or beside this executable
+/// (the `jetsaga` CLI), or next to the test executable's `deps/` folder.
 fn bin_dir() -> anyhow::Result<PathBuf> {
     if let Ok(dir) = std::env::var("JETSAGA_BIN_DIR") {
         return Ok(PathBuf::from(dir));
     }
     let exe = std::env::current_exe()?;
-    let dir = exe
+    let here = exe.parent().context("executable has no parent directory")?;
+    if here.join("order-service").exists() {
+        return Ok(here.to_path_buf());
+    }
+    let dir = here
         .parent()
-        .and_then(|deps| deps.parent())
         .context("test executable has no parent directory")?;
     Ok(dir.to_path_buf())
 }
@@ -249,11 +268,16 @@ impl System {
                 nats_url,
                 users: None,
                 procs: Vec::new(),
+                dbs: Vec::new(),
                 options,
                 dir: std::env::temp_dir(),
             });
         }
         let (nats, users) = match options.nats {
+            NatsSetup::Open if options.durable => (
+                NatsServer::start_with_config("jetstream { sync_interval: always }").await?,
+                None,
+            ),
             NatsSetup::Open => (NatsServer::start().await?, None),
             NatsSetup::LockedDown => {
                 let users = NatsUsers::create()?;
@@ -269,15 +293,21 @@ impl System {
         let dir =
             std::env::temp_dir().join(format!("jetsaga-system-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
+        let mut dbs = Vec::new();
         let mut procs = Vec::new();
         for svc in Svc::ALL {
-            let db = TestDb::create(svc.name()).await?;
-            procs.push(Proc {
-                port: free_port()?,
-                db: Some(db),
-                child: None,
-                log: dir.join(format!("{}.log", svc.name())),
-            });
+            dbs.push(TestDb::create(svc.name()).await?);
+        }
+        for instance in 0..options.instances.max(1) {
+            for svc in Svc::ALL {
+                procs.push(Proc {
+                    svc,
+                    instance,
+                    port: free_port()?,
+                    child: None,
+                    log: dir.join(format!("{}-{instance}.log", svc.name())),
+                });
+            }
         }
         let url = |i: usize| format!("http://127.0.0.1:{}", procs[i].port);
         let api = Api::new(&url(0), &url(2), &url(3), &url(1));
@@ -288,14 +318,15 @@ impl System {
             users,
             api,
             procs,
+            dbs,
             options,
             dir,
         };
-        for svc in Svc::ALL {
-            system.spawn(svc)?;
+        for i in 0..system.procs.len() {
+            system.spawn_proc(i)?;
         }
-        for svc in Svc::ALL {
-            system.wait_healthy(svc).await?;
+        for i in 0..system.procs.len() {
+            system.wait_healthy_proc(i).await?;
         }
         Ok(system)
     }
@@ -316,7 +347,16 @@ impl System {
         }
     }
 
-    fn spawn(&mut self, svc: Svc) -> anyhow::Result<()> {
+    /// The index in `procs` of an instance.
+    fn proc_index(&self, svc: Svc, instance: usize) -> anyhow::Result<usize> {
+        self.procs
+            .iter()
+            .position(|p| p.svc == svc && p.instance == instance)
+            .with_context(|| format!("{} has no instance {instance}", svc.name()))
+    }
+
+    fn spawn_proc(&mut self, i: usize) -> anyhow::Result<()> {
+        let svc = self.procs[i].svc;
         let bin = bin_dir()?.join(format!("{}-service", svc.name()));
         anyhow::ensure!(
             bin.exists(),
@@ -325,13 +365,18 @@ impl System {
         );
         let options = self.options.clone();
         let nats_url = self.service_nats_url(svc)?;
-        let p = &mut self.procs[svc.index()];
+        let db_url = self
+            .dbs
+            .get(svc.index())
+            .map(|d| d.url())
+            .unwrap_or_default();
+        let p = &mut self.procs[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&p.log)?;
-        let db_url = p.db.as_ref().map(|d| d.url()).unwrap_or_default();
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .env("HTTP_ADDR", format!("127.0.0.1:{}", p.port))
             .env("DATABASE_URL", db_url)
             .env("NATS_URL", nats_url)
@@ -349,7 +394,11 @@ impl System {
             .env(
                 "RUST_LOG",
                 std::env::var("SERVICE_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            );
+        for (name, value) in &options.service_env {
+            command.env(name, value);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -359,12 +408,18 @@ impl System {
         Ok(())
     }
 
-    /// Waits until the service answers `/health` with 200.
+    /// Waits until the service (instance 0) answers `/health` with 200.
     pub async fn wait_healthy(&mut self, svc: Svc) -> anyhow::Result<()> {
-        let url = format!("{}/health", self.api.base(svc));
+        let i = self.proc_index(svc, 0)?;
+        self.wait_healthy_proc(i).await
+    }
+
+    async fn wait_healthy_proc(&self, i: usize) -> anyhow::Result<()> {
+        let p = &self.procs[i];
+        let url = format!("http://127.0.0.1:{}/health", p.port);
         let client = reqwest::Client::new();
         let result = wait_until(
-            &format!("{} to be healthy", svc.name()),
+            &format!("{} instance {} to be healthy", p.svc.name(), p.instance),
             Duration::from_secs(30),
             || async {
                 client
@@ -377,8 +432,43 @@ impl System {
             },
         )
         .await;
-        result
-            .map_err(|e| anyhow::anyhow!("{e}\n--- {} log ---\n{}", svc.name(), self.log_tail(svc)))
+        result.map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\n--- {} log ---\n{}",
+                p.svc.name(),
+                self.log_tail(p.svc)
+            )
+        })
+    }
+
+    /// The base URL of every instance of a service, e.g. to spread load over them.
+    pub fn bases(&self, svc: Svc) -> Vec<String> {
+        if self.procs.is_empty() {
+            return vec![self.api.base(svc).to_owned()];
+        }
+        self.procs
+            .iter()
+            .filter(|p| p.svc == svc)
+            .map(|p| format!("http://127.0.0.1:{}", p.port))
+            .collect()
+    }
+
+    /// Every running process of the system with a name (`order-0`, `nats-server`), for CPU
+    /// accounting.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        let mut pids: Vec<(String, u32)> = self
+            .procs
+            .iter()
+            .filter_map(|p| {
+                p.child
+                    .as_ref()
+                    .map(|c| (format!("{}-{}", p.svc.name(), p.instance), c.id()))
+            })
+            .collect();
+        if let Some(pid) = self.nats.as_ref().and_then(NatsServer::pid) {
+            pids.push(("nats-server".to_owned(), pid));
+        }
+        pids
     }
 
     pub fn log_tail(&self, svc: Svc) -> String {
@@ -387,25 +477,33 @@ impl System {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// Everything a service has logged so far, across restarts (empty when external).
+    /// Everything instance 0 of a service has logged so far, across restarts (empty when
+    /// external).
     pub fn log(&self, svc: Svc) -> String {
-        self.procs
-            .get(svc.index())
-            .and_then(|p| std::fs::read_to_string(&p.log).ok())
+        self.proc_index(svc, 0)
+            .ok()
+            .and_then(|i| std::fs::read_to_string(&self.procs[i].log).ok())
             .unwrap_or_default()
     }
 
-    fn pid(&self, svc: Svc) -> anyhow::Result<Pid> {
-        let child = self.procs[svc.index()]
+    fn pid(&self, svc: Svc, instance: usize) -> anyhow::Result<Pid> {
+        let child = self.procs[self.proc_index(svc, instance)?]
             .child
             .as_ref()
-            .context("service is not running")?;
+            .with_context(|| format!("{} instance {instance} is not running", svc.name()))?;
         Ok(Pid::from_raw(i32::try_from(child.id())?))
     }
 
-    /// SIGKILL, as a crash.
+    /// SIGKILL, as a crash (instance 0).
     pub fn kill(&mut self, svc: Svc) -> anyhow::Result<()> {
-        if let Some(mut child) = self.procs[svc.index()].child.take() {
+        self.kill_instance(svc, 0)
+    }
+
+    /// SIGKILL of one instance.
+    pub fn kill_instance(&mut self, svc: Svc, instance: usize) -> anyhow::Result<()> {
+        let i = self.proc_index(svc, instance)?;
+        if let Some(mut child) = self.procs[i].child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
             child.kill()?;
             child.wait()?;
         }
@@ -414,37 +512,50 @@ impl System {
 
     /// SIGSTOP: the process stays, but does nothing (and acks nothing).
     pub fn pause(&self, svc: Svc) -> anyhow::Result<()> {
-        kill(self.pid(svc)?, Signal::SIGSTOP)?;
+        self.pause_instance(svc, 0)
+    }
+
+    pub fn pause_instance(&self, svc: Svc, instance: usize) -> anyhow::Result<()> {
+        kill(self.pid(svc, instance)?, Signal::SIGSTOP)?;
         Ok(())
     }
 
     /// SIGCONT after [`System::pause`].
     pub fn resume(&self, svc: Svc) -> anyhow::Result<()> {
-        kill(self.pid(svc)?, Signal::SIGCONT)?;
+        self.resume_instance(svc, 0)
+    }
+
+    pub fn resume_instance(&self, svc: Svc, instance: usize) -> anyhow::Result<()> {
+        kill(self.pid(svc, instance)?, Signal::SIGCONT)?;
         Ok(())
     }
 
     /// Starts a killed service again and waits until it is healthy.
     pub async fn restart(&mut self, svc: Svc) -> anyhow::Result<()> {
-        self.kill(svc)?;
-        self.spawn(svc)?;
-        self.wait_healthy(svc).await
+        self.restart_instance(svc, 0).await
+    }
+
+    /// Starts one (killed) instance again and waits until it is healthy.
+    pub async fn restart_instance(&mut self, svc: Svc, instance: usize) -> anyhow::Result<()> {
+        self.kill_instance(svc, instance)?;
+        let i = self.proc_index(svc, instance)?;
+        self.spawn_proc(i)?;
+        self.wait_healthy_proc(i).await
     }
 
     /// The URL of a service's database, for tools that connect on their own (the `jetsaga` CLI).
     pub fn database_url(&self, svc: Svc) -> anyhow::Result<String> {
-        Ok(self.procs[svc.index()]
-            .db
-            .as_ref()
+        Ok(self
+            .dbs
+            .get(svc.index())
             .context("external deployment: no database access")?
             .url())
     }
 
     /// A PostgreSQL pool on a service's database, for assertions the API cannot make.
     pub async fn db(&self, svc: Svc) -> anyhow::Result<sqlx::PgPool> {
-        self.procs[svc.index()]
-            .db
-            .as_ref()
+        self.dbs
+            .get(svc.index())
             .context("external deployment: no database access")?
             .connect()
             .await
@@ -468,9 +579,7 @@ impl Drop for System {
             }
         }
         // Databases drop after their processes are gone; the store dir of NATS goes with it.
-        for p in &mut self.procs {
-            p.db.take();
-        }
+        self.dbs.clear();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
