@@ -1,7 +1,7 @@
 //! The command line: `jetsaga <command>`, with the connection flags and `--json` shared by all.
 
 use crate::targets::Targets;
-use crate::{dev, dlq, provision, reconcile, replay, stats, trace};
+use crate::{bench, dev, dlq, provision, reconcile, replay, stats, trace};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -34,6 +34,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Create or update the streams as the NATS admin (before services that may not).
     Provision(provision::ProvisionArgs),
+    /// Sagas per second and saga latency, against this machine's ceiling measured in the same run.
+    Bench(bench::BenchArgs),
 }
 
 /// What a command ends with: success, or differences/failures that leave work for a person.
@@ -76,6 +78,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Dlq(args) => dlq::run(args, &targets, json).await,
         Command::Stats(args) => stats::run(args, &targets, json).await,
         Command::Provision(args) => provision::run(args, &targets).await,
+        Command::Bench(args) => bench::run(args, &targets, json).await,
     }
 }
 

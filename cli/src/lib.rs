@@ -8,6 +8,7 @@
 //! - [`targets`]: where the databases and NATS are, from flags and environment.
 //! - [`output`]: tables for people, `--json` for programs.
 //! - [`progress`]: progress bars on long work (hidden when stderr is not a terminal).
+//! - [`bench`]: `jetsaga bench`, sagas per second and latency against the null saga's ceiling.
 //! - [`dev`]: `jetsaga dev`, the whole system in one process.
 //! - [`trace`]: `jetsaga trace`, one saga across every stream, as a table or a Mermaid diagram.
 //! - [`replay`]: `jetsaga replay`, a service re-consumes its inputs through its inbox.
@@ -16,6 +17,7 @@
 //! - [`stats`]: `jetsaga stats`, consumer lag, outbox backlog, dead letters, saga outcomes.
 //! - [`provision`]: `jetsaga provision`, the streams created or updated as the NATS admin.
 
+pub mod bench;
 pub mod cli;
 pub mod dev;
 pub mod dlq;

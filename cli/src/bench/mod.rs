@@ -1,0 +1,463 @@
+//! `jetsaga bench`: sagas per second and saga latency, as a ratio of this machine's ceiling
+//! measured in the same run.
+//!
+//! 1. **Setup:** its own system (nats-server, four fresh databases, the four service binaries,
+//!    `--instances` of each), or the deployment the `JETSAGA_*_URL` variables name; customers,
+//!    many SKUs and a few hot ones, and vouchers, seeded through the public APIs.
+//! 2. **Load:** orders over `POST /orders`, a warm-up, then closed-loop at `--concurrency` for
+//!    `--orders` (the maximum rate), then open-loop at half that rate for `--half-secs` (the latency
+//!    target). Or `--rate R`: open-loop at R only. The outcome mix is `--mix`.
+//! 3. **Measured:** completed sagas per second; latency from the POST to the terminal event's time
+//!    in the ORDERS stream (p50/p95/p99/max); outbox backlog and consumer lag over time; CPU of
+//!    each process.
+//! 4. **The ceiling:** the null saga ([`null`]) driven the same way; `ratio = sagas_per_sec /
+//!    null_saga_per_sec`.
+//! 5. **Checks:** once quiet, the reconciler; orders lost and invariant violations must be 0, or
+//!    the run fails (exit 1) whatever its speed.
+//! 6. **Output:** a table, an SVG plot of latency over time, and a JSON summary as the last line.
+//!
+//! ## Layout
+//! - [`mix`]: the outcome mix. [`catalogue`]: the seeded data and order bodies.
+//! - [`drive`]: the load generator. [`watch`]: terminal events from the ORDERS stream.
+//! - [`sample`]: backlog, lag and CPU. [`null`]: the null saga. [`report`], [`plot`]: the output.
+
+pub mod catalogue;
+pub mod drive;
+pub mod mix;
+pub mod null;
+pub mod plot;
+pub mod report;
+pub mod sample;
+pub mod watch;
+
+use crate::cli::Outcome;
+use crate::progress;
+use crate::reconcile::check;
+use crate::targets::Targets;
+use anyhow::Context as _;
+use catalogue::{Catalogue, Sizes};
+use clap::Args;
+use drive::{drive, HttpPlacer, LoadResult, Placer, Shape, Until};
+use jetsaga_scenarios::{Svc, System, SystemOptions};
+use mix::Mix;
+use report::{BenchReport, Latency, Phase};
+use sample::{cpu_snapshot, cpu_usage, Sample};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use watch::Watcher;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Clients of the closed loop: each places an order and waits for its end.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Orders of the closed-loop phase (and of the null saga's).
+    #[arg(long, default_value_t = 3000)]
+    pub orders: usize,
+    /// Open loop at this many orders per second instead of the closed-loop phases.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// How long the open-loop phase runs (at half the maximum rate, or at --rate).
+    #[arg(long, default_value_t = 15)]
+    pub half_secs: u64,
+    /// The outcome mix: weights of confirmed, voucher_rejected, payment_failed, stock_failed.
+    #[arg(
+        long,
+        default_value = "confirmed=80,voucher_rejected=7,payment_failed=7,stock_failed=6"
+    )]
+    pub mix: Mix,
+    /// JetStream with `sync_interval: always` and PostgreSQL synchronous commit.
+    #[arg(long)]
+    pub durable: bool,
+    /// Processes per service.
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+    /// SKUs to seed (plus a few hot ones that many orders share).
+    #[arg(long, default_value_t = 300)]
+    pub skus: usize,
+    /// Customers to seed.
+    #[arg(long, default_value_t = 200)]
+    pub customers: usize,
+    /// The seed of the load's random choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Skip the null saga (no ratio).
+    #[arg(long)]
+    pub no_null: bool,
+    /// Where the plot is written.
+    #[arg(long, default_value = ".jetsaga/bench")]
+    pub out: PathBuf,
+}
+
+impl std::fmt::Display for Mix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(o, w)| format!("{}={w}", o.as_str()))
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// What the phases of the real system gathered, for the report and the plot.
+struct Gathered {
+    run_start: time::OffsetDateTime,
+    phases: Vec<Phase>,
+    samples: Vec<Sample>,
+    points: Vec<plot::Point>,
+    lost: usize,
+}
+
+impl Gathered {
+    fn keep(&mut self, m: Measured) {
+        let offset = (m.result.started - self.run_start).as_seconds_f64();
+        self.points
+            .extend(m.result.completed.iter().map(|c| plot::Point {
+                t: (c.ended - self.run_start).as_seconds_f64(),
+                ms: c.latency_ms(),
+            }));
+        self.samples.extend(m.samples.into_iter().map(|mut x| {
+            x.t += offset;
+            x
+        }));
+        self.lost += m.result.lost.len();
+        self.phases.push(m.phase);
+    }
+}
+
+/// A phase's result, with what it took.
+struct Measured {
+    phase: Phase,
+    result: LoadResult,
+    samples: Vec<Sample>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure<P: Placer>(
+    name: &str,
+    placer: Arc<P>,
+    watcher: &Watcher,
+    shape: Shape,
+    until: Until,
+    mix: &Mix,
+    seed: u64,
+    pids: &[(String, u32)],
+    sampling: Option<(Vec<sqlx::PgPool>, async_nats::jetstream::Context)>,
+) -> Measured {
+    let total = match until {
+        Until::Count(n) => Some(n as u64),
+        Until::Elapsed(_) => None,
+    };
+    let bar = progress::bar(total, name);
+    let stop = CancellationToken::new();
+    let sampler = sampling
+        .map(|(pools, js)| tokio::spawn(sample::sample(pools, js, watcher.clone(), stop.clone())));
+    let before = cpu_snapshot(pids);
+    let result = drive(
+        placer,
+        watcher,
+        shape,
+        until,
+        mix,
+        seed,
+        Duration::from_secs(60),
+        &bar,
+    )
+    .await;
+    let after = cpu_snapshot(pids);
+    stop.cancel();
+    let samples = match sampler {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    bar.finish_and_clear();
+    let (outcomes, unexpected_outcomes) = report::outcomes(&result.completed);
+    let seconds = result
+        .completed
+        .iter()
+        .map(|c| c.ended)
+        .max()
+        .map(|last| (last - result.started).as_seconds_f64())
+        .unwrap_or(0.0);
+    let phase = Phase {
+        name: name.to_owned(),
+        load: match shape {
+            Shape::Closed { concurrency } => format!("closed, {concurrency} clients"),
+            Shape::Open { per_sec } => format!("open, {per_sec:.0}/s"),
+        },
+        placed: result.placed,
+        completed: result.completed.len(),
+        refused: result.refused,
+        lost: result.lost.len(),
+        seconds: (seconds * 10.0).round() / 10.0,
+        sagas_per_sec: (result.per_sec() * 10.0).round() / 10.0,
+        latency: Latency::of(&result.completed),
+        outcomes,
+        unexpected_outcomes,
+        cpu: cpu_usage(&before, &after),
+    };
+    if let Some(e) = &result.first_error {
+        tracing::warn!(phase = name, refused = result.refused, first_error = %e, "requests refused");
+    }
+    Measured {
+        phase,
+        result,
+        samples,
+    }
+}
+
+pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
+    let mode = if args.durable { "durable" } else { "default" };
+    let options = SystemOptions {
+        instances: args.instances.max(1),
+        durable: args.durable,
+        ack_wait: Duration::from_secs(30),
+        service_env: vec![
+            ("DB_MAX_CONNECTIONS".into(), "20".into()),
+            ("MAX_DELIVER".into(), "5".into()),
+        ],
+        ..SystemOptions::default()
+    };
+    eprintln!("jetsaga bench: starting the system ({mode} mode)");
+    let sys = System::start(options)
+        .await
+        .context("starting the system")?;
+    let targets = Targets {
+        nats_url: Some(sys.nats_url().to_owned()),
+        order_db: sys.database_url(Svc::Order).ok(),
+        voucher_db: sys.database_url(Svc::Voucher).ok(),
+        payment_db: sys.database_url(Svc::Payment).ok(),
+        stock_db: sys.database_url(Svc::Stock).ok(),
+    };
+    let js = targets.nats().await?;
+    let mut pools = Vec::new();
+    for producer in jetsaga_contracts::Producer::ALL {
+        pools.push(targets.pool(producer).await?);
+    }
+    let synchronous_commit: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&pools[0])
+        .await
+        .context("reading PostgreSQL's synchronous_commit")?;
+    if args.durable && synchronous_commit == "off" {
+        anyhow::bail!("--durable needs PostgreSQL with synchronous_commit on; it is off");
+    }
+
+    eprintln!("jetsaga bench: seeding");
+    let catalogue = Arc::new(
+        Catalogue::seed(
+            &sys.api,
+            Sizes {
+                skus: args.skus,
+                hot_skus: 5,
+                customers: args.customers,
+                vouchers: args.orders / 10 + 100,
+            },
+        )
+        .await
+        .context("seeding through the public APIs")?,
+    );
+    let placer = Arc::new(HttpPlacer {
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(args.concurrency.max(16))
+            .build()?,
+        bases: sys.bases(Svc::Order),
+        catalogue,
+        next: AtomicUsize::new(0),
+    });
+    let stop_watch = CancellationToken::new();
+    let watcher = Watcher::start(&js, stop_watch.clone()).await?;
+    let pids = sys.pids();
+    let sampling = || Some((pools.clone(), js.clone()));
+
+    let mut run = Gathered {
+        run_start: time::OffsetDateTime::now_utc(),
+        phases: Vec::new(),
+        samples: Vec::new(),
+        points: Vec::new(),
+        lost: 0,
+    };
+
+    let warmup = measure(
+        "warm-up",
+        placer.clone(),
+        &watcher,
+        Shape::Closed {
+            concurrency: args.concurrency,
+        },
+        Until::Count(300),
+        &args.mix,
+        args.seed,
+        &pids,
+        None,
+    )
+    .await;
+    run.lost += warmup.result.lost.len();
+    let (max_rate, half_rate) = match args.rate {
+        Some(rate) => (0.0, rate),
+        None => {
+            let max = measure(
+                "max",
+                placer.clone(),
+                &watcher,
+                Shape::Closed {
+                    concurrency: args.concurrency,
+                },
+                Until::Count(args.orders),
+                &args.mix,
+                args.seed + 1,
+                &pids,
+                sampling(),
+            )
+            .await;
+            let rate = max.phase.sagas_per_sec;
+            run.keep(max);
+            (rate, rate / 2.0)
+        }
+    };
+    let half = measure(
+        if args.rate.is_some() { "rate" } else { "half" },
+        placer.clone(),
+        &watcher,
+        Shape::Open {
+            per_sec: half_rate.max(1.0),
+        },
+        Until::Elapsed(Duration::from_secs(args.half_secs)),
+        &args.mix,
+        args.seed + 2,
+        &pids,
+        sampling(),
+    )
+    .await;
+    let p99_half = half.phase.latency.p99;
+    run.keep(half);
+    stop_watch.cancel();
+
+    // Once quiet, the reconciler judges every order and every account and SKU.
+    eprintln!("jetsaga bench: waiting for the system to be quiet, then reconciling");
+    jetsaga_scenarios::checker::wait_quiet(&sys.api, Duration::from_secs(120)).await?;
+    let sources = check::Sources::connect(&targets).await?;
+    let findings = check::run(
+        &sources,
+        &check::Options {
+            day: None,
+            slack: time::Duration::seconds(30),
+            settle: time::Duration::ZERO,
+            progress: false,
+        },
+        None,
+    )
+    .await?;
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'PENDING'")
+        .fetch_one(&pools[0])
+        .await?;
+    run.lost += usize::try_from(pending).unwrap_or(0);
+    let violations: Vec<String> = findings
+        .differences
+        .iter()
+        .take(10)
+        .map(|d| format!("{d:?}"))
+        .collect();
+    let violation_count = findings.differences.len();
+    for pool in &pools {
+        pool.close().await;
+    }
+    drop(sys);
+
+    let mut null_rate = 0.0;
+    if !args.no_null {
+        eprintln!("jetsaga bench: the null saga (the ceiling)");
+        let null = null::NullSystem::start(args.durable, 16).await?;
+        let stop = CancellationToken::new();
+        let null_watcher = Watcher::start(&null.js, stop.clone()).await?;
+        let null_pids = vec![(
+            "nats-server (null)".to_owned(),
+            null.nats.pid().unwrap_or_default(),
+        )];
+        let placer = Arc::new(null.placer());
+        // A null saga always confirms.
+        let null_mix: Mix = "confirmed=1".parse().map_err(anyhow::Error::msg)?;
+        let warm = measure(
+            "null warm-up",
+            placer.clone(),
+            &null_watcher,
+            Shape::Closed {
+                concurrency: args.concurrency,
+            },
+            Until::Count(300),
+            &null_mix,
+            args.seed,
+            &null_pids,
+            None,
+        )
+        .await;
+        run.lost += warm.result.lost.len();
+        let measured = measure(
+            "null",
+            placer,
+            &null_watcher,
+            Shape::Closed {
+                concurrency: args.concurrency,
+            },
+            Until::Count(args.orders),
+            &null_mix,
+            args.seed + 1,
+            &null_pids,
+            Some((null.pools.clone(), null.js.clone())),
+        )
+        .await;
+        null_rate = measured.phase.sagas_per_sec;
+        run.lost += measured.result.lost.len();
+        run.phases.push(measured.phase);
+        stop.cancel();
+        null.stop().await;
+    }
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let plot_path = args.out.join(format!("bench-{mode}.svg"));
+    let title = format!(
+        "jetsaga bench, {mode} mode: saga latency (POST to terminal event) over time; max then half rate"
+    );
+    std::fs::write(&plot_path, plot::svg(&title, &run.points, &run.samples))
+        .with_context(|| format!("writing {}", plot_path.display()))?;
+
+    let sagas_per_sec = if args.rate.is_some() {
+        run.phases.first().map(|p| p.sagas_per_sec).unwrap_or(0.0)
+    } else {
+        max_rate
+    };
+    let report = BenchReport {
+        mode,
+        postgres_synchronous_commit: synchronous_commit,
+        instances: args.instances.max(1),
+        phases: run.phases,
+        sagas_per_sec,
+        null_sagas_per_sec: null_rate,
+        ratio: if null_rate > 0.0 {
+            ((sagas_per_sec / null_rate) * 100.0).round() / 100.0
+        } else {
+            0.0
+        },
+        half_rate_per_sec: (half_rate * 10.0).round() / 10.0,
+        p99_at_half_rate_ms: p99_half,
+        orders_lost: run.lost,
+        invariant_violations: violation_count,
+        violations,
+        passed: run.lost == 0 && violation_count == 0,
+        plot: Some(plot_path.display().to_string()),
+    };
+    if !json {
+        print!("{}", report.render());
+    }
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

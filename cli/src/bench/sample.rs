@@ -1,0 +1,163 @@
+//! What the system does over time — outbox backlog, consumer lag, sagas ended — sampled twice a
+//! second, and the CPU each process used, from `/proc`.
+
+use super::watch::Watcher;
+use async_nats::jetstream;
+use futures::TryStreamExt;
+use jetsaga_contracts::Producer;
+use serde::Serialize;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// One sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Seconds since the sampler started.
+    pub t: f64,
+    /// Events waiting in the four outboxes.
+    pub outbox_backlog: i64,
+    /// Messages not yet delivered or not yet acked, over every durable consumer.
+    pub consumer_lag: u64,
+    /// Sagas ended so far in this phase.
+    pub ended: usize,
+}
+
+/// Samples until `stop`, then returns them.
+pub async fn sample(
+    pools: Vec<PgPool>,
+    js: jetstream::Context,
+    watcher: Watcher,
+    stop: CancellationToken,
+) -> Vec<Sample> {
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return samples,
+            _ = tick.tick() => {}
+        }
+        let mut backlog = 0;
+        for pool in &pools {
+            backlog += sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM kit_outbox WHERE published_at IS NULL",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0);
+        }
+        samples.push(Sample {
+            t: start.elapsed().as_secs_f64(),
+            outbox_backlog: backlog,
+            consumer_lag: consumer_lag(&js).await,
+            ended: watcher.completed_count(),
+        });
+    }
+}
+
+async fn consumer_lag(js: &jetstream::Context) -> u64 {
+    let mut lag = 0u64;
+    for producer in Producer::ALL {
+        let Ok(stream) = js.get_stream_no_info(producer.stream()).await else {
+            continue;
+        };
+        let mut consumers = stream.consumers();
+        while let Ok(Some(info)) = consumers.try_next().await {
+            if info.config.durable_name.is_some() {
+                lag += info.num_pending + info.num_ack_pending as u64;
+            }
+        }
+    }
+    lag
+}
+
+/// CPU time (user + system) of processes, in clock ticks.
+#[derive(Debug, Clone)]
+pub struct CpuSnapshot {
+    at: Instant,
+    ticks: BTreeMap<String, u64>,
+}
+
+/// Linux reports CPU times in USER_HZ, 100 per second on every architecture it runs on.
+const TICKS_PER_SEC: f64 = 100.0;
+
+fn process_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Every PostgreSQL process on the machine (the postmaster and its backends), as one.
+fn postgres_ticks() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .filter_map(process_ticks)
+        .sum()
+}
+
+/// The CPU times now of the named processes, of every PostgreSQL process, and of this one.
+pub fn cpu_snapshot(pids: &[(String, u32)]) -> CpuSnapshot {
+    let mut ticks: BTreeMap<String, u64> = pids
+        .iter()
+        .filter_map(|(name, pid)| Some((name.clone(), process_ticks(*pid)?)))
+        .collect();
+    ticks.insert("postgres (all)".into(), postgres_ticks());
+    if let Some(own) = process_ticks(std::process::id()) {
+        ticks.insert("jetsaga bench".into(), own);
+    }
+    CpuSnapshot {
+        at: Instant::now(),
+        ticks,
+    }
+}
+
+/// Percent of one core each process used between two snapshots.
+pub fn cpu_usage(before: &CpuSnapshot, after: &CpuSnapshot) -> BTreeMap<String, f64> {
+    let secs = after.at.duration_since(before.at).as_secs_f64().max(0.001);
+    after
+        .ticks
+        .iter()
+        .map(|(name, end)| {
+            let start = before.ticks.get(name).copied().unwrap_or(*end);
+            let used = end.saturating_sub(start) as f64 / TICKS_PER_SEC;
+            (name.clone(), (used / secs * 1000.0).round() / 10.0)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_cpu_time_and_usage_is_a_percentage_of_one_core() {
+        let before = cpu_snapshot(&[]);
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let after = cpu_snapshot(&[]);
+        let usage = cpu_usage(&before, &after);
+        let own = usage["jetsaga bench"];
+        assert!(x > 0);
+        assert!(
+            (20.0..=250.0).contains(&own),
+            "{own}% of a core while spinning"
+        );
+    }
+}
