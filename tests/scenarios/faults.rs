@@ -346,3 +346,39 @@ async fn junk_on_an_input_subject_is_dead_lettered_and_sagas_keep_completing() -
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn sagas_started_while_the_network_to_nats_is_cut_complete_once_it_heals(
+) -> anyhow::Result<()> {
+    use jetsaga_scenarios::netcut::Cut;
+    // Given a system whose services reach NATS through a link the test can cut
+    let sys = System::start(SystemOptions {
+        netcut: true,
+        ..SystemOptions::default()
+    })
+    .await?;
+    if skip_external(&sys, "it cuts the network") {
+        return Ok(());
+    }
+    let api = &sys.api;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("CUT");
+    ledger.sku(api, &sku, 1_000, 50).await?;
+    let ida = ledger.customer(api, 100_000).await?;
+    // When the link drops everything, then refuses connections, while orders keep coming
+    sys.cut_nats(Cut::Drop)?;
+    for _ in 0..3 {
+        ledger.order(api, &ida, &[(&sku, 1)], None).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sys.cut_nats(Cut::Reject)?;
+    for _ in 0..3 {
+        ledger.order(api, &ida, &[(&sku, 1)], None).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Then, once it heals, every order completes and every invariant holds
+    sys.heal_nats();
+    let outcome = assert_invariants(api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.cancelled_total(), 0);
+    Ok(())
+}

@@ -20,6 +20,7 @@ pub mod api;
 pub mod checker;
 pub mod inject;
 pub mod ledger;
+pub mod netcut;
 pub mod system;
 
 pub use api::Api;

@@ -65,6 +65,8 @@ pub struct SystemOptions {
     /// Extra environment for every service process (e.g. `CONSUMER_CONCURRENCY`), after the
     /// harness's own settings.
     pub service_env: Vec<(String, String)>,
+    /// Services reach NATS through a proxy the test can cut ([`System::cut_nats`]).
+    pub netcut: bool,
 }
 
 impl Default for SystemOptions {
@@ -76,6 +78,7 @@ impl Default for SystemOptions {
             instances: 1,
             durable: false,
             service_env: Vec::new(),
+            netcut: false,
         }
     }
 }
@@ -213,6 +216,8 @@ pub struct System {
     /// The users when locked down; declared after `nats`, so the server stops before its
     /// config goes.
     users: Option<NatsUsers>,
+    /// The proxy between the services and NATS, when the options ask for one.
+    netcut: Option<crate::netcut::NetCut>,
     /// Instance 0 of each service first, in [`Svc::ALL`] order, then the further instances.
     procs: Vec<Proc>,
     /// One database per service, in [`Svc::ALL`] order; dropped after the processes.
@@ -267,6 +272,7 @@ impl System {
                 api: api.with_nats(&nats_url),
                 nats_url,
                 users: None,
+                netcut: None,
                 procs: Vec::new(),
                 dbs: Vec::new(),
                 options,
@@ -312,10 +318,16 @@ impl System {
         let url = |i: usize| format!("http://127.0.0.1:{}", procs[i].port);
         let api = Api::new(&url(0), &url(2), &url(3), &url(1));
         let api = api.with_nats(&nats_url);
+        let netcut = if options.netcut {
+            Some(crate::netcut::NetCut::start(([127, 0, 0, 1], nats.port()).into()).await?)
+        } else {
+            None
+        };
         let mut system = System {
             nats_url,
             nats: Some(nats),
             users,
+            netcut,
             api,
             procs,
             dbs,
@@ -339,11 +351,29 @@ impl System {
         &self.nats_url
     }
 
-    /// The NATS URL a service connects with: its own user's when locked down.
+    /// The NATS URL a service connects with: its own user's when locked down, through the proxy
+    /// when it can be cut.
     pub fn service_nats_url(&self, svc: Svc) -> anyhow::Result<String> {
-        match (&self.users, &self.nats) {
-            (Some(users), Some(nats)) => users.url(nats, svc.name()),
+        match (&self.users, &self.nats, &self.netcut) {
+            (Some(users), Some(nats), _) => users.url(nats, svc.name()),
+            (None, _, Some(cut)) => Ok(format!("nats://{}", cut.addr())),
             _ => Ok(self.nats_url.clone()),
+        }
+    }
+
+    /// Cuts the services off NATS (the test itself still reaches it).
+    pub fn cut_nats(&self, how: crate::netcut::Cut) -> anyhow::Result<()> {
+        self.netcut
+            .as_ref()
+            .context("the system was started without `netcut`")?
+            .cut(how);
+        Ok(())
+    }
+
+    /// Ends a [`System::cut_nats`].
+    pub fn heal_nats(&self) {
+        if let Some(cut) = &self.netcut {
+            cut.heal();
         }
     }
 
