@@ -1,7 +1,7 @@
 //! The command line: `jetsaga <command>`, with the connection flags and `--json` shared by all.
 
 use crate::targets::Targets;
-use crate::{bench, dev, dlq, provision, reconcile, replay, stats, trace};
+use crate::{bench, chaos, dev, dlq, provision, reconcile, replay, stats, trace};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -36,6 +36,8 @@ pub enum Command {
     Provision(provision::ProvisionArgs),
     /// Sagas per second and saga latency, against this machine's ceiling measured in the same run.
     Bench(bench::BenchArgs),
+    /// Faults injected under load; then nothing lost, nothing doubled, every invariant holds.
+    Chaos(chaos::ChaosArgs),
 }
 
 /// What a command ends with: success, or differences/failures that leave work for a person.
@@ -79,6 +81,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Stats(args) => stats::run(args, &targets, json).await,
         Command::Provision(args) => provision::run(args, &targets).await,
         Command::Bench(args) => bench::run(args, &targets, json).await,
+        Command::Chaos(args) => chaos::run(args, &targets, json).await,
     }
 }
 

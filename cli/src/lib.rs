@@ -9,6 +9,7 @@
 //! - [`output`]: tables for people, `--json` for programs.
 //! - [`progress`]: progress bars on long work (hidden when stderr is not a terminal).
 //! - [`bench`]: `jetsaga bench`, sagas per second and latency against the null saga's ceiling.
+//! - [`chaos`]: `jetsaga chaos`, faults under load, and nothing lost, nothing doubled.
 //! - [`dev`]: `jetsaga dev`, the whole system in one process.
 //! - [`trace`]: `jetsaga trace`, one saga across every stream, as a table or a Mermaid diagram.
 //! - [`replay`]: `jetsaga replay`, a service re-consumes its inputs through its inbox.
@@ -18,6 +19,7 @@
 //! - [`provision`]: `jetsaga provision`, the streams created or updated as the NATS admin.
 
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod dev;
 pub mod dlq;

@@ -249,6 +249,17 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// A binary of the workspace (a service, or the `jetsaga` CLI), built beside the tests.
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin_dir()?.join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` (scripts/test does)",
+        path.display()
+    );
+    Ok(path)
+}
+
 impl System {
     /// Whether the scenarios run against an already running deployment.
     pub fn external() -> Option<Api> {
@@ -387,12 +398,7 @@ impl System {
 
     fn spawn_proc(&mut self, i: usize) -> anyhow::Result<()> {
         let svc = self.procs[i].svc;
-        let bin = bin_dir()?.join(format!("{}-service", svc.name()));
-        anyhow::ensure!(
-            bin.exists(),
-            "{} is not built: run `cargo build --workspace --bins` (scripts/test does)",
-            bin.display()
-        );
+        let bin = workspace_binary(&format!("{}-service", svc.name()))?;
         let options = self.options.clone();
         let nats_url = self.service_nats_url(svc)?;
         let db_url = self
