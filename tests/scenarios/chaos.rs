@@ -1,32 +1,23 @@
-//! Chaos under load, short: `jetsaga chaos` with every kind of fault, seeded, on its own system.
-//! Nothing lost, nothing doubled, every invariant holds, and the dead letters are exactly the
-//! poison messages injected. (The long run is documented in the README with its figures.)
+//! Chaos under load, short: `jetsaga chaos`, seeded, on its own system. Nothing lost, nothing
+//! doubled, every invariant holds, and the dead letters are exactly the poison messages injected.
+//! (The long run is documented in the README with its figures.)
 
 use anyhow::Context as _;
 use jetsaga_scenarios::system::workspace_binary;
+use serde_json::Value;
 
-#[tokio::test]
-async fn a_short_seeded_chaos_run_loses_nothing_and_doubles_nothing() -> anyhow::Result<()> {
+/// Runs `jetsaga chaos <args> --json`, checks the figures that must be 0, returns the report.
+async fn chaos(args: &[&str]) -> anyhow::Result<Value> {
     let out = tokio::process::Command::new(workspace_binary("jetsaga")?)
-        .args([
-            "chaos",
-            "--seed",
-            "11",
-            "--duration-secs",
-            "45",
-            "--faults",
-            "12",
-            "--rate",
-            "10",
-            "--json",
-        ])
+        .arg("chaos")
+        .args(args)
+        .arg("--json")
         .output()
         .await
         .context("running jetsaga chaos")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().context("no output")?)?;
+    let report: Value = serde_json::from_str(stdout.lines().last().context("no output")?)?;
     assert_eq!(report["orders_lost"], 0, "{report}");
     assert_eq!(report["double_effects"], 0, "{report}");
     assert_eq!(report["invariant_violations"], 0, "{report}");
@@ -36,6 +27,23 @@ async fn a_short_seeded_chaos_run_loses_nothing_and_doubles_nothing() -> anyhow:
     );
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(out.status.code(), Some(0));
+    Ok(report)
+}
+
+#[tokio::test]
+async fn a_short_seeded_chaos_run_with_every_fault_loses_nothing_and_doubles_nothing(
+) -> anyhow::Result<()> {
+    let report = chaos(&[
+        "--seed",
+        "11",
+        "--duration-secs",
+        "45",
+        "--faults",
+        "12",
+        "--rate",
+        "10",
+    ])
+    .await?;
     let faults = report["faults"].as_object().context("faults")?;
     for kind in [
         "kill_service",
@@ -53,5 +61,29 @@ async fn a_short_seeded_chaos_run_loses_nothing_and_doubles_nothing() -> anyhow:
         );
     }
     assert!(report["orders_completed"].as_u64().is_some_and(|n| n > 100));
+    Ok(())
+}
+
+#[tokio::test]
+async fn nats_nodes_killed_in_a_three_node_cluster_with_r3_streams_lose_nothing(
+) -> anyhow::Result<()> {
+    let report = chaos(&[
+        "--cluster",
+        "--seed",
+        "5",
+        "--duration-secs",
+        "30",
+        "--faults",
+        "6",
+        "--rate",
+        "10",
+        "--kinds",
+        "kill_nats,kill_service,duplicate_events",
+    ])
+    .await?;
+    assert_eq!(report["nats"], "3-node cluster, R3 streams");
+    assert!(report["faults"]["kill_nats"]
+        .as_u64()
+        .is_some_and(|n| n >= 1));
     Ok(())
 }

@@ -93,9 +93,7 @@ const CONSUMERS: [(&str, &str); 8] = [
 pub async fn wait_quiet(api: &Api, within: Duration) -> anyhow::Result<()> {
     let js = match api.nats_url() {
         Some(url) => Some(async_nats::jetstream::new(
-            saga_kit::provision::connect_options(url, "scenario-checker")
-                .connect(url)
-                .await?,
+            saga_kit::provision::connect(url, "scenario-checker").await?,
         )),
         None => None,
     };

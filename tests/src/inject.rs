@@ -6,9 +6,7 @@ use saga_kit::Envelope;
 
 /// A JetStream context on the system's NATS (with the URL's credentials, if any).
 pub async fn jetstream(nats_url: &str) -> anyhow::Result<jetstream::Context> {
-    let client = saga_kit::provision::connect_options(nats_url, "scenario-inject")
-        .connect(nats_url)
-        .await?;
+    let client = saga_kit::provision::connect(nats_url, "scenario-inject").await?;
     Ok(jetstream::new(client))
 }
 

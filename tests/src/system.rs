@@ -67,6 +67,9 @@ pub struct SystemOptions {
     pub service_env: Vec<(String, String)>,
     /// Services reach NATS through a proxy the test can cut ([`System::cut_nats`]).
     pub netcut: bool,
+    /// NATS is a 3-node cluster and the streams have 3 replicas ([`System::nats`] is the first
+    /// node, [`System::nats_peers`] the others). Not with `netcut` or `LockedDown`.
+    pub cluster: bool,
 }
 
 impl Default for SystemOptions {
@@ -79,6 +82,7 @@ impl Default for SystemOptions {
             durable: false,
             service_env: Vec::new(),
             netcut: false,
+            cluster: false,
         }
     }
 }
@@ -216,6 +220,8 @@ pub struct System {
     /// The users when locked down; declared after `nats`, so the server stops before its
     /// config goes.
     users: Option<NatsUsers>,
+    /// The second and third node of a cluster.
+    pub nats_peers: Vec<NatsServer>,
     /// The proxy between the services and NATS, when the options ask for one.
     netcut: Option<crate::netcut::NetCut>,
     /// Instance 0 of each service first, in [`Svc::ALL`] order, then the further instances.
@@ -247,6 +253,28 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
         .parent()
         .context("test executable has no parent directory")?;
     Ok(dir.to_path_buf())
+}
+
+/// Creates the streams with 3 replicas once the cluster has a JetStream leader (a few seconds
+/// after its nodes start).
+async fn provision_replicated(nats_url: &str) -> anyhow::Result<()> {
+    let client = saga_kit::provision::connect(nats_url, "scenario-provision").await?;
+    let js = async_nats::jetstream::new(client);
+    let settings = saga_kit::provision::StreamSettings {
+        replicas: 3,
+        ..saga_kit::provision::StreamSettings::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match saga_kit::provision::ensure_streams(&js, &settings).await {
+            Ok(()) => return Ok(()),
+            // No JetStream leader yet.
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e).context("creating R3 streams on the 3-node cluster"),
+        }
+    }
 }
 
 /// A binary of the workspace (a service, or the `jetsaga` CLI), built beside the tests.
@@ -283,6 +311,7 @@ impl System {
                 api: api.with_nats(&nats_url),
                 nats_url,
                 users: None,
+                nats_peers: Vec::new(),
                 netcut: None,
                 procs: Vec::new(),
                 dbs: Vec::new(),
@@ -290,7 +319,17 @@ impl System {
                 dir: std::env::temp_dir(),
             });
         }
+        anyhow::ensure!(
+            !(options.cluster && (options.netcut || options.nats == NatsSetup::LockedDown)),
+            "a cluster system has neither a cuttable link nor locked-down users"
+        );
+        let mut nats_peers = Vec::new();
         let (nats, users) = match options.nats {
+            NatsSetup::Open if options.cluster => {
+                let mut nodes = NatsServer::start_cluster(3).await?;
+                nats_peers = nodes.split_off(1);
+                (nodes.remove(0), None)
+            }
             NatsSetup::Open if options.durable => (
                 NatsServer::start_with_config("jetstream { sync_interval: always }").await?,
                 None,
@@ -305,8 +344,15 @@ impl System {
         };
         let nats_url = match &users {
             Some(users) => users.url(&nats, "admin")?,
-            None => nats.url(),
+            None => std::iter::once(&nats)
+                .chain(&nats_peers)
+                .map(NatsServer::url)
+                .collect::<Vec<_>>()
+                .join(","),
         };
+        if options.cluster {
+            provision_replicated(&nats_url).await?;
+        }
         let dir =
             std::env::temp_dir().join(format!("jetsaga-system-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
@@ -338,6 +384,7 @@ impl System {
             nats_url,
             nats: Some(nats),
             users,
+            nats_peers,
             netcut,
             api,
             procs,
@@ -431,6 +478,9 @@ impl System {
                 "RUST_LOG",
                 std::env::var("SERVICE_LOG").unwrap_or_else(|_| "warn".into()),
             );
+        if options.cluster {
+            command.env("STREAM_REPLICAS", "3");
+        }
         for (name, value) in &options.service_env {
             command.env(name, value);
         }
@@ -503,6 +553,11 @@ impl System {
             .collect();
         if let Some(pid) = self.nats.as_ref().and_then(NatsServer::pid) {
             pids.push(("nats-server".to_owned(), pid));
+        }
+        for (i, peer) in self.nats_peers.iter().enumerate() {
+            if let Some(pid) = peer.pid() {
+                pids.push((format!("nats-server-{}", i + 2), pid));
+            }
         }
         pids
     }

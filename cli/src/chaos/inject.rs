@@ -81,7 +81,12 @@ impl Injector {
                 sys.resume_instance(svc, instance)?;
             }
             Kind::KillNats => {
-                let nats = sys.nats.as_mut().context("no nats-server to kill")?;
+                // On a cluster, one of its nodes.
+                let node = fault.service % (1 + sys.nats_peers.len());
+                let nats = match node {
+                    0 => sys.nats.as_mut().context("no nats-server to kill")?,
+                    n => &mut sys.nats_peers[n - 1],
+                };
                 nats.kill()?;
                 tokio::time::sleep(hold).await;
                 nats.restart().await?;

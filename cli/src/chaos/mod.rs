@@ -71,6 +71,10 @@ pub struct ChaosArgs {
     /// JetStream with `sync_interval: always`.
     #[arg(long)]
     pub durable: bool,
+    /// NATS as a 3-node cluster with R3 streams; `kill_nats` kills one node. (The link cuts are
+    /// left out: they cut one server's port.)
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 /// The report of one run.
@@ -79,6 +83,7 @@ pub struct ChaosReport {
     pub seed: u64,
     pub duration_secs: u64,
     pub instances: usize,
+    pub nats: &'static str,
     pub faults: BTreeMap<String, usize>,
     pub orders_placed: usize,
     pub orders_completed: usize,
@@ -102,8 +107,8 @@ impl ChaosReport {
             t.row([kind.clone(), n.to_string()]);
         }
         let mut text = format!(
-            "jetsaga chaos, seed {}, {} s, {} instance(s) per service\n",
-            self.seed, self.duration_secs, self.instances
+            "jetsaga chaos, seed {}, {} s, {} instance(s) per service, NATS {}\n",
+            self.seed, self.duration_secs, self.instances, self.nats
         );
         text.push_str(&t.render());
         let mut f = Table::new(["FIGURE", "VALUE", "MUST BE"]);
@@ -158,11 +163,14 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
             .map(|d| d.as_secs())
             .unwrap_or(1)
     });
-    let kinds = if args.kinds.is_empty() {
+    let mut kinds = if args.kinds.is_empty() {
         Kind::ALL.to_vec()
     } else {
         args.kinds.clone()
     };
+    if args.cluster {
+        kinds.retain(|k| !matches!(k, Kind::CutNatsDrop | Kind::CutNatsReject));
+    }
     let ack_wait = Duration::from_secs(args.ack_wait_secs.max(1));
     let span = Duration::from_secs(args.duration_secs.max(5));
     let plan = schedule::plan(
@@ -181,7 +189,8 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
     let mut sys = System::start(SystemOptions {
         instances: args.instances.max(1),
         ack_wait,
-        netcut: true,
+        netcut: !args.cluster,
+        cluster: args.cluster,
         durable: args.durable,
         service_env: vec![("DB_MAX_CONNECTIONS".into(), "10".into())],
         ..SystemOptions::default()
@@ -330,6 +339,11 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
         seed,
         duration_secs: span.as_secs(),
         instances: args.instances.max(1),
+        nats: if args.cluster {
+            "3-node cluster, R3 streams"
+        } else {
+            "single server"
+        },
         faults: injector
             .done
             .iter()

@@ -10,6 +10,7 @@ use std::time::Duration;
 /// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Kind {
     /// SIGKILL of a service instance, restarted after the hold.
     KillService,

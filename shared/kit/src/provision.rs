@@ -197,14 +197,13 @@ pub fn connect_options(url: &str, name: &str) -> async_nats::ConnectOptions {
 
 /// Connects to NATS with a client name, reconnecting forever afterwards, and checks the version.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, ProvisionError> {
-    let client =
-        connect_options(url, name)
-            .connect(url)
-            .await
-            .map_err(|e| ProvisionError::Connect {
-                url: redact(url),
-                message: e.to_string(),
-            })?;
+    let client = connect_options(url, name)
+        .connect(servers(url)?)
+        .await
+        .map_err(|e| ProvisionError::Connect {
+            url: redact(url),
+            message: e.to_string(),
+        })?;
     // With retry_on_initial_connect the INFO may not be in yet; wait briefly for it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let version = loop {
@@ -222,6 +221,22 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Provis
     };
     check_server_version(&version)?;
     Ok(client)
+}
+
+/// The servers of a NATS URL, which may list several (a cluster):
+/// `nats://a:4222,nats://b:4222,nats://c:4222`.
+pub fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, ProvisionError> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| ProvisionError::Connect {
+                    url: redact(u),
+                    message: format!("not a NATS server URL: {e}"),
+                })
+        })
+        .collect()
 }
 
 /// A URL without its password, for messages.

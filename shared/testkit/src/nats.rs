@@ -92,6 +92,31 @@ impl NatsServer {
         Self::launch_in(binary, dir.to_owned(), "", true).await
     }
 
+    /// `nodes` servers forming one JetStream cluster on free ports (each with its own store), for
+    /// replicated streams; they are ready for clients when this returns, and elect a JetStream
+    /// leader within seconds.
+    pub async fn start_cluster(nodes: usize) -> anyhow::Result<Vec<Self>> {
+        let binary = find_nats_server()?;
+        let route_ports: Vec<u16> = (0..nodes)
+            .map(|_| free_port())
+            .collect::<anyhow::Result<_>>()?;
+        let routes: Vec<String> = route_ports
+            .iter()
+            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .collect();
+        let cluster = uuid::Uuid::new_v4().simple().to_string();
+        let mut servers = Vec::with_capacity(nodes);
+        for (i, port) in route_ports.iter().enumerate() {
+            let extra = format!(
+                "server_name: n{i}-{cluster}\n\
+                 cluster {{\n  name: c{cluster}\n  listen: \"127.0.0.1:{port}\"\n  routes: [{}]\n}}\n",
+                routes.join(", ")
+            );
+            servers.push(Self::launch(binary.clone(), &extra).await?);
+        }
+        Ok(servers)
+    }
+
     /// Starts a specific binary, e.g. an old 2.9 server for a refusal test, with JetStream on.
     pub async fn start_binary(binary: &Path) -> anyhow::Result<Self> {
         Self::launch(binary.to_owned(), "").await
