@@ -67,6 +67,9 @@ pub struct SystemOptions {
     pub service_env: Vec<(String, String)>,
     /// Services reach NATS through a proxy the test can cut ([`System::cut_nats`]).
     pub netcut: bool,
+    /// PostgreSQL commits of the services return before their WAL is flushed
+    /// (`synchronous_commit=off`): faster, and a database crash may lose the last commits.
+    pub async_commit: bool,
     /// NATS is a 3-node cluster and the streams have 3 replicas ([`System::nats`] is the first
     /// node, [`System::nats_peers`] the others). Not with `netcut` or `LockedDown`.
     pub cluster: bool,
@@ -83,6 +86,7 @@ impl Default for SystemOptions {
             service_env: Vec::new(),
             netcut: false,
             cluster: false,
+            async_commit: false,
         }
     }
 }
@@ -448,11 +452,15 @@ impl System {
         let bin = workspace_binary(&format!("{}-service", svc.name()))?;
         let options = self.options.clone();
         let nats_url = self.service_nats_url(svc)?;
-        let db_url = self
+        let mut db_url = self
             .dbs
             .get(svc.index())
             .map(|d| d.url())
             .unwrap_or_default();
+        if options.async_commit {
+            let sep = if db_url.contains('?') { '&' } else { '?' };
+            db_url.push_str(&format!("{sep}options=-c%20synchronous_commit%3Doff"));
+        }
         let p = &mut self.procs[i];
         let log = std::fs::OpenOptions::new()
             .create(true)

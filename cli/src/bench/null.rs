@@ -1,31 +1,29 @@
 //! The null saga: the ceiling of this machine, measured in the same run.
 //!
-//! It does the infrastructure work of a confirmed saga with no service logic: the same local
+//! It does the infrastructure work of the real sagas with no service logic: the same local
 //! transactions, each with its inbox row, one business row and its outbox rows, and the same
 //! JetStream publishes, consumes and acks, through the same saga kit (relay, consumer runner), on
-//! its own nats-server and four fresh databases. Per saga, as the real happy path without a
-//! voucher:
+//! its own nats-server and four fresh databases. Each null saga takes the path of the outcome the
+//! load's mix drew for it (the SKU says which), as the real one would:
 //!
-//! | transaction | consumes | emits |
+//! | outcome | transactions | publishes |
 //! |---|---|---|
-//! | order (the POST) | | OrderCreated |
-//! | voucher | OrderCreated | VoucherReserved |
-//! | payment | VoucherReserved | PaymentSucceeded |
-//! | order | VoucherReserved | |
-//! | stock | PaymentSucceeded | StockReserved |
-//! | order | StockReserved | OrderConfirmed |
-//! | voucher | OrderConfirmed | |
+//! | confirmed | POST, voucher, payment, order ×2, stock, voucher | 5 |
+//! | voucher_rejected | POST, voucher, order, then voucher, payment, stock on the cancellation | 3 |
+//! | payment_failed | POST, voucher, payment, order ×2, then voucher, payment, stock | 4 |
+//! | stock_failed | POST, voucher, payment, order ×2, stock, then voucher, payment (refund), stock | 6 |
 //!
-//! Seven transactions, five publishes, six consumes and acks. The real services also answer HTTP,
-//! check rules and read and write their tables; what they reach of this ceiling is the ratio.
+//! The real services also answer HTTP, check rules and read and write their tables; what they
+//! reach of this ceiling is the ratio. (Not mirrored: the redemption of the one in ten confirmed
+//! orders that use a voucher.)
 
 use super::drive::Placer;
 use super::mix::Outcome;
 use anyhow::Context as _;
 use jetsaga_contracts::events::{order, payment, stock, voucher};
 use jetsaga_contracts::{
-    CustomerId, EventId, Money, OrderEvent, OrderId, OrderLine, PaymentEvent, Sku, StockEvent,
-    StockLine, VoucherEvent,
+    CancelReason, CustomerId, EventId, Money, OrderEvent, OrderId, OrderLine, PaymentEvent,
+    RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
 };
 use jetsaga_testkit::{NatsServer, TestDb};
 use rand::rngs::StdRng;
@@ -94,6 +92,16 @@ impl NullSystem {
             let db = TestDb::create(name).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(20)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        // As the services in the same mode.
+                        let commit = if durable { "on" } else { "off" };
+                        sqlx::query(&format!("SET synchronous_commit = {commit}"))
+                            .execute(conn)
+                            .await
+                            .map(|_| ())
+                    })
+                })
                 .connect(&db.url())
                 .await
                 .with_context(|| format!("connecting to the {name} database"))?;
@@ -135,11 +143,16 @@ impl NullSystem {
             };
             tasks.spawn(run(parts));
         };
+        // The real services' consumers and filters.
         spawn(
             voucher,
             "voucher",
             "voucher-on-orders",
-            &["orders.created.*", "orders.confirmed.*"],
+            &[
+                "orders.created.*",
+                "orders.confirmed.*",
+                "orders.cancelled.*",
+            ],
             Box::new(|c| c.run(VoucherOnOrders)),
         );
         spawn(
@@ -150,11 +163,25 @@ impl NullSystem {
             Box::new(|c| c.run(PaymentOnVouchers)),
         );
         spawn(
+            payment,
+            "payment",
+            "payment-on-orders",
+            &["orders.cancelled.*"],
+            Box::new(|c| c.run(PaymentOnOrders)),
+        );
+        spawn(
             order,
             "order",
             "order-on-vouchers",
-            &["vouchers.reserved.*"],
+            &["vouchers.reserved.*", "vouchers.rejected.*"],
             Box::new(|c| c.run(OrderOnVouchers)),
+        );
+        spawn(
+            order,
+            "order",
+            "order-on-payments",
+            &["payments.failed.*"],
+            Box::new(|c| c.run(OrderOnPayments)),
         );
         spawn(
             stock,
@@ -164,10 +191,17 @@ impl NullSystem {
             Box::new(|c| c.run(StockOnPayments)),
         );
         spawn(
+            stock,
+            "stock",
+            "stock-on-orders",
+            &["orders.cancelled.*"],
+            Box::new(|c| c.run(StockOnOrders)),
+        );
+        spawn(
             order,
             "order",
             "order-on-stock",
-            &["stock.reserved.*"],
+            &["stock.reserved.*", "stock.failed.*"],
             Box::new(|c| c.run(OrderOnStock)),
         );
         Ok(NullSystem {
@@ -227,7 +261,7 @@ pub struct NullPlacer {
 impl Placer for NullPlacer {
     fn place(
         &self,
-        _outcome: Outcome,
+        outcome: Outcome,
         rng: &mut StdRng,
     ) -> impl Future<Output = anyhow::Result<Uuid>> + Send {
         let order_id = OrderId::new_random();
@@ -238,7 +272,7 @@ impl Placer for NullPlacer {
                 order_id,
                 customer_id: CustomerId::new_random(),
                 lines: vec![OrderLine {
-                    sku: Sku::parse("NULL-1")?,
+                    sku: Sku::parse(path_sku(outcome))?,
                     quantity,
                     unit_price: Money::from_cents(100)?,
                 }],
@@ -277,6 +311,26 @@ macro_rules! null_handler {
     };
 }
 
+/// The SKU that tells the null handlers which path a saga takes.
+fn path_sku(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Confirmed => "NULL-CONFIRMED",
+        Outcome::VoucherRejected => "NULL-VOUCHER-REJECTED",
+        Outcome::PaymentFailed => "NULL-PAYMENT-FAILED",
+        Outcome::StockFailed => "NULL-STOCK-FAILED",
+    }
+}
+
+fn takes(lines: &[OrderLine], outcome: Outcome) -> bool {
+    lines
+        .first()
+        .is_some_and(|l| l.sku.as_str() == path_sku(outcome))
+}
+
+fn cancelled(order_id: OrderId, reason: CancelReason) -> OrderEvent {
+    OrderEvent::OrderCancelled(order::OrderCancelled { order_id, reason })
+}
+
 null_handler!(
     VoucherOnOrders,
     OrderEvent,
@@ -284,17 +338,30 @@ null_handler!(
     |tx, event| match event {
         OrderEvent::OrderCreated(e) => {
             business_row(tx, e.order_id, "voucher").await?;
-            vec![VoucherEvent::VoucherReserved(voucher::VoucherReserved {
-                order_id: e.order_id,
-                customer_id: e.customer_id,
-                voucher_code: None,
-                lines: e.lines,
-                total: e.total,
-                discount: Money::ZERO,
-            })]
+            if takes(&e.lines, Outcome::VoucherRejected) {
+                vec![VoucherEvent::VoucherRejected(voucher::VoucherRejected {
+                    order_id: e.order_id,
+                    voucher_code: VoucherCode::parse("NULL")
+                        .map_err(|e| HandlerError::permanent(e.to_string()))?,
+                    reason: RejectReason::Unknown,
+                })]
+            } else {
+                vec![VoucherEvent::VoucherReserved(voucher::VoucherReserved {
+                    order_id: e.order_id,
+                    customer_id: e.customer_id,
+                    voucher_code: None,
+                    lines: e.lines,
+                    total: e.total,
+                    discount: Money::ZERO,
+                })]
+            }
         }
         OrderEvent::OrderConfirmed(e) => {
             business_row(tx, e.order_id, "voucher-confirmed").await?;
+            vec![]
+        }
+        OrderEvent::OrderCancelled(e) => {
+            business_row(tx, e.order_id, "voucher-cancelled").await?;
             vec![]
         }
         _ => vec![],
@@ -308,13 +375,44 @@ null_handler!(
     |tx, event| match event {
         VoucherEvent::VoucherReserved(e) => {
             business_row(tx, e.order_id, "payment").await?;
-            vec![PaymentEvent::PaymentSucceeded(payment::PaymentSucceeded {
-                order_id: e.order_id,
-                payment_id: *e.order_id.as_uuid(),
-                customer_id: e.customer_id,
-                amount: e.total,
-                lines: e.lines,
-            })]
+            if takes(&e.lines, Outcome::PaymentFailed) {
+                vec![PaymentEvent::PaymentFailed(payment::PaymentFailed {
+                    order_id: e.order_id,
+                    customer_id: e.customer_id,
+                    amount: e.total,
+                })]
+            } else {
+                vec![PaymentEvent::PaymentSucceeded(payment::PaymentSucceeded {
+                    order_id: e.order_id,
+                    payment_id: *e.order_id.as_uuid(),
+                    customer_id: e.customer_id,
+                    amount: e.total,
+                    lines: e.lines,
+                })]
+            }
+        }
+        _ => vec![],
+    }
+);
+
+null_handler!(
+    PaymentOnOrders,
+    OrderEvent,
+    PaymentEvent,
+    |tx, event| match event {
+        OrderEvent::OrderCancelled(e) => {
+            business_row(tx, e.order_id, "payment-cancelled").await?;
+            // Only a stock failure comes after a charge, which is refunded.
+            if e.reason == CancelReason::StockFailed {
+                vec![PaymentEvent::PaymentRefunded(payment::PaymentRefunded {
+                    order_id: e.order_id,
+                    payment_id: *e.order_id.as_uuid(),
+                    customer_id: CustomerId::from_uuid(*e.order_id.as_uuid()),
+                    amount: Money::ZERO,
+                })]
+            } else {
+                vec![]
+            }
         }
         _ => vec![],
     }
@@ -329,6 +427,23 @@ null_handler!(
             business_row(tx, e.order_id, "order-discount").await?;
             vec![]
         }
+        VoucherEvent::VoucherRejected(e) => {
+            business_row(tx, e.order_id, "order-cancel").await?;
+            vec![cancelled(e.order_id, CancelReason::VoucherRejected)]
+        }
+        _ => vec![],
+    }
+);
+
+null_handler!(
+    OrderOnPayments,
+    PaymentEvent,
+    OrderEvent,
+    |tx, event| match event {
+        PaymentEvent::PaymentFailed(e) => {
+            business_row(tx, e.order_id, "order-cancel").await?;
+            vec![cancelled(e.order_id, CancelReason::PaymentFailed)]
+        }
         _ => vec![],
     }
 );
@@ -340,17 +455,40 @@ null_handler!(
     |tx, event| match event {
         PaymentEvent::PaymentSucceeded(e) => {
             business_row(tx, e.order_id, "stock").await?;
-            vec![StockEvent::StockReserved(stock::StockReserved {
-                order_id: e.order_id,
-                lines: e
-                    .lines
-                    .into_iter()
-                    .map(|l| StockLine {
-                        sku: l.sku,
-                        quantity: l.quantity,
-                    })
-                    .collect(),
-            })]
+            if takes(&e.lines, Outcome::StockFailed) {
+                let line = &e.lines[0];
+                vec![StockEvent::StockFailed(stock::StockFailed {
+                    order_id: e.order_id,
+                    sku: line.sku.clone(),
+                    requested: line.quantity,
+                    available: 0,
+                })]
+            } else {
+                vec![StockEvent::StockReserved(stock::StockReserved {
+                    order_id: e.order_id,
+                    lines: e
+                        .lines
+                        .into_iter()
+                        .map(|l| StockLine {
+                            sku: l.sku,
+                            quantity: l.quantity,
+                        })
+                        .collect(),
+                })]
+            }
+        }
+        _ => vec![],
+    }
+);
+
+null_handler!(
+    StockOnOrders,
+    OrderEvent,
+    StockEvent,
+    |tx, event| match event {
+        OrderEvent::OrderCancelled(e) => {
+            business_row(tx, e.order_id, "stock-cancelled").await?;
+            vec![]
         }
         _ => vec![],
     }
@@ -370,6 +508,10 @@ null_handler!(
                 discount: Money::ZERO,
                 voucher_code: None,
             })]
+        }
+        StockEvent::StockFailed(e) => {
+            business_row(tx, e.order_id, "order-cancel").await?;
+            vec![cancelled(e.order_id, CancelReason::StockFailed)]
         }
         _ => vec![],
     }

@@ -65,7 +65,8 @@ pub struct Phase {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
-    /// `default` or `durable` (JetStream `sync_interval: always`, PostgreSQL synchronous commit).
+    /// `default` (JetStream's default sync, PostgreSQL `synchronous_commit=off`) or `durable`
+    /// (JetStream `sync_interval: always`, PostgreSQL `synchronous_commit=on`).
     pub mode: &'static str,
     pub postgres_synchronous_commit: String,
     pub instances: usize,

@@ -33,6 +33,10 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// Delay between failed steps (NATS or PostgreSQL unreachable). Default 100 ms doubling to 5 s.
     pub backoff: Backoff,
+    /// After a batch that was not full, claim again this soon even without a notification: rows
+    /// held back behind an earlier row of their key that another relay held are not announced
+    /// again. Default 50 ms.
+    pub recheck: Duration,
     /// How long a graceful shutdown keeps publishing what is left. Default 10 s.
     pub flush_timeout: Duration,
 }
@@ -43,6 +47,7 @@ impl Default for RelayConfig {
             batch_size: 256,
             poll_interval: Duration::from_millis(500),
             backoff: Backoff::default(),
+            recheck: Duration::from_millis(50),
             flush_timeout: Duration::from_secs(10),
         }
     }
@@ -190,9 +195,17 @@ impl Relay {
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
             let wait = match self.relay_batch().await {
-                Ok(RelayOutcome::Published(_)) => {
+                // A full batch: there is probably more.
+                Ok(RelayOutcome::Published(n))
+                    if i64::try_from(n).unwrap_or(i64::MAX) >= self.config.batch_size =>
+                {
                     failures = 0;
                     continue;
+                }
+                // What was announced is published; more comes with its own notification.
+                Ok(RelayOutcome::Published(_)) => {
+                    failures = 0;
+                    self.config.recheck
                 }
                 Ok(RelayOutcome::Empty) => {
                     failures = 0;
@@ -209,6 +222,11 @@ impl Relay {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
                 _ = wait_notification(&mut listener), if failures == 0 => {}
+            }
+            // Notifications already received are for rows the next claim sees: one claim for all,
+            // instead of one (mostly empty) claim each.
+            if let Some(l) = listener.as_mut() {
+                while l.next_buffered().is_some() {}
             }
         }
         self.flush().await;
