@@ -169,19 +169,26 @@ pub async fn insert_order(
     if inserted == 0 {
         return Ok(false);
     }
-    for (line_no, line) in (1i32..).zip(order.lines) {
-        sqlx::query(
-            "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_cents)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(order.order_id.as_uuid())
-        .bind(line_no)
-        .bind(line.sku.as_str())
-        .bind(i32::try_from(line.quantity).map_err(|e| decode_err("quantity", e))?)
-        .bind(line.unit_price.cents())
-        .execute(&mut *conn)
-        .await?;
-    }
+    // Every line in one statement.
+    let skus: Vec<&str> = order.lines.iter().map(|l| l.sku.as_str()).collect();
+    let quantities = order
+        .lines
+        .iter()
+        .map(|l| i32::try_from(l.quantity).map_err(|e| decode_err("quantity", e)))
+        .collect::<Result<Vec<i32>, _>>()?;
+    let prices: Vec<i64> = order.lines.iter().map(|l| l.unit_price.cents()).collect();
+    sqlx::query(
+        "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_cents)
+         SELECT $1, l.line_no::integer, l.sku, l.quantity, l.price
+         FROM unnest($2::text[], $3::integer[], $4::bigint[])
+              WITH ORDINALITY AS l (sku, quantity, price, line_no)",
+    )
+    .bind(order.order_id.as_uuid())
+    .bind(&skus)
+    .bind(&quantities)
+    .bind(&prices)
+    .execute(&mut *conn)
+    .await?;
     Ok(true)
 }
 

@@ -6,7 +6,7 @@
 //! deadlock.
 
 use crate::domain::ReservationStatus;
-use jetsaga_contracts::{OrderId, Sku};
+use jetsaga_contracts::{OrderId, Sku, StockLine};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -105,19 +105,32 @@ pub async fn insert_adjustment(
     Ok(())
 }
 
-/// Records that `order_id` holds `quantity` units of `sku`.
-pub async fn insert_reservation(
+/// Holds every line for `order_id` in one statement: each SKU's units move from available to
+/// reserved, and a HELD reservation records it. The rows are locked already (by [`lock`]), so the
+/// fewer round trips, the shorter a hot SKU stays locked.
+pub async fn reserve(
     conn: &mut PgConnection,
     order_id: OrderId,
-    sku: &Sku,
-    quantity: i64,
+    lines: &[StockLine],
 ) -> Result<(), sqlx::Error> {
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let quantities: Vec<i64> = lines.iter().map(|l| i64::from(l.quantity)).collect();
     sqlx::query(
-        "INSERT INTO reservations (order_id, sku, quantity, status) VALUES ($1, $2, $3, $4)",
+        "WITH line AS (SELECT * FROM unnest($2::text[], $3::bigint[]) AS l (sku, quantity)),
+              held AS (
+                  UPDATE stock s
+                  SET available = s.available - line.quantity,
+                      reserved = s.reserved + line.quantity,
+                      updated_at = now()
+                  FROM line WHERE s.sku = line.sku
+                  RETURNING s.sku
+              )
+         INSERT INTO reservations (order_id, sku, quantity, status)
+         SELECT $1, line.sku, line.quantity, $4 FROM line",
     )
     .bind(order_id.as_uuid())
-    .bind(sku.as_str())
-    .bind(quantity)
+    .bind(&skus)
+    .bind(&quantities)
     .bind(ReservationStatus::Held.as_str())
     .execute(conn)
     .await?;

@@ -42,11 +42,7 @@ pub async fn handle(
 
     match reserve_all(&requested, &available) {
         Ok(lines) => {
-            for line in &lines {
-                let quantity = i64::from(line.quantity);
-                store::hold(tx, &line.sku, quantity).await?;
-                store::insert_reservation(tx, order_id, &line.sku, quantity).await?;
-            }
+            store::reserve(tx, order_id, &lines).await?;
             Ok(vec![StockEvent::StockReserved(StockReserved {
                 order_id,
                 lines,
