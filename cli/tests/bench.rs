@@ -21,6 +21,8 @@ async fn a_small_bench_run_passes_its_checks_and_reports_a_ratio_and_a_plot() ->
             "20",
             "--customers",
             "10",
+            "--rounds",
+            "1",
             "--out",
         ])
         .arg(&out)
@@ -42,7 +44,7 @@ async fn a_small_bench_run_passes_its_checks_and_reports_a_ratio_and_a_plot() ->
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(phases, ["max", "half", "null"]);
+    assert_eq!(phases, ["max 1", "null 1", "half"]);
     assert!(stdout.contains("ratio = sagas_per_sec / null_saga_per_sec"));
     let svg = std::fs::read_to_string(out.join("bench-default.svg"))?;
     assert!(svg.starts_with("<svg"));

@@ -88,6 +88,11 @@ pub struct BenchArgs {
     /// Skip the null saga (no ratio).
     #[arg(long)]
     pub no_null: bool,
+    /// The closed-loop orders are run in this many rounds, each real round followed by a null
+    /// round, so that both see the same machine (it is shared and its speed drifts); the ratio is
+    /// the median of the rounds' ratios.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Where the plot is written.
     #[arg(long, default_value = ".jetsaga/bench")]
     pub out: PathBuf,
@@ -101,6 +106,20 @@ impl std::fmt::Display for Mix {
             .map(|(o, w)| format!("{}={w}", o.as_str()))
             .collect();
         f.write_str(&parts.join(","))
+    }
+}
+
+/// Connections per database, for the services and for the null saga alike.
+const POOL_PER_DATABASE: u32 = 8;
+
+/// The median of some figures (0 when there are none).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
@@ -220,7 +239,9 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         async_commit: !args.durable,
         ack_wait: Duration::from_secs(30),
         service_env: vec![
-            ("DB_MAX_CONNECTIONS".into(), "20".into()),
+            // The real services and the null saga run side by side and share PostgreSQL's 100
+            // connections: 8 per database each.
+            ("DB_MAX_CONNECTIONS".into(), POOL_PER_DATABASE.to_string()),
             ("MAX_DELIVER".into(), "5".into()),
         ],
         ..SystemOptions::default()
@@ -288,13 +309,29 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         lost: 0,
     };
 
+    let null = if args.no_null {
+        None
+    } else {
+        eprintln!("jetsaga bench: starting the null saga (the ceiling), beside the system");
+        let null = null::NullSystem::start(args.durable, 16, POOL_PER_DATABASE).await?;
+        let stop = CancellationToken::new();
+        let watcher = Watcher::start(&null.js, stop.clone()).await?;
+        let pids = vec![(
+            "nats-server (null)".to_owned(),
+            null.nats.pid().unwrap_or_default(),
+        )];
+        let placer = Arc::new(null.placer());
+        Some((null, watcher, stop, pids, placer))
+    };
+
+    let closed = Shape::Closed {
+        concurrency: args.concurrency,
+    };
     let warmup = measure(
         "warm-up",
         placer.clone(),
         &watcher,
-        Shape::Closed {
-            concurrency: args.concurrency,
-        },
+        closed,
         Until::Count(300),
         &args.mix,
         args.seed,
@@ -303,27 +340,75 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     )
     .await;
     run.lost += warmup.result.lost.len();
-    let (max_rate, half_rate) = match args.rate {
-        Some(rate) => (0.0, rate),
-        None => {
+    if let Some((_, null_watcher, _, null_pids, null_placer)) = &null {
+        let warm = measure(
+            "null warm-up",
+            null_placer.clone(),
+            null_watcher,
+            closed,
+            Until::Count(300),
+            &args.mix,
+            args.seed,
+            null_pids,
+            None,
+        )
+        .await;
+        run.lost += warm.result.lost.len();
+    }
+
+    // Real and null rounds in turn; each figure is the median of its rounds.
+    let rounds = args.rounds.max(1);
+    let per_round = (args.orders / rounds).max(1);
+    let (mut real_rates, mut null_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    if args.rate.is_none() {
+        for round in 1..=rounds {
+            let seed = args.seed + 10 * round as u64;
             let max = measure(
-                "max",
+                &format!("max {round}"),
                 placer.clone(),
                 &watcher,
-                Shape::Closed {
-                    concurrency: args.concurrency,
-                },
-                Until::Count(args.orders),
+                closed,
+                Until::Count(per_round),
                 &args.mix,
-                args.seed + 1,
+                seed,
                 &pids,
                 sampling(),
             )
             .await;
-            let rate = max.phase.sagas_per_sec;
+            let real = max.phase.sagas_per_sec;
+            real_rates.push(real);
             run.keep(max);
-            (rate, rate / 2.0)
+            if let Some((null_system, null_watcher, _, null_pids, null_placer)) = &null {
+                let measured = measure(
+                    &format!("null {round}"),
+                    null_placer.clone(),
+                    null_watcher,
+                    closed,
+                    Until::Count(per_round),
+                    &args.mix,
+                    seed,
+                    null_pids,
+                    Some((null_system.pools.clone(), null_system.js.clone())),
+                )
+                .await;
+                let ceiling = measured.phase.sagas_per_sec;
+                null_rates.push(ceiling);
+                if ceiling > 0.0 {
+                    ratios.push(real / ceiling);
+                }
+                run.lost += measured.result.lost.len();
+                run.phases.push(measured.phase);
+            }
         }
+    }
+    if let Some((null_system, _, stop, _, _)) = null {
+        stop.cancel();
+        null_system.stop().await;
+    }
+    let max_rate = median(&real_rates);
+    let half_rate = match args.rate {
+        Some(rate) => rate,
+        None => max_rate / 2.0,
     };
     let half = measure(
         if args.rate.is_some() { "rate" } else { "half" },
@@ -374,54 +459,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     }
     drop(sys);
 
-    let mut null_rate = 0.0;
-    if !args.no_null {
-        eprintln!("jetsaga bench: the null saga (the ceiling)");
-        let null = null::NullSystem::start(args.durable, 16).await?;
-        let stop = CancellationToken::new();
-        let null_watcher = Watcher::start(&null.js, stop.clone()).await?;
-        let null_pids = vec![(
-            "nats-server (null)".to_owned(),
-            null.nats.pid().unwrap_or_default(),
-        )];
-        let placer = Arc::new(null.placer());
-        // The null sagas take the same paths, in the same mix.
-        let null_mix = args.mix.clone();
-        let warm = measure(
-            "null warm-up",
-            placer.clone(),
-            &null_watcher,
-            Shape::Closed {
-                concurrency: args.concurrency,
-            },
-            Until::Count(300),
-            &null_mix,
-            args.seed,
-            &null_pids,
-            None,
-        )
-        .await;
-        run.lost += warm.result.lost.len();
-        let measured = measure(
-            "null",
-            placer,
-            &null_watcher,
-            Shape::Closed {
-                concurrency: args.concurrency,
-            },
-            Until::Count(args.orders),
-            &null_mix,
-            args.seed + 1,
-            &null_pids,
-            Some((null.pools.clone(), null.js.clone())),
-        )
-        .await;
-        null_rate = measured.phase.sagas_per_sec;
-        run.lost += measured.result.lost.len();
-        run.phases.push(measured.phase);
-        stop.cancel();
-        null.stop().await;
-    }
+    let null_rate = median(&null_rates);
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -444,11 +482,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         phases: run.phases,
         sagas_per_sec,
         null_sagas_per_sec: null_rate,
-        ratio: if null_rate > 0.0 {
-            ((sagas_per_sec / null_rate) * 100.0).round() / 100.0
-        } else {
-            0.0
-        },
+        ratio: (median(&ratios) * 100.0).round() / 100.0,
         half_rate_per_sec: (half_rate * 10.0).round() / 10.0,
         p99_at_half_rate_ms: p99_half,
         orders_lost: run.lost,

@@ -75,9 +75,13 @@ async fn business_row(
 }
 
 impl NullSystem {
-    /// Starts its nats-server (durable: `sync_interval: always`), four databases, a relay per
-    /// database and the six consumers, with the services' default pool size and concurrency.
-    pub async fn start(durable: bool, concurrency: usize) -> anyhow::Result<NullSystem> {
+    /// Starts its nats-server (durable: `sync_interval: always`), four databases with `pool_size`
+    /// connections each, a relay per database and the consumers, with `concurrency` each.
+    pub async fn start(
+        durable: bool,
+        concurrency: usize,
+        pool_size: u32,
+    ) -> anyhow::Result<NullSystem> {
         let nats = if durable {
             NatsServer::start_with_config("jetstream { sync_interval: always }").await?
         } else {
@@ -91,7 +95,7 @@ impl NullSystem {
         for name in ["null_order", "null_voucher", "null_payment", "null_stock"] {
             let db = TestDb::create(name).await?;
             let pool = PgPoolOptions::new()
-                .max_connections(20)
+                .max_connections(pool_size)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         // As the services in the same mode.

@@ -129,21 +129,28 @@ impl BenchReport {
             );
         }
         text.push_str(&cpu.render());
-        if let Some(max) = self.phases.iter().find(|p| p.name == "max") {
-            let outcomes: Vec<String> = max
-                .outcomes
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
+        let max: Vec<&Phase> = self
+            .phases
+            .iter()
+            .filter(|p| p.name.starts_with("max"))
+            .collect();
+        if !max.is_empty() {
+            let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+            for p in &max {
+                for (k, v) in &p.outcomes {
+                    *outcomes.entry(k).or_insert(0) += v;
+                }
+            }
+            let list: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
             text.push_str(&format!(
                 "\noutcomes at max: {} ({} not as built)\n",
-                outcomes.join(", "),
-                max.unexpected_outcomes
+                list.join(", "),
+                max.iter().map(|p| p.unexpected_outcomes).sum::<usize>()
             ));
         }
         text.push_str(&format!(
-            "ratio = sagas_per_sec / null_saga_per_sec = {:.1} / {:.1} = {:.2}\n",
-            self.sagas_per_sec, self.null_sagas_per_sec, self.ratio
+            "ratio = sagas_per_sec / null_saga_per_sec, median of the rounds = {:.2} (medians {:.1} and {:.1})\n",
+            self.ratio, self.sagas_per_sec, self.null_sagas_per_sec
         ));
         text.push_str(&format!(
             "p99 at half the maximum rate ({:.0}/s): {:.1} ms\n",
