@@ -72,16 +72,33 @@ async fn run(cli: Cli) -> Outcome {
         json,
         command,
     } = cli;
-    match command {
-        Command::Dev(args) => dev::run(args, &targets).await,
-        Command::Trace(args) => trace::run(args, &targets, json).await,
-        Command::Replay(args) => replay::run(args, &targets, json).await,
-        Command::Reconcile(args) => reconcile::run(args, &targets, json).await,
-        Command::Dlq(args) => dlq::run(args, &targets, json).await,
-        Command::Stats(args) => stats::run(args, &targets, json).await,
-        Command::Provision(args) => provision::run(args, &targets).await,
-        Command::Bench(args) => bench::run(args, &targets, json).await,
-        Command::Chaos(args) => chaos::run(args, &targets, json).await,
+    // `dev` stops its services in order on Ctrl-C itself.
+    if let Command::Dev(args) = command {
+        return dev::run(args, &targets).await;
+    }
+    let work = async {
+        match command {
+            Command::Dev(_) => unreachable!("handled above"),
+            Command::Trace(args) => trace::run(args, &targets, json).await,
+            Command::Replay(args) => replay::run(args, &targets, json).await,
+            Command::Reconcile(args) => reconcile::run(args, &targets, json).await,
+            Command::Dlq(args) => dlq::run(args, &targets, json).await,
+            Command::Stats(args) => stats::run(args, &targets, json).await,
+            Command::Provision(args) => provision::run(args, &targets).await,
+            Command::Bench(args) => bench::run(args, &targets, json).await,
+            Command::Chaos(args) => chaos::run(args, &targets, json).await,
+        }
+    };
+    // On Ctrl-C or SIGTERM the command is dropped, and with it what it started (bench and chaos
+    // stop their service processes and drop their databases), rather than leaving orphans.
+    let interrupted = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(interrupted.clone()));
+    tokio::select! {
+        outcome = work => outcome,
+        _ = interrupted.cancelled() => {
+            eprintln!("jetsaga: interrupted; stopped what this command started");
+            Ok(ExitCode::from(130))
+        }
     }
 }
 

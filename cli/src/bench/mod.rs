@@ -240,8 +240,13 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         ack_wait: Duration::from_secs(30),
         service_env: vec![
             // The real services and the null saga run side by side and share PostgreSQL's 100
-            // connections: 8 per database each.
-            ("DB_MAX_CONNECTIONS".into(), POOL_PER_DATABASE.to_string()),
+            // connections: 8 per database each, split over a service's instances.
+            (
+                "DB_MAX_CONNECTIONS".into(),
+                (POOL_PER_DATABASE / args.instances.max(1) as u32)
+                    .max(2)
+                    .to_string(),
+            ),
             ("MAX_DELIVER".into(), "5".into()),
         ],
         ..SystemOptions::default()

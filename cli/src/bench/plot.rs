@@ -57,7 +57,7 @@ pub fn svg(title: &str, points: &[Point], samples: &[Sample]) -> String {
     let y_top = |ms: f64| 30.0 + TOP_H - ms / ms_max * TOP_H;
     let bottom0 = 30.0 + TOP_H + GAP;
     let y_bottom = |v: f64| bottom0 + BOTTOM_H - v / load_max * BOTTOM_H;
-    let height = bottom0 + BOTTOM_H + 40.0;
+    let height = bottom0 + BOTTOM_H + 56.0;
 
     let mut s = String::new();
     let _ = writeln!(
@@ -82,26 +82,37 @@ pub fn svg(title: &str, points: &[Point], samples: &[Sample]) -> String {
             y_top(p.ms)
         );
     }
-    polyline(
-        &mut s,
-        p99_per_second(points).iter().map(|p| (x(p.t), y_top(p.ms))),
-        "#d62728",
-    );
-    polyline(
-        &mut s,
-        samples
-            .iter()
-            .map(|v| (x(v.t), y_bottom(v.outbox_backlog.max(0) as f64))),
-        "#2ca02c",
-    );
-    polyline(
-        &mut s,
-        samples
-            .iter()
-            .map(|v| (x(v.t), y_bottom(v.consumer_lag as f64))),
-        "#ff7f0e",
-    );
-    let legend_y = height - 12.0;
+    let p99: Vec<(f64, f64)> = p99_per_second(points).iter().map(|p| (p.t, p.ms)).collect();
+    for run in runs(&p99) {
+        polyline(
+            &mut s,
+            run.iter().map(|(t, v)| (x(*t), y_top(*v))),
+            "#d62728",
+        );
+    }
+    let backlog: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|v| (v.t, v.outbox_backlog.max(0) as f64))
+        .collect();
+    for run in runs(&backlog) {
+        polyline(
+            &mut s,
+            run.iter().map(|(t, v)| (x(*t), y_bottom(*v))),
+            "#2ca02c",
+        );
+    }
+    let lag: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|v| (v.t, v.consumer_lag as f64))
+        .collect();
+    for run in runs(&lag) {
+        polyline(
+            &mut s,
+            run.iter().map(|(t, v)| (x(*t), y_bottom(*v))),
+            "#ff7f0e",
+        );
+    }
+    let legend_y = height - 8.0;
     for (i, (color, label)) in [
         ("#4a7ebb", "a saga's latency"),
         ("#d62728", "p99 per second"),
@@ -172,6 +183,23 @@ fn axes(
         top + h / 2.0,
         top + h / 2.0
     );
+}
+
+/// Splits a series where more than two seconds pass between points (another phase ran), so that
+/// no line is drawn across the gap.
+fn runs(series: &[(f64, f64)]) -> Vec<&[(f64, f64)]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..series.len() {
+        if series[i].0 - series[i - 1].0 > 2.0 {
+            runs.push(&series[start..i]);
+            start = i;
+        }
+    }
+    if start < series.len() {
+        runs.push(&series[start..]);
+    }
+    runs
 }
 
 fn polyline(s: &mut String, points: impl Iterator<Item = (f64, f64)>, color: &str) {
@@ -247,6 +275,8 @@ mod tests {
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("bench &lt;default&gt;"));
         assert_eq!(svg.matches("<polyline").count(), 3);
+        let gap = [(0.0, 1.0), (0.5, 2.0), (10.0, 1.0), (10.5, 1.0)];
+        assert_eq!(runs(&gap).len(), 2, "no line across a gap");
         assert_eq!(p99_per_second(&points).len(), 3);
     }
 }
