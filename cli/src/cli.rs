@@ -92,7 +92,9 @@ async fn run(cli: Cli) -> Outcome {
     // On Ctrl-C or SIGTERM the command is dropped, and with it what it started (bench and chaos
     // stop their service processes and drop their databases), rather than leaving orphans.
     let interrupted = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(interrupted.clone()));
+    tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(
+        interrupted.clone(),
+    ));
     tokio::select! {
         outcome = work => outcome,
         _ = interrupted.cancelled() => {
