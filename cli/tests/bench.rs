@@ -23,6 +23,8 @@ async fn a_small_bench_run_passes_its_checks_and_reports_a_ratio_and_a_plot() ->
             "10",
             "--rounds",
             "1",
+            "--pool-per-database",
+            "4",
             "--out",
         ])
         .arg(&out)

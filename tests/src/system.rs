@@ -476,7 +476,8 @@ impl System {
                 options.ack_wait.as_secs().max(1).to_string(),
             )
             .env("MAX_DELIVER", "20")
-            .env("DB_MAX_CONNECTIONS", "8")
+            // Two systems run at once beside other tests, within PostgreSQL's 100 connections.
+            .env("DB_MAX_CONNECTIONS", "5")
             .env(
                 "ORDER_DEADLINE_SECS",
                 options.order_deadline.as_secs().max(1).to_string(),

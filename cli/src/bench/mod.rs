@@ -93,6 +93,11 @@ pub struct BenchArgs {
     /// the median of the rounds' ratios.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// PostgreSQL connections per database, for the services (split over their instances) and
+    /// for the null saga alike; both systems together need 8 times this, within PostgreSQL's
+    /// `max_connections`.
+    #[arg(long, default_value_t = 8)]
+    pub pool_per_database: u32,
     /// Where the plot is written.
     #[arg(long, default_value = ".jetsaga/bench")]
     pub out: PathBuf,
@@ -108,9 +113,6 @@ impl std::fmt::Display for Mix {
         f.write_str(&parts.join(","))
     }
 }
-
-/// Connections per database, for the services and for the null saga alike.
-const POOL_PER_DATABASE: u32 = 8;
 
 /// The median of some figures (0 when there are none).
 fn median(values: &[f64]) -> f64 {
@@ -239,11 +241,11 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         async_commit: !args.durable,
         ack_wait: Duration::from_secs(30),
         service_env: vec![
-            // The real services and the null saga run side by side and share PostgreSQL's 100
-            // connections: 8 per database each, split over a service's instances.
+            // The real services and the null saga run side by side and share PostgreSQL's
+            // connections: the same number per database each, split over a service's instances.
             (
                 "DB_MAX_CONNECTIONS".into(),
-                (POOL_PER_DATABASE / args.instances.max(1) as u32)
+                (args.pool_per_database / args.instances.max(1) as u32)
                     .max(2)
                     .to_string(),
             ),
@@ -318,7 +320,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         None
     } else {
         eprintln!("jetsaga bench: starting the null saga (the ceiling), beside the system");
-        let null = null::NullSystem::start(args.durable, 16, POOL_PER_DATABASE).await?;
+        let null = null::NullSystem::start(args.durable, 16, args.pool_per_database).await?;
         let stop = CancellationToken::new();
         let watcher = Watcher::start(&null.js, stop.clone()).await?;
         let pids = vec![(

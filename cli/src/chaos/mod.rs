@@ -192,7 +192,9 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
         netcut: !args.cluster,
         cluster: args.cluster,
         durable: args.durable,
-        service_env: vec![("DB_MAX_CONNECTIONS".into(), "10".into())],
+        // Four connections per instance: the system stays within a third of PostgreSQL's 100
+        // connections, beside other tests.
+        service_env: vec![("DB_MAX_CONNECTIONS".into(), "4".into())],
         ..SystemOptions::default()
     })
     .await
