@@ -74,6 +74,18 @@ pub struct Targets {
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 impl Targets {
+    /// Where a system started by this process (bench, chaos) is.
+    pub fn of_system(sys: &jetsaga_scenarios::System) -> Targets {
+        use jetsaga_scenarios::Svc;
+        Targets {
+            nats_url: Some(sys.nats_url().to_owned()),
+            order_db: sys.database_url(Svc::Order).ok(),
+            voucher_db: sys.database_url(Svc::Voucher).ok(),
+            payment_db: sys.database_url(Svc::Payment).ok(),
+            stock_db: sys.database_url(Svc::Stock).ok(),
+        }
+    }
+
     /// The NATS URL given, or the design's default.
     pub fn nats_url(&self) -> &str {
         self.nats_url.as_deref().unwrap_or(DEFAULT_NATS_URL)
@@ -81,15 +93,19 @@ impl Targets {
 
     /// The database URL of a service: the flag, the environment, or the design's default.
     pub fn database_url(&self, producer: Producer) -> String {
-        let given = match producer {
-            Producer::Order => &self.order_db,
-            Producer::Voucher => &self.voucher_db,
-            Producer::Payment => &self.payment_db,
-            Producer::Stock => &self.stock_db,
-        };
-        given
-            .clone()
+        self.given_database_url(producer)
+            .map(str::to_owned)
             .unwrap_or_else(|| default_database_url(producer))
+    }
+
+    /// The database URL of a service when a flag or the environment gave one.
+    pub fn given_database_url(&self, producer: Producer) -> Option<&str> {
+        match producer {
+            Producer::Order => self.order_db.as_deref(),
+            Producer::Voucher => self.voucher_db.as_deref(),
+            Producer::Payment => self.payment_db.as_deref(),
+            Producer::Stock => self.stock_db.as_deref(),
+        }
     }
 
     /// A small pool on a service's database.

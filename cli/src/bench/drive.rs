@@ -86,13 +86,20 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Seconds from the first POST to the last end (0 when nothing ended).
+    pub fn seconds(&self) -> f64 {
+        self.completed
+            .iter()
+            .map(|c| c.ended)
+            .max()
+            .map(|last| (last - self.started).as_seconds_f64().max(0.0))
+            .unwrap_or(0.0)
+    }
+
     /// Completed sagas per second, from the first POST to the last end.
     pub fn per_sec(&self) -> f64 {
-        let last = self.completed.iter().map(|c| c.ended).max();
-        match last {
-            Some(last) if last > self.started => {
-                self.completed.len() as f64 / (last - self.started).as_seconds_f64()
-            }
+        match self.seconds() {
+            s if s > 0.0 => self.completed.len() as f64 / s,
             _ => 0.0,
         }
     }
@@ -116,6 +123,39 @@ impl Budget {
     }
 }
 
+/// What the clients of one load share: how to place, where ends are seen, and the counts.
+struct Placing<P> {
+    placer: Arc<P>,
+    watcher: Watcher,
+    bar: ProgressBar,
+    placed: AtomicUsize,
+    refused: AtomicUsize,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl<P: Placer> Placing<P> {
+    /// Places one order and waits (up to a minute) for its end.
+    async fn one(&self, outcome: Outcome, mut rng: StdRng) {
+        let sent = OffsetDateTime::now_utc();
+        match self.placer.place(outcome, &mut rng).await {
+            Ok(order_id) => {
+                self.placed.fetch_add(1, Ordering::Relaxed);
+                let ended = self.watcher.expect(order_id, sent, outcome.as_str());
+                let _ = tokio::time::timeout(Duration::from_secs(60), ended).await;
+                self.bar.inc(1);
+            }
+            Err(e) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| format!("{e:#}"));
+                }
+                // A refused request is not retried at once: the system is overloaded or down.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Places orders until `until`, then waits up to `drain` for the accepted ones to end.
 #[allow(clippy::too_many_arguments)]
 pub async fn drive<P: Placer>(
@@ -134,60 +174,26 @@ pub async fn drive<P: Placer>(
         started: tokio::time::Instant::now(),
         taken: AtomicUsize::new(0),
     });
-    let placed = Arc::new(AtomicUsize::new(0));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
-    let place_one = {
-        let (placer, watcher, placed, refused, first_error, bar) = (
-            placer.clone(),
-            watcher.clone(),
-            placed.clone(),
-            refused.clone(),
-            first_error.clone(),
-            bar.clone(),
-        );
-        move |outcome: Outcome, mut rng: StdRng| {
-            let (placer, watcher, placed, refused, first_error, bar) = (
-                placer.clone(),
-                watcher.clone(),
-                placed.clone(),
-                refused.clone(),
-                first_error.clone(),
-                bar.clone(),
-            );
-            async move {
-                let sent = OffsetDateTime::now_utc();
-                match placer.place(outcome, &mut rng).await {
-                    Ok(order_id) => {
-                        placed.fetch_add(1, Ordering::Relaxed);
-                        let ended = watcher.expect(order_id, sent, outcome.as_str());
-                        let _ = tokio::time::timeout(Duration::from_secs(60), ended).await;
-                        bar.inc(1);
-                    }
-                    Err(e) => {
-                        refused.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut first) = first_error.lock() {
-                            first.get_or_insert_with(|| format!("{e:#}"));
-                        }
-                        // A refused request is not retried at once: the system is overloaded or down.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }
-    };
+    let placing = Arc::new(Placing {
+        placer,
+        watcher: watcher.clone(),
+        bar: bar.clone(),
+        placed: AtomicUsize::new(0),
+        refused: AtomicUsize::new(0),
+        first_error: std::sync::Mutex::new(None),
+    });
     match shape {
         Shape::Closed { concurrency } => {
             let mut workers = tokio::task::JoinSet::new();
             for worker in 0..concurrency.max(1) {
-                let (budget, place_one, mix) = (budget.clone(), place_one.clone(), mix.clone());
+                let (budget, placing, mix) = (budget.clone(), placing.clone(), mix.clone());
                 workers.spawn(async move {
                     let mut rng =
                         StdRng::seed_from_u64(seed ^ (worker as u64).wrapping_mul(0x9E37));
                     while budget.take() {
                         let outcome = mix.draw(&mut rng);
                         let child = StdRng::seed_from_u64(rng.random());
-                        place_one(outcome, child).await;
+                        placing.one(outcome, child).await;
                     }
                 });
             }
@@ -201,17 +207,19 @@ pub async fn drive<P: Placer>(
             while budget.take() {
                 tick.tick().await;
                 let outcome = mix.draw(&mut rng);
-                running.spawn(place_one(outcome, StdRng::seed_from_u64(rng.random())));
+                let placing = placing.clone();
+                let child = StdRng::seed_from_u64(rng.random());
+                running.spawn(async move { placing.one(outcome, child).await });
                 while running.try_join_next().is_some() {}
             }
             while running.join_next().await.is_some() {}
         }
     }
     watcher.drain(drain).await;
-    let first_error = first_error.lock().ok().and_then(|e| e.clone());
+    let first_error = placing.first_error.lock().ok().and_then(|e| e.clone());
     LoadResult {
-        placed: placed.load(Ordering::Relaxed),
-        refused: refused.load(Ordering::Relaxed),
+        placed: placing.placed.load(Ordering::Relaxed),
+        refused: placing.refused.load(Ordering::Relaxed),
         first_error,
         started,
         completed: watcher.take_completed(),

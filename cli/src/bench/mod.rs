@@ -198,13 +198,7 @@ async fn measure<P: Placer>(
     };
     bar.finish_and_clear();
     let (outcomes, unexpected_outcomes) = report::outcomes(&result.completed);
-    let seconds = result
-        .completed
-        .iter()
-        .map(|c| c.ended)
-        .max()
-        .map(|last| (last - result.started).as_seconds_f64())
-        .unwrap_or(0.0);
+    let seconds = result.seconds();
     let phase = Phase {
         name: name.to_owned(),
         load: match shape {
@@ -257,13 +251,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     let sys = System::start(options)
         .await
         .context("starting the system")?;
-    let targets = Targets {
-        nats_url: Some(sys.nats_url().to_owned()),
-        order_db: sys.database_url(Svc::Order).ok(),
-        voucher_db: sys.database_url(Svc::Voucher).ok(),
-        payment_db: sys.database_url(Svc::Payment).ok(),
-        stock_db: sys.database_url(Svc::Stock).ok(),
-    };
+    let targets = Targets::of_system(&sys);
     let js = targets.nats().await?;
     let mut pools = Vec::new();
     for producer in jetsaga_contracts::Producer::ALL {
@@ -439,21 +427,8 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     eprintln!("jetsaga bench: waiting for the system to be quiet, then reconciling");
     jetsaga_scenarios::checker::wait_quiet(&sys.api, Duration::from_secs(120)).await?;
     let sources = check::Sources::connect(&targets).await?;
-    let findings = check::run(
-        &sources,
-        &check::Options {
-            day: None,
-            slack: time::Duration::seconds(30),
-            settle: time::Duration::ZERO,
-            progress: false,
-        },
-        None,
-    )
-    .await?;
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'PENDING'")
-        .fetch_one(&pools[0])
-        .await?;
-    run.lost += usize::try_from(pending).unwrap_or(0);
+    let findings = check::run(&sources, &check::Options::quiet(), None).await?;
+    run.lost += check::pending_orders(&sources).await?.len();
     let violations: Vec<String> = findings
         .differences
         .iter()

@@ -203,13 +203,7 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
         !sys.is_external(),
         "chaos kills and pauses processes: it runs its own system, not an external deployment"
     );
-    let targets = Targets {
-        nats_url: Some(sys.nats_url().to_owned()),
-        order_db: sys.database_url(Svc::Order).ok(),
-        voucher_db: sys.database_url(Svc::Voucher).ok(),
-        payment_db: sys.database_url(Svc::Payment).ok(),
-        stock_db: sys.database_url(Svc::Stock).ok(),
-    };
+    let targets = Targets::of_system(&sys);
     let js = targets.nats().await?;
     let catalogue = Arc::new(
         Catalogue::seed(
@@ -286,13 +280,8 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
     let mut lost = loaded.lost;
     stop_watch.cancel();
 
-    let order_db = targets
-        .read_only_pool(jetsaga_contracts::Producer::Order)
-        .await?;
-    let pending: Vec<uuid::Uuid> =
-        sqlx::query_scalar("SELECT order_id FROM orders WHERE status = 'PENDING'")
-            .fetch_all(&order_db)
-            .await?;
+    let sources = check::Sources::connect(&targets).await?;
+    let pending = check::pending_orders(&sources).await?;
     for id in pending {
         if !lost.contains(&id) {
             lost.push(id);
@@ -302,18 +291,7 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
         problems.push(format!("order {id} never ended"));
     }
 
-    let sources = check::Sources::connect(&targets).await?;
-    let findings = check::run(
-        &sources,
-        &check::Options {
-            day: None,
-            slack: time::Duration::seconds(30),
-            settle: time::Duration::ZERO,
-            progress: false,
-        },
-        None,
-    )
-    .await?;
+    let findings = check::run(&sources, &check::Options::quiet(), None).await?;
     problems.extend(
         findings
             .differences

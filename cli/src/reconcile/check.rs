@@ -80,6 +80,28 @@ pub struct Options {
     pub progress: bool,
 }
 
+impl Options {
+    /// The check of a system that has gone quiet (the end of a benchmark or a chaos run): every
+    /// order is judged at once, with no settle time, and one PENDING 30 s past its deadline is
+    /// stuck.
+    pub fn quiet() -> Options {
+        Options {
+            day: None,
+            slack: Duration::seconds(30),
+            settle: Duration::ZERO,
+            progress: false,
+        }
+    }
+}
+
+/// The orders still PENDING.
+pub async fn pending_orders(src: &Sources) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar("SELECT order_id FROM orders WHERE status = 'PENDING'")
+        .fetch_all(&src.order)
+        .await
+        .context("reading the pending orders from the order database")
+}
+
 /// What one check found.
 #[derive(Debug, Clone, Default)]
 pub struct Findings {
