@@ -11,7 +11,7 @@
 //!
 //! [`VoucherStatus::apply`]: crate::domain::VoucherStatus::apply
 
-use crate::domain::{Transition, Voucher};
+use crate::domain::{Transition, Voucher, VoucherStatus};
 use crate::handlers::BRANCH;
 use crate::store;
 use jetsaga_contracts::events::voucher::{VoucherRedeemed, VoucherReleased};
@@ -51,14 +51,16 @@ pub async fn release_cancelled(
     announce: Announce,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError { order_id, source };
-    let Some((voucher, version)) = lock_held(conn, order_id).await.map_err(db)? else {
-        return Ok(Repaired::AlreadyConsistent(
-            "the order holds no voucher".into(),
-        ));
-    };
-    let next = match voucher.status.apply(Transition::Release) {
-        Ok(next) => next,
-        Err(e) => return Ok(Repaired::AlreadyConsistent(e.to_string())),
+    let Held {
+        voucher,
+        next,
+        version,
+    } = match held(conn, order_id, Transition::Release)
+        .await
+        .map_err(db)?
+    {
+        Ok(held) => held,
+        Err(found) => return Ok(Repaired::AlreadyConsistent(found)),
     };
     let event_id = repair_event_id("release", order_id, version);
     store::set_state(conn, &voucher.code, next, None)
@@ -83,14 +85,13 @@ pub async fn redeem_confirmed(
     announce: Announce,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError { order_id, source };
-    let Some((voucher, version)) = lock_held(conn, order_id).await.map_err(db)? else {
-        return Ok(Repaired::AlreadyConsistent(
-            "the order holds no voucher".into(),
-        ));
-    };
-    let next = match voucher.status.apply(Transition::Redeem) {
-        Ok(next) => next,
-        Err(e) => return Ok(Repaired::AlreadyConsistent(e.to_string())),
+    let Held {
+        voucher,
+        next,
+        version,
+    } = match held(conn, order_id, Transition::Redeem).await.map_err(db)? {
+        Ok(held) => held,
+        Err(found) => return Ok(Repaired::AlreadyConsistent(found)),
     };
     let event_id = repair_event_id("redeem", order_id, version);
     store::set_state(conn, &voucher.code, next, Some(order_id))
@@ -103,20 +104,38 @@ pub async fn redeem_confirmed(
     emit(conn, announce, event_id, &event).await.map_err(db)
 }
 
-/// The voucher an order holds, locked, with the version of its row.
-async fn lock_held(
+/// The voucher an order holds, locked, the status `transition` takes it to, and the version of
+/// its row.
+struct Held {
+    voucher: Voucher,
+    next: VoucherStatus,
+    version: OffsetDateTime,
+}
+
+/// Locks the voucher `order_id` holds and applies `transition` to its status by the domain rule;
+/// `Err` says what was found when there is nothing to change.
+async fn held(
     conn: &mut PgConnection,
     order_id: OrderId,
-) -> Result<Option<(Voucher, OffsetDateTime)>, sqlx::Error> {
+    transition: Transition,
+) -> Result<Result<Held, String>, sqlx::Error> {
     let Some(voucher) = store::lock_by_order(conn, order_id).await? else {
-        return Ok(None);
+        return Ok(Err("the order holds no voucher".into()));
+    };
+    let next = match voucher.status.apply(transition) {
+        Ok(next) => next,
+        Err(e) => return Ok(Err(e.to_string())),
     };
     let version: OffsetDateTime =
         sqlx::query_scalar("SELECT updated_at FROM vouchers WHERE code = $1")
             .bind(voucher.code.as_str())
             .fetch_one(&mut *conn)
             .await?;
-    Ok(Some((voucher, version)))
+    Ok(Ok(Held {
+        voucher,
+        next,
+        version,
+    }))
 }
 
 async fn emit(
