@@ -68,11 +68,7 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
     let admin = connect_admin(&args.pg_admin_url).await?;
     let mut urls = Vec::new();
     for producer in Producer::ALL {
-        let given = targets.order_db.is_some() && producer == Producer::Order
-            || targets.voucher_db.is_some() && producer == Producer::Voucher
-            || targets.payment_db.is_some() && producer == Producer::Payment
-            || targets.stock_db.is_some() && producer == Producer::Stock;
-        if !given {
+        if targets.given_database_url(producer).is_none() {
             create_database_if_missing(&admin, &format!("jetsaga_{}", producer.service())).await?;
         }
         urls.push((producer, targets.database_url(producer)));

@@ -308,15 +308,21 @@ async fn act(
         Action::Discard => None,
     };
     let mut results = Vec::new();
+    // One pool per service, however many of its dead letters are named.
+    let mut pools = std::collections::HashMap::new();
     for r in refs {
-        let pool = targets.pool(r.producer).await?;
+        let pool = match pools.entry(r.producer) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(targets.pool(r.producer).await?)
+            }
+        };
+        let pool: &sqlx::PgPool = pool;
         let result = match (&js, action) {
             (Some(js), Action::Requeue) => {
-                dead_letter::requeue(&pool, js, r.id, actor).await.map(Some)
+                dead_letter::requeue(pool, js, r.id, actor).await.map(Some)
             }
-            _ => dead_letter::discard(&pool, r.id, actor)
-                .await
-                .map(|()| None),
+            _ => dead_letter::discard(pool, r.id, actor).await.map(|()| None),
         };
         results.push(match result {
             Ok(new_msg_id) => ActionResult {

@@ -73,15 +73,12 @@ pub async fn collect(targets: &Targets) -> anyhow::Result<Stats> {
     let mut streams = Vec::new();
     for producer in Producer::ALL {
         let name = producer.stream();
-        let mut stream = js
+        // Getting the stream reads its info once; it is used as read.
+        let stream = js
             .get_stream(name)
             .await
             .with_context(|| format!("reading stream {name}"))?;
-        let info = stream
-            .info()
-            .await
-            .with_context(|| format!("reading stream {name}"))?;
-        streams.push((name, info.state.messages));
+        streams.push((name, stream.cached_info().state.messages));
         let mut infos = stream.consumers();
         while let Some(c) = infos
             .try_next()
