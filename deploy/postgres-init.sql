@@ -11,7 +11,8 @@
 -- Passwords come from the environment of psql when set, else the development defaults below:
 --   JETSAGA_PG_ORDER_PASSWORD, JETSAGA_PG_PAYMENT_PASSWORD, JETSAGA_PG_STOCK_PASSWORD,
 --   JETSAGA_PG_VOUCHER_PASSWORD, JETSAGA_PG_RECONCILER_PASSWORD
--- (psql 15 or newer, for \getenv). Keep them URL-safe: the services take them in DATABASE_URL.
+-- (psql 15 or newer, for \getenv). Any characters: psql quotes them here, and compose gives each
+-- service its password as PGPASSWORD, outside DATABASE_URL. scripts/check-deploy runs this file.
 \set ON_ERROR_STOP on
 
 \getenv order_password JETSAGA_PG_ORDER_PASSWORD
