@@ -38,9 +38,9 @@ pub struct ReplayArgs {
     /// Rebuild an empty database from the streams alone (migrations are run first).
     #[arg(long)]
     pub from_scratch: bool,
-    /// Attempts per message before it is dead-lettered, as in the service.
+    /// Failures per message before it is dead-lettered, as in the service.
     #[arg(long, default_value_t = 5)]
-    pub max_deliver: i64,
+    pub max_failures: i64,
 }
 
 /// One `--from-seq` value.
@@ -194,7 +194,7 @@ pub async fn run(args: ReplayArgs, targets: &Targets, json: bool) -> Outcome {
         ensure_empty(&pool, producer).await?;
     }
     let js = targets.nats().await?;
-    let mut replay = Replay::new(producer, pool, js, args.max_deliver.max(1));
+    let mut replay = Replay::new(producer, pool, js, args.max_failures.max(1));
     wire(&mut replay, producer);
     let bar = Bar(progress::bar(Some(0), &format!("replay {producer}")));
     let summary = replay

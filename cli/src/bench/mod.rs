@@ -243,7 +243,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
                     .max(2)
                     .to_string(),
             ),
-            ("MAX_DELIVER".into(), "5".into()),
+            ("MAX_FAILURES".into(), "5".into()),
         ],
         ..SystemOptions::default()
     };

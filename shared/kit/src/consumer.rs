@@ -7,26 +7,40 @@
 //!
 //! Every outcome of a message is one of [`Disposition`]:
 //! - applied or duplicate: ack;
-//! - transient failure: nak with a delay from the backoff, until the last delivery;
-//! - permanent failure (undecodable, unknown type, wrong producer, refused by the handler, or the last
-//!   delivery failed): a dead letter with the raw message and the reason, then term.
+//! - the database (or NATS) unavailable: the message is kept and tried again in place, with capped
+//!   back-off and in-progress acks so the server does not redeliver it, for as long as it lasts; it
+//!   never spends the message's budget;
+//! - a failure of the message itself: nak with a delay, counted by the runner ([`crate::failures`]);
+//!   at `max_failures` it is dead-lettered;
+//! - permanent failure (undecodable, unknown type, wrong producer, refused by the handler): a dead
+//!   letter with the raw message and the reason, then term.
 //!
-//! A message whose last delivery was never answered at all (the process hung or died each time) is
-//! caught by the server's max-deliveries advisory, which this runner also listens to.
+//! The runner, not the server, decides that a message is dead: the durable has no `max_deliver`,
+//! and a message is termed only once its dead letter is stored. A dead letter that cannot be stored
+//! keeps the message.
+//!
+//! Shutdown stops pulling, finishes the messages in flight and hands back (nak, no delay) every
+//! message delivered to it that it will not finish, so another instance takes them at once. A
+//! consumer that cannot pull (its durable deleted, its stream gone) is recreated, and reported by
+//! [`crate::health`] meanwhile.
 
 use crate::backoff::Backoff;
 use crate::dead_letter::{self, DeadLetterKind, NewDeadLetter};
 use crate::envelope::Envelope;
-use crate::handler::{EventContext, Handler, HandlerError};
+use crate::failures::{self, MessageKey};
+use crate::handler::{is_unavailable, EventContext, Handler, HandlerError};
+use crate::health::ConsumerState;
 use crate::inbox;
 use crate::metrics::Metrics;
 use crate::outbox;
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, Stream, StreamExt};
 use jetsaga_contracts::{DecodeError, EventSet, Producer};
 use sqlx::PgPool;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -42,14 +56,21 @@ pub struct ConsumerConfig {
     pub service: &'static str,
     /// Subjects of the input stream to receive, e.g. `payments.succeeded.*`.
     pub filter_subjects: Vec<String>,
-    /// Deliveries before a message is dead-lettered. Default 5.
-    pub max_deliver: i64,
-    /// How long the server waits for an ack before redelivering. Default 30 s.
+    /// Deliveries of a message that may fail while the database answers (or die, or hang) before it
+    /// is dead-lettered. An unavailable database never counts. Default 5.
+    pub max_failures: i64,
+    /// How long the server waits for an ack (or an in-progress ack) before redelivering, when the
+    /// durable is created. An existing durable keeps the ack wait it has. Default 30 s.
     pub ack_wait: Duration,
     /// Messages handled at once. Default 16.
     pub concurrency: usize,
-    /// Delay of a nak after a transient failure, by delivery count. Default 200 ms doubling to 10 s.
+    /// Delay of a nak after a failure of the message, by failure. Default 200 ms doubling to 10 s.
     pub nak_backoff: Backoff,
+    /// Delay between tries while the database is unavailable. Default 200 ms doubling to 5 s.
+    pub unavailable_backoff: Backoff,
+    /// How long one pull request waits for messages. A graceful shutdown waits at most this long for
+    /// the last request to end, handing back what it delivers. Default 2 s.
+    pub pull_expires: Duration,
 }
 
 impl ConsumerConfig {
@@ -58,13 +79,33 @@ impl ConsumerConfig {
             durable,
             service,
             filter_subjects,
-            max_deliver: 5,
+            max_failures: 5,
             ack_wait: Duration::from_secs(30),
             concurrency: 16,
             nak_backoff: Backoff {
                 initial: Duration::from_millis(200),
                 max: Duration::from_secs(10),
             },
+            unavailable_backoff: Backoff {
+                initial: Duration::from_millis(200),
+                max: Duration::from_secs(5),
+            },
+            pull_expires: Duration::from_secs(2),
+        }
+    }
+
+    /// The durable as the kit creates it. The server never gives up on a message (`max_deliver`
+    /// -1): the runner decides when a message is dead.
+    fn durable_config(&self, stream: &str) -> pull::Config {
+        pull::Config {
+            durable_name: Some(self.durable.to_owned()),
+            description: Some(format!("{} service input from {stream}", self.service)),
+            filter_subjects: self.filter_subjects.clone(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_deliver: -1,
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ..Default::default()
         }
     }
 }
@@ -72,17 +113,37 @@ impl ConsumerConfig {
 /// Why the consumer could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
-    #[error("consumer {durable}: stream {stream} is not available: {message}")]
+    #[error("consumer {durable}: stream {stream} is not available: {source}")]
     Stream {
         durable: &'static str,
         stream: &'static str,
-        message: String,
+        #[source]
+        source: jetstream::context::GetStreamError,
     },
-    #[error("consumer {durable}: cannot create or update it: {message}")]
+    #[error("consumer {durable}: cannot create it: {source}")]
     Create {
         durable: &'static str,
-        message: String,
+        #[source]
+        source: jetstream::stream::ConsumerError,
     },
+    #[error("consumer {durable}: cannot update it: {source}")]
+    Update {
+        durable: &'static str,
+        #[source]
+        source: jetstream::stream::ConsumerUpdateError,
+    },
+}
+
+/// What [`Consumer::ensure`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ensured {
+    /// The durable was there as the kit needs it, and was left alone.
+    Found,
+    /// It was there with other subjects or a server-side delivery limit, and was updated; its ack
+    /// wait and every other setting an operator may tune were kept.
+    Updated,
+    /// It was not there and was created.
+    Created,
 }
 
 /// What became of one message.
@@ -94,8 +155,10 @@ pub enum Disposition {
     Duplicate,
     /// Stored in the dead letters.
     DeadLettered(DeadLetterKind),
-    /// A transient failure: nak, to come back after this delay.
+    /// A failure of the message, counted: nak, to come back after this delay.
     Retry(Duration),
+    /// The database is unavailable: keep the message and try again; nothing was counted.
+    Unavailable,
 }
 
 /// A message as the runner sees it, whichever way it arrived.
@@ -130,7 +193,10 @@ impl RawMessage {
         if let Some(h) = &self.headers {
             for (name, values) in h.iter() {
                 let v: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
-                map.insert(name.to_string(), serde_json::Value::String(v.join(",")));
+                map.insert(
+                    dead_letter::storable(name.as_ref()),
+                    serde_json::Value::String(dead_letter::storable(&v.join(","))),
+                );
             }
         }
         serde_json::Value::Object(map)
@@ -190,95 +256,208 @@ impl<H: Handler> Consumer<H> {
         <H::Input as EventSet>::PRODUCER
     }
 
-    /// Creates the durable consumer, or updates it to this configuration.
+    /// Creates the durable consumer, or brings an existing one to what the kit needs.
     pub async fn ensure(
         &self,
     ) -> Result<jetstream::consumer::Consumer<pull::Config>, ConsumerError> {
-        let stream_name = Self::input().stream();
-        let stream = self
-            .js
-            .get_stream(stream_name)
-            .await
-            .map_err(|e| ConsumerError::Stream {
-                durable: self.config.durable,
-                stream: stream_name,
-                message: e.to_string(),
-            })?;
-        stream
-            .create_consumer(pull::Config {
-                durable_name: Some(self.config.durable.to_owned()),
-                description: Some(format!(
-                    "{} service input from {}",
-                    self.config.service, stream_name
-                )),
-                filter_subjects: self.config.filter_subjects.clone(),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: self.config.ack_wait,
-                max_deliver: self.config.max_deliver,
-                deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ConsumerError::Create {
-                durable: self.config.durable,
-                message: e.to_string(),
-            })
+        self.ensure_reporting().await.map(|(c, _)| c)
     }
 
-    /// Pulls and handles messages until `shutdown`; then stops pulling, finishes what is in flight
-    /// and returns. Setting the consumer up is retried while NATS is unavailable.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// [`Consumer::ensure`], saying whether the durable was found, updated or created.
+    ///
+    /// The kit owns the subjects a durable reads, its explicit acks and that the server never gives
+    /// up on a message; those are set. The ack wait and everything else an operator may tune are
+    /// kept as found, so that instances started with other settings do not fight over them.
+    pub async fn ensure_reporting(
+        &self,
+    ) -> Result<(jetstream::consumer::Consumer<pull::Config>, Ensured), ConsumerError> {
+        let durable = self.config.durable;
+        let stream_name = Self::input().stream();
+        let stream =
+            self.js
+                .get_stream(stream_name)
+                .await
+                .map_err(|source| ConsumerError::Stream {
+                    durable,
+                    stream: stream_name,
+                    source,
+                })?;
+        let wanted = self.config.durable_config(stream_name);
+        let Ok(existing) = stream.get_consumer::<pull::Config>(durable).await else {
+            let created = stream
+                .create_consumer(wanted)
+                .await
+                .map_err(|source| ConsumerError::Create { durable, source })?;
+            return Ok((created, Ensured::Created));
+        };
+        let found = &existing.cached_info().config;
+        let mut subjects_found = found.filter_subjects.clone();
+        if !found.filter_subject.is_empty() {
+            subjects_found.push(found.filter_subject.clone());
+        }
+        subjects_found.sort();
+        let mut subjects_wanted = wanted.filter_subjects.clone();
+        subjects_wanted.sort();
+        if subjects_found == subjects_wanted
+            && found.max_deliver == -1
+            && found.ack_policy == jetstream::consumer::AckPolicy::Explicit
+        {
+            return Ok((existing, Ensured::Found));
+        }
+        let updated = pull::Config {
+            ack_wait: found.ack_wait,
+            max_ack_pending: found.max_ack_pending,
+            max_waiting: found.max_waiting,
+            description: found.description.clone().or(wanted.description.clone()),
+            ..wanted
+        };
+        let updated = stream
+            .update_consumer(updated)
+            .await
+            .map_err(|source| ConsumerError::Update { durable, source })?;
+        tracing::info!(
+            consumer = durable,
+            "durable consumer updated to the kit's subjects and delivery rules"
+        );
+        Ok((updated, Ensured::Updated))
+    }
+
+    /// Sets the durable up, retrying while NATS or the stream is unavailable. `None` on shutdown.
+    async fn ensure_until_ready(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<jetstream::consumer::Consumer<pull::Config>> {
+        let durable = self.config.durable;
         let mut attempt = 0u32;
-        let consumer = loop {
-            match self.ensure().await {
-                Ok(c) => break c,
+        loop {
+            match self.ensure_reporting().await {
+                Ok((c, how)) => {
+                    if how == Ensured::Created && attempt > 0 {
+                        tracing::warn!(
+                            consumer = durable,
+                            "durable consumer was missing; recreated it"
+                        );
+                    }
+                    self.metrics.health().set(durable, ConsumerState::Pulling);
+                    return Some(c);
+                }
                 Err(e) => {
-                    let delay = self.config.nak_backoff.delay(attempt);
+                    let delay = self.config.unavailable_backoff.delay(attempt);
                     attempt = attempt.saturating_add(1);
-                    tracing::warn!(error = %e, retry_in = ?delay, "consumer not ready");
+                    tracing::warn!(consumer = durable, error = %e, retry_in = ?delay, "consumer not ready");
+                    self.metrics.health().set(
+                        durable,
+                        ConsumerState::CannotPull {
+                            error: e.to_string(),
+                        },
+                    );
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => return None,
                         _ = tokio::time::sleep(delay) => {}
                     }
                 }
             }
+        }
+    }
+
+    /// Pulls and handles messages until `shutdown`; then stops pulling, finishes what is in flight,
+    /// hands back what was delivered and not started, and returns. Setting the consumer up is
+    /// retried while NATS is unavailable; a consumer that cannot pull is recreated.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let durable = self.config.durable;
+        let Some(mut consumer) = self.ensure_until_ready(&shutdown).await else {
+            return;
         };
-        let advisories = tokio::spawn(self.clone().watch_max_deliveries(shutdown.clone()));
         let batch = self.config.concurrency.max(1) * 2;
-        while !shutdown.is_cancelled() {
-            let messages = match consumer
-                .stream()
-                .max_messages_per_batch(batch)
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(30))
-                .messages()
-                .await
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(consumer = self.config.durable, error = %e, "cannot pull; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(self.config.nak_backoff.max) => continue,
-                    }
-                }
-            };
-            messages
-                .take_until(shutdown.cancelled())
-                .for_each_concurrent(self.config.concurrency, |item| async {
+        loop {
+            let failure = std::sync::Mutex::new(None::<String>);
+            pulls(&consumer, batch, self.config.pull_expires, &shutdown)
+                .for_each_concurrent(self.config.concurrency.max(1), |item| async {
                     match item {
-                        Ok(msg) => {
-                            let disposition = self.process(&msg).await;
-                            self.settle(&msg, &disposition).await;
-                        }
+                        Ok(msg) => self.deliver(msg, &shutdown).await,
                         Err(e) => {
-                            tracing::debug!(consumer = self.config.durable, error = %e, "pull error");
+                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                         }
                     }
                 })
                 .await;
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let error = failure
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(|| "the pull ended".to_owned());
+            // The durable may have been deleted (by an operator, a re-provisioned stream, a lost
+            // consumer on a cluster node): say so, and set it up again.
+            tracing::warn!(consumer = durable, error = %error, "cannot pull; setting the consumer up again");
+            self.metrics
+                .health()
+                .set(durable, ConsumerState::CannotPull { error });
+            self.metrics.inc(
+                "jetsaga_consumer_pull_failures_total",
+                &[("consumer", durable)],
+            );
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.unavailable_backoff.initial) => {}
+            }
+            match self.ensure_until_ready(&shutdown).await {
+                Some(c) => consumer = c,
+                None => break,
+            }
         }
-        let _ = advisories.await;
+    }
+
+    /// Handles one delivered message and settles it. A message delivered after shutdown began is
+    /// handed back at once; while the database is unavailable the message is kept, with in-progress
+    /// acks, and tried again, until it is or shutdown hands it back.
+    async fn deliver(&self, msg: jetstream::Message, shutdown: &CancellationToken) {
+        if shutdown.is_cancelled() {
+            self.metrics.inc(
+                "jetsaga_handed_back_total",
+                &[("consumer", self.config.durable)],
+            );
+            self.settle(&msg, &Disposition::Unavailable).await;
+            return;
+        }
+        let raw = RawMessage::from_jetstream(&msg);
+        let mut waits = 0u32;
+        let disposition = loop {
+            match self.with_progress(&msg, self.process_raw(&raw)).await {
+                Disposition::Unavailable if !shutdown.is_cancelled() => {
+                    let delay = self.config.unavailable_backoff.delay(waits);
+                    waits = waits.saturating_add(1);
+                    let wait = async {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {}
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                    };
+                    self.with_progress(&msg, wait).await;
+                }
+                other => break other,
+            }
+        };
+        self.settle(&msg, &disposition).await;
+    }
+
+    /// Runs `work` while telling the server, every third of the ack wait, that the message is still
+    /// being worked on, so that a slow handler or a wait for the database is not redelivered.
+    async fn with_progress<F: Future>(&self, msg: &jetstream::Message, work: F) -> F::Output {
+        let every = (self.config.ack_wait / 3).max(Duration::from_millis(300));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => {
+                    if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                        tracing::debug!(consumer = self.config.durable, error = %e, "in-progress ack failed");
+                    }
+                }
+            }
+        }
     }
 
     /// Handles one message without acking it. A test that stops here has crashed between the
@@ -287,12 +466,14 @@ impl<H: Handler> Consumer<H> {
         self.process_raw(&RawMessage::from_jetstream(msg)).await
     }
 
-    /// Acks, naks or terms the message as its disposition says.
+    /// Acks, naks or terms the message as its disposition says. A message the database was
+    /// unavailable for is handed back without delay.
     pub async fn settle(&self, msg: &jetstream::Message, disposition: &Disposition) {
         let kind = match disposition {
             Disposition::Applied | Disposition::Duplicate => AckKind::Ack,
             Disposition::DeadLettered(_) => AckKind::Term,
             Disposition::Retry(delay) => AckKind::Nak(Some(*delay)),
+            Disposition::Unavailable => AckKind::Nak(None),
         };
         if let Err(e) = msg.ack_with(kind).await {
             // Not fatal: the message is redelivered after ack_wait and the inbox dedupes it.
@@ -300,13 +481,48 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    /// Handles one message, whichever way it arrived.
+    fn key<'a>(&'a self, raw: &'a RawMessage) -> MessageKey<'a> {
+        MessageKey {
+            consumer: self.config.durable,
+            stream: &raw.stream,
+            stream_seq: raw.stream_seq,
+        }
+    }
+
+    /// Handles one message, whichever way it arrived: one attempt.
     pub async fn process_raw(&self, raw: &RawMessage) -> Disposition {
         let consumer = self.config.durable;
         let (envelope, event) = match self.decode(raw) {
             Ok(decoded) => decoded,
             Err(r) => return self.dead_letter(raw, r).await,
         };
+        // A redelivery is counted before it is handled: a message whose every delivery dies or
+        // hangs reaches the budget too.
+        let redelivery = raw.delivered > 1;
+        if redelivery {
+            match failures::count_redelivery(&self.pool, self.key(raw)).await {
+                Ok(count) if i64::from(count.failures) > self.config.max_failures => {
+                    let last = count.last_error.unwrap_or_else(|| {
+                        "no delivery finished (the handler hung or its process died)".to_owned()
+                    });
+                    let rejection = Rejection {
+                        kind: DeadLetterKind::MaxDeliveries,
+                        reason: format!(
+                            "event {} failed {} deliveries; last error: {last}",
+                            envelope.id,
+                            count.failures - 1
+                        ),
+                        event_id: Some(*envelope.id.as_uuid()),
+                    };
+                    return self.dead_letter(raw, rejection).await;
+                }
+                Ok(_) => {}
+                Err(e) if is_unavailable(&e) => return self.unavailable(&envelope, &e),
+                Err(e) => {
+                    tracing::warn!(consumer, event_id = %envelope.id, error = %e, "cannot count the redelivery");
+                }
+            }
+        }
         let span = tracing::info_span!(
             "handle",
             consumer,
@@ -315,7 +531,21 @@ impl<H: Handler> Consumer<H> {
             trace_id = %envelope.traceparent.trace_id_hex(),
             delivered = raw.delivered,
         );
-        match self.apply(&envelope, event, raw).instrument(span).await {
+        let applied = AssertUnwindSafe(self.apply(&envelope, event, raw).instrument(span))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                Err(HandlerError::transient(
+                    "the handler panicked",
+                    std::io::Error::other(what),
+                ))
+            });
+        match applied {
             Ok(disposition) => {
                 let metric = if disposition == Disposition::Applied {
                     "jetsaga_events_handled_total"
@@ -333,26 +563,52 @@ impl<H: Handler> Consumer<H> {
                 };
                 self.dead_letter(raw, rejection).await
             }
+            Err(HandlerError::Unavailable(u)) => {
+                if redelivery {
+                    // Best effort: if the database is down, the count stays one too high.
+                    let _ = failures::forgive(&self.pool, self.key(raw)).await;
+                }
+                self.unavailable(&envelope, &u)
+            }
             Err(HandlerError::Transient(t)) => {
                 self.metrics
                     .inc("jetsaga_handler_retries_total", &[("consumer", consumer)]);
-                if raw.delivered >= self.config.max_deliver {
+                let error = t.to_string();
+                let failures =
+                    match failures::record_failure(&self.pool, self.key(raw), &error, redelivery)
+                        .await
+                    {
+                        Ok(n) => i64::from(n),
+                        Err(e) if is_unavailable(&e) => return self.unavailable(&envelope, &e),
+                        // Cannot be counted: count it as the delivery number says.
+                        Err(_) => raw.delivered,
+                    };
+                if failures >= self.config.max_failures {
                     let rejection = Rejection {
                         kind: DeadLetterKind::MaxDeliveries,
                         reason: format!(
-                            "event {} failed all {} deliveries; last error: {t}",
-                            envelope.id, raw.delivered
+                            "event {} failed {failures} deliveries; last error: {error}",
+                            envelope.id
                         ),
                         event_id: Some(*envelope.id.as_uuid()),
                     };
                     return self.dead_letter(raw, rejection).await;
                 }
-                let attempt = u32::try_from(raw.delivered.max(1) - 1).unwrap_or(u32::MAX);
+                let attempt = u32::try_from(failures.max(1) - 1).unwrap_or(u32::MAX);
                 let delay = self.config.nak_backoff.delay(attempt);
-                tracing::warn!(consumer, event_id = %envelope.id, error = %t, retry_in = ?delay, "transient failure");
+                tracing::warn!(consumer, event_id = %envelope.id, error = %error, failures, retry_in = ?delay, "handler failed; will retry");
                 Disposition::Retry(delay)
             }
         }
+    }
+
+    fn unavailable(&self, envelope: &Envelope, error: &dyn std::fmt::Display) -> Disposition {
+        self.metrics.inc(
+            "jetsaga_handler_unavailable_total",
+            &[("consumer", self.config.durable)],
+        );
+        tracing::warn!(consumer = self.config.durable, event_id = %envelope.id, error = %error, "database unavailable; keeping the message");
+        Disposition::Unavailable
     }
 
     /// Checks where the message came from and decodes it into the input type.
@@ -428,10 +684,18 @@ impl<H: Handler> Consumer<H> {
     ) -> Result<Disposition, HandlerError> {
         let consumer = self.config.durable;
         let mut tx = self.pool.begin().await?;
+        // A redelivery was counted; settling it forgets its failures, in the same transaction.
+        if raw.delivered > 1 {
+            failures::clear(&mut tx, self.key(raw)).await?;
+        }
         if inbox::claim(&mut tx, consumer, envelope.id, Some(raw.stream_seq)).await?
             == inbox::Claim::Duplicate
         {
-            tx.rollback().await?;
+            if raw.delivered > 1 {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
             return Ok(Disposition::Duplicate);
         }
         let ctx = EventContext {
@@ -454,6 +718,8 @@ impl<H: Handler> Consumer<H> {
         Ok(Disposition::Applied)
     }
 
+    /// Stores the dead letter; only then is the message termed. A dead letter that cannot be
+    /// stored keeps the message: it is tried again like an unavailable database.
     async fn dead_letter(&self, raw: &RawMessage, r: Rejection) -> Disposition {
         let consumer = self.config.durable;
         let dl = NewDeadLetter {
@@ -472,6 +738,7 @@ impl<H: Handler> Consumer<H> {
         let stored = async {
             let mut tx = self.pool.begin().await?;
             let new = dead_letter::record(&mut tx, &dl).await?;
+            failures::clear(&mut tx, self.key(raw)).await?;
             tx.commit().await?;
             Ok::<bool, sqlx::Error>(new)
         }
@@ -488,81 +755,66 @@ impl<H: Handler> Consumer<H> {
                 Disposition::DeadLettered(r.kind)
             }
             Err(e) => {
-                // The dead letter could not be stored: keep the message and try again later.
-                let delay = self.config.nak_backoff.max;
-                tracing::warn!(consumer, error = %e, "cannot store dead letter; will retry");
-                Disposition::Retry(delay)
+                self.metrics.inc(
+                    "jetsaga_dead_letter_store_failures_total",
+                    &[("consumer", consumer)],
+                );
+                tracing::warn!(consumer, subject = %dl.subject, seq = raw.stream_seq, error = %e, "cannot store the dead letter; keeping the message");
+                Disposition::Unavailable
             }
         }
     }
+}
 
-    /// Dead-letters messages the server gave up on without any answer from us (every delivery hung
-    /// or its process died), from the max-deliveries advisory. Instances share a queue group.
-    pub async fn watch_max_deliveries(self, shutdown: CancellationToken) {
-        let stream_name = Self::input().stream();
-        let subject = format!(
-            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream_name}.{}",
-            self.config.durable
-        );
-        let client = self.js.client();
-        let mut sub = match client
-            .queue_subscribe(subject, format!("{}-advisories", self.config.durable))
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(consumer = self.config.durable, error = %e, "cannot watch max-deliveries advisories");
-                return;
-            }
-        };
-        loop {
-            let msg = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                m = sub.next() => match m { Some(m) => m, None => return },
-            };
-            #[derive(serde::Deserialize)]
-            struct Advisory {
-                stream_seq: u64,
-                deliveries: i64,
-            }
-            let Ok(adv) = serde_json::from_slice::<Advisory>(&msg.payload) else {
-                continue;
-            };
-            let original = match self.js.get_stream(stream_name).await {
-                Ok(s) => s
-                    .get_raw_message(adv.stream_seq)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let original = match original {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(consumer = self.config.durable, seq = adv.stream_seq, error = %e, "max deliveries reached but the message cannot be read");
-                    continue;
-                }
-            };
-            let raw = RawMessage {
-                subject: original.subject.to_string(),
-                headers: Some(original.headers.clone()),
-                payload: original.payload.clone(),
-                stream: stream_name.to_owned(),
-                stream_seq: adv.stream_seq,
-                delivered: adv.deliveries,
-            };
-            let event_id =
-                Envelope::from_message(&raw.subject, raw.headers.as_ref(), raw.payload.clone())
-                    .ok()
-                    .map(|e| *e.id.as_uuid());
-            let rejection = Rejection {
-                kind: DeadLetterKind::MaxDeliveries,
-                reason: format!(
-                    "no delivery of {} seq {} was acked within {:?} ({} deliveries)",
-                    stream_name, adv.stream_seq, self.config.ack_wait, adv.deliveries
-                ),
-                event_id,
-            };
-            self.dead_letter(&raw, rejection).await;
-        }
+/// The messages of successive pull requests, one request at a time, each waiting up to `expires`.
+/// After `shutdown` no new request is made, and the rest of the last one is still yielded, so that
+/// the runner can hand each back instead of leaving it to the ack wait. A failed request or pull
+/// yields its error and ends the stream.
+fn pulls<'a>(
+    consumer: &'a jetstream::consumer::Consumer<pull::Config>,
+    batch: usize,
+    expires: Duration,
+    shutdown: &'a CancellationToken,
+) -> impl Stream<Item = Result<jetstream::Message, String>> + 'a {
+    struct State {
+        current: Option<pull::Batch>,
+        failed: bool,
     }
+    let start = State {
+        current: None,
+        failed: false,
+    };
+    futures::stream::unfold(start, move |mut state| async move {
+        if state.failed {
+            return None;
+        }
+        loop {
+            if let Some(current) = state.current.as_mut() {
+                match current.next().await {
+                    Some(Ok(msg)) => return Some((Ok(msg), state)),
+                    Some(Err(e)) => {
+                        state.failed = true;
+                        return Some((Err(e.to_string()), state));
+                    }
+                    None => state.current = None,
+                }
+            }
+            if shutdown.is_cancelled() {
+                return None;
+            }
+            match consumer
+                .batch()
+                .max_messages(batch)
+                .expires(expires)
+                .messages()
+                .await
+            {
+                Ok(next) => state.current = Some(next),
+                Err(e) => {
+                    state.failed = true;
+                    return Some((Err(e.to_string()), state));
+                }
+            }
+        }
+    })
 }

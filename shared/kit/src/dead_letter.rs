@@ -95,6 +95,9 @@ impl DeadLetter {
 /// Stores a dead letter and its copy for the DLQ stream. Returns false when this message was
 /// already dead-lettered by this consumer (a redelivery or the max-deliveries advisory racing the
 /// runner).
+///
+/// Every text is made storable first ([`storable`]): whatever bytes the message held, its dead letter
+/// can be written.
 pub async fn record(conn: &mut PgConnection, dl: &NewDeadLetter) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO kit_dead_letters
@@ -103,14 +106,14 @@ pub async fn record(conn: &mut PgConnection, dl: &NewDeadLetter) -> Result<bool,
          ON CONFLICT (consumer, stream, stream_seq) DO NOTHING",
     )
     .bind(dl.consumer)
-    .bind(&dl.stream)
+    .bind(storable(&dl.stream))
     .bind(i64::try_from(dl.stream_seq).unwrap_or(i64::MAX))
-    .bind(&dl.subject)
-    .bind(&dl.headers)
+    .bind(storable(&dl.subject))
+    .bind(storable_json(&dl.headers))
     .bind(dl.payload.as_ref())
     .bind(dl.event_id)
     .bind(dl.kind.as_str())
-    .bind(&dl.reason)
+    .bind(storable(&dl.reason))
     .bind(dl.deliveries)
     .execute(&mut *conn)
     .await?
@@ -122,35 +125,113 @@ pub async fn record(conn: &mut PgConnection, dl: &NewDeadLetter) -> Result<bool,
     Ok(inserted)
 }
 
-/// The DLQ stream's copy: `dlq.<service>.<consumer>`, with the reason and the original message.
+/// Text PostgreSQL can store: `TEXT` and `JSONB` refuse the NUL character, which a header value or
+/// a reason quoting a payload may hold. It is written as the two characters `\0`.
+pub fn storable(text: &str) -> String {
+    text.replace('\0', "\\0")
+}
+
+/// [`storable`] for every string of a JSON value, keys included.
+pub fn storable_json(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(storable(s)),
+        Value::Array(items) => Value::Array(items.iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (storable(k), storable_json(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The most of the original payload a DLQ copy carries. The copy must stay well under the server's
+/// `max_payload` (1 MiB by default) whatever the message held: a copy that cannot be published
+/// would sit in the outbox for ever.
+pub const DLQ_PAYLOAD_LIMIT: usize = 16 * 1024;
+
+/// The most of a reason or a header value a DLQ copy carries.
+const DLQ_TEXT_LIMIT: usize = 2 * 1024;
+
+/// The DLQ stream's copy: `dlq.<service>.<consumer>`, with the reason and the original message,
+/// bounded: a payload over [`DLQ_PAYLOAD_LIMIT`] is cut with a note, binary data is base64, long
+/// texts are cut. The whole message stays in the dead-letter table.
 fn dlq_copy(dl: &NewDeadLetter) -> Envelope {
+    use base64::Engine as _;
     let id = keyed_event_id(
         "dead-letter",
         &format!("{}/{}/{}", dl.consumer, dl.stream, dl.stream_seq),
     );
+    let kept = &dl.payload[..dl.payload.len().min(DLQ_PAYLOAD_LIMIT)];
+    let truncated = kept.len() < dl.payload.len();
+    let (payload, encoding) = match std::str::from_utf8(kept) {
+        Ok(text) if !text.contains('\0') => (text.to_owned(), "utf-8"),
+        _ => (
+            base64::engine::general_purpose::STANDARD.encode(kept),
+            "base64",
+        ),
+    };
+    let headers = match storable_json(&dl.headers) {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => (k, serde_json::Value::String(cut(&s))),
+                    other => (k, other),
+                })
+                .collect(),
+        ),
+        other => other,
+    };
     let body = serde_json::json!({
         "consumer": dl.consumer,
         "stream": dl.stream,
         "stream_seq": dl.stream_seq,
         "subject": dl.subject,
         "kind": dl.kind,
-        "reason": dl.reason,
+        "reason": cut(&storable(&dl.reason)),
         "deliveries": dl.deliveries,
-        "headers": dl.headers,
-        "payload": String::from_utf8_lossy(&dl.payload),
+        "headers": headers,
+        "payload": payload,
+        "payload_encoding": encoding,
+        "payload_bytes": dl.payload.len(),
+        "payload_truncated": truncated,
+        "note": if truncated {
+            Some(format!(
+                "the first {} of {} bytes; the whole message is in {}'s dead-letter table",
+                kept.len(),
+                dl.payload.len(),
+                dl.service
+            ))
+        } else {
+            None
+        },
     });
     Envelope {
         id,
         ce_type: "jetsaga.dlq.dead_lettered.v1".to_owned(),
         source: format!("jetsaga/{}", dl.service),
         time: crate::envelope::now(),
-        key: dl.consumer.to_owned(),
+        // One key per dead letter: a copy that cannot be published holds back no other.
+        key: format!("dlq/{}/{}/{}", dl.consumer, dl.stream, dl.stream_seq),
         subject: format!("dlq.{}.{}", dl.service, dl.consumer),
         traceparent: TraceParent::root(id),
         correlation_id: dl.consumer.to_owned(),
         causation_id: id,
         payload: Bytes::from(body.to_string()),
     }
+}
+
+/// At most [`DLQ_TEXT_LIMIT`] bytes of `text`, cut on a character boundary, with a note.
+fn cut(text: &str) -> String {
+    if text.len() <= DLQ_TEXT_LIMIT {
+        return text.to_owned();
+    }
+    let mut end = DLQ_TEXT_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
 }
 
 /// Which dead letters to list.
@@ -324,4 +405,62 @@ pub async fn open_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM kit_dead_letters WHERE status = 'open'")
         .fetch_one(pool)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead_letter(payload: Vec<u8>, header: &str) -> NewDeadLetter {
+        NewDeadLetter {
+            service: "voucher",
+            consumer: "voucher-on-orders",
+            stream: "ORDERS".to_owned(),
+            stream_seq: 7,
+            subject: "orders.created.x".to_owned(),
+            headers: serde_json::json!({ "ce-id": header }),
+            payload: Bytes::from(payload),
+            event_id: None,
+            kind: DeadLetterKind::Undecodable,
+            reason: "x".repeat(10_000),
+            deliveries: 1,
+        }
+    }
+
+    #[test]
+    fn a_dlq_copy_of_big_binary_junk_stays_small_and_says_it_was_cut() {
+        let junk: Vec<u8> = (0..900_000u32).map(|i| (i % 251) as u8).collect();
+        let copy = dlq_copy(&dead_letter(junk, "a\0b"));
+        assert!(
+            copy.payload.len() < 64 * 1024,
+            "{} bytes",
+            copy.payload.len()
+        );
+        let body: serde_json::Value = serde_json::from_slice(&copy.payload).unwrap();
+        assert_eq!(body["payload_encoding"], "base64");
+        assert_eq!(body["payload_bytes"], 900_000);
+        assert_eq!(body["payload_truncated"], true);
+        assert!(body["note"].as_str().unwrap().contains("dead-letter table"));
+        assert_eq!(body["headers"]["ce-id"], "a\\0b");
+        assert!(body["reason"].as_str().unwrap().len() < 3 * 1024);
+    }
+
+    #[test]
+    fn a_dlq_copy_of_small_text_is_kept_whole_and_readable() {
+        let copy = dlq_copy(&dead_letter(b"{not json".to_vec(), "id"));
+        let body: serde_json::Value = serde_json::from_slice(&copy.payload).unwrap();
+        assert_eq!(body["payload"], "{not json");
+        assert_eq!(body["payload_encoding"], "utf-8");
+        assert_eq!(body["payload_truncated"], false);
+        assert!(body["note"].is_null());
+    }
+
+    #[test]
+    fn nul_characters_become_storable_text_everywhere_in_a_json_value() {
+        let v = serde_json::json!({ "a\0": ["x\0y", 1, { "k": "\0" }] });
+        let s = storable_json(&v);
+        assert!(!s.to_string().contains("\\u0000"), "{s}");
+        assert_eq!(s["a\\0"][0], "x\\0y");
+        assert_eq!(storable("plain"), "plain");
+    }
 }

@@ -22,8 +22,22 @@ pub struct EventContext {
     pub delivered: i64,
 }
 
-/// A failure that may pass: the database or a dependency is unavailable, a lock timed out. The
-/// message is nak'ed with a delay and tried again, and dead-lettered after the last delivery.
+/// The database or the broker is unavailable: the connection was refused, lost or reset, the pool
+/// timed out, the server is shutting down or starting, a lock wait timed out, a serialization
+/// failure or a deadlock chose this transaction. It is not the message's fault: the runner keeps the
+/// message and tries again with capped back-off for as long as it lasts, and it never spends the
+/// message's dead-letter budget.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct UnavailableError {
+    pub what: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// A failure that may pass but is this message's own (a dependency refused this request, a
+/// constraint the data broke while the database answers). The message is nak'ed with a delay and
+/// tried again; after the consumer's `max_failures` such failures it is dead-lettered.
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {source}")]
 pub struct TransientError {
@@ -43,6 +57,8 @@ pub struct PermanentError {
 /// Why a handler did not apply an event.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
+    #[error("unavailable: {0}")]
+    Unavailable(#[from] UnavailableError),
     #[error("transient: {0}")]
     Transient(#[from] TransientError),
     #[error("permanent: {0}")]
@@ -60,6 +76,16 @@ impl HandlerError {
         })
     }
 
+    pub fn unavailable(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        HandlerError::Unavailable(UnavailableError {
+            what: what.into(),
+            source: Box::new(source),
+        })
+    }
+
     pub fn permanent(reason: impl Into<String>) -> Self {
         HandlerError::Permanent(PermanentError {
             reason: reason.into(),
@@ -67,12 +93,56 @@ impl HandlerError {
     }
 }
 
-/// A database error inside a handler is transient: the transaction rolls back and the message is
-/// tried again.
+/// A database error inside a handler rolls the transaction back. When the database is unavailable
+/// ([`is_unavailable`]) the message waits for it; any other database error (a constraint the event
+/// breaks, a bug) counts against the message's budget.
 impl From<sqlx::Error> for HandlerError {
     fn from(e: sqlx::Error) -> Self {
-        HandlerError::transient("database", e)
+        if is_unavailable(&e) {
+            HandlerError::unavailable("database unavailable", e)
+        } else {
+            HandlerError::transient("database", e)
+        }
     }
+}
+
+/// Whether a PostgreSQL error means "the infrastructure is unavailable" rather than "this message
+/// fails": connection refused, reset or lost, a pool timeout, the server shutting down, starting up
+/// or refusing connections, out of resources, a lock wait that timed out, a serialization failure or
+/// a deadlock.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| is_unavailable_code(&c)),
+        _ => false,
+    }
+}
+
+/// The SQLSTATE codes of [`is_unavailable`].
+pub fn is_unavailable_code(code: &str) -> bool {
+    // Class 08: connection exception. Class 53: insufficient resources (too many connections, disk
+    // full, out of memory). Class 57P: the server is shutting down, crashed or starting.
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || matches!(
+            code,
+            // serialization_failure, deadlock_detected
+            "40001" | "40P01"
+            // lock_not_available (lock_timeout), query_canceled (statement_timeout)
+            | "55P03" | "57014"
+            // idle_in_transaction_session_timeout, idle_session_timeout
+            | "25P03" | "57P05"
+            // "database is not currently accepting connections" (ALLOW_CONNECTIONS false)
+            | "55000"
+            // the database is being dropped or recreated under us: an operator is at work
+            | "3D000"
+        )
 }
 
 /// Reacts to the events of one producer. Implemented once per service and input stream; the
@@ -98,5 +168,41 @@ pub trait Handler: Send + Sync + 'static {
     /// not run for a transaction that rolls back and is retried. Does nothing by default.
     fn committed(&self, emitted: &[Self::Output], metrics: &Metrics) {
         let _ = (emitted, metrics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_database_is_told_apart_from_a_failing_message() {
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53300", "53100", "40001", "40P01", "55P03",
+            "57014", "25P03", "55000", "3D000",
+        ] {
+            assert!(is_unavailable_code(code), "{code} is the infrastructure");
+        }
+        // unique_violation, check_violation, not_null_violation, undefined_table, syntax error,
+        // invalid text representation: the message or the code is at fault, not the database.
+        for code in ["23505", "23514", "23502", "42P01", "42601", "22P02"] {
+            assert!(
+                !is_unavailable_code(code),
+                "{code} is the message's own failure"
+            );
+        }
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(is_unavailable(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        ))));
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        assert!(matches!(
+            HandlerError::from(sqlx::Error::PoolTimedOut),
+            HandlerError::Unavailable(_)
+        ));
+        assert!(matches!(
+            HandlerError::from(sqlx::Error::RowNotFound),
+            HandlerError::Transient(_)
+        ));
     }
 }

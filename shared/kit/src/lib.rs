@@ -11,6 +11,8 @@
 //! - [`inbox`]: the `(consumer, event_id)` dedupe.
 //! - [`handler`]: the [`Handler`] trait services implement, and its transient/permanent errors.
 //! - [`consumer`]: the runner: decode → inbox → handler → outbox → commit → ack, dead letters, naks.
+//! - [`failures`]: the runner's own count of a message's failed deliveries.
+//! - [`health`]: whether each consumer can pull, for `/health`.
 //! - [`barrier`]: null compensation, hanging steps and duplicate effects, for every participant.
 //! - [`dead_letter`]: storing, listing, requeueing and discarding dead letters.
 //! - [`provision`]: connecting (2.10+ only), streams and their settings.
@@ -32,7 +34,9 @@ pub mod barrier;
 pub mod consumer;
 pub mod dead_letter;
 pub mod envelope;
+pub mod failures;
 pub mod handler;
+pub mod health;
 pub mod inbox;
 pub mod metrics;
 pub mod migrate;
@@ -46,6 +50,8 @@ pub mod trace;
 pub use backoff::Backoff;
 pub use consumer::{Consumer, ConsumerConfig, Disposition};
 pub use envelope::Envelope;
-pub use handler::{EventContext, Handler, HandlerError, PermanentError, TransientError};
+pub use handler::{
+    EventContext, Handler, HandlerError, PermanentError, TransientError, UnavailableError,
+};
 pub use metrics::Metrics;
 pub use relay::{Relay, RelayConfig, RelayOutcome};

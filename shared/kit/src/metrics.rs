@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::health::Health;
+
 /// A small metrics registry: counters keyed by name and labels.
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(String, String), u64>>,
     gauges: Mutex<BTreeMap<(String, String), i64>>,
+    health: Health,
 }
 
 fn label_text(labels: &[(&str, &str)]) -> String {
@@ -33,6 +36,11 @@ fn label_text(labels: &[(&str, &str)]) -> String {
 impl Metrics {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether this instance's consumers can pull, for `/health`.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {

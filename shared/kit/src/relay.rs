@@ -11,6 +11,12 @@
 //! - Within a batch, events of different keys are published concurrently (pipelined); events of one
 //!   key are published one after another, and a failure stops that key, so a retry never reorders it.
 //! - The event id is the `Nats-Msg-Id`: a row published again after a crash is deduped by the stream.
+//! - A row the stream refuses (its stream missing or full, a permission) is tried again after a
+//!   back-off of its own, and only its key waits meanwhile. A row that can never be published (larger
+//!   than the server's `max_payload`) is parked with its reason, for `jetsaga dlq` and `jetsaga stats`
+//!   to show; it holds back nothing. So no row at the head of the outbox stops the others.
+//! - A step that published some rows and not others succeeded: it reports what it published. It is
+//!   an error only when it could not reach the database, or reached nothing at all.
 
 use crate::backoff::Backoff;
 use crate::envelope::header_map;
@@ -39,6 +45,8 @@ pub struct RelayConfig {
     pub recheck: Duration,
     /// How long a graceful shutdown keeps publishing what is left. Default 10 s.
     pub flush_timeout: Duration,
+    /// Back-off of a row the stream refused, by its attempts. Default 1 s doubling to 60 s.
+    pub row_backoff: Backoff,
 }
 
 impl Default for RelayConfig {
@@ -49,6 +57,10 @@ impl Default for RelayConfig {
             backoff: Backoff::default(),
             recheck: Duration::from_millis(50),
             flush_timeout: Duration::from_secs(10),
+            row_backoff: Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
         }
     }
 }
@@ -67,14 +79,27 @@ pub enum RelayOutcome {
 pub enum RelayError {
     #[error("relay could not read or mark the outbox: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("relay published {published} of {claimed} events; event {event_id} on {subject} failed: {message}")]
-    Publish {
+    #[error("relay could not reach NATS: none of {claimed} events was published; event {event_id} on {subject}: {source}")]
+    Unreachable {
         claimed: usize,
-        published: usize,
         event_id: Uuid,
         subject: String,
-        message: String,
+        #[source]
+        source: async_nats::jetstream::context::PublishError,
     },
+}
+
+/// What became of one row's publish.
+#[derive(Debug)]
+enum RowOutcome {
+    /// The stream stored it at this sequence.
+    Acked(u64),
+    /// The stream refused it (missing, full, not allowed): try this row again later.
+    Refused(String),
+    /// It can never be published as it is.
+    Unpublishable(String),
+    /// NATS could not be reached: nothing is known of this row.
+    Unreachable(async_nats::jetstream::context::PublishError),
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -102,6 +127,7 @@ pub struct Relay {
 pub struct Claim {
     tx: Transaction<'static, Postgres>,
     rows: Vec<OutboxRow>,
+    row_backoff: Backoff,
 }
 
 /// Rows that were sent, waiting to be marked.
@@ -110,7 +136,10 @@ pub struct Published {
     tx: Transaction<'static, Postgres>,
     claimed: usize,
     acked: Vec<(i64, u64)>,
-    failure: Option<(Uuid, String, String)>,
+    refused: Vec<(i64, String)>,
+    parked: Vec<(i64, String)>,
+    unreachable: Option<(Uuid, String, async_nats::jetstream::context::PublishError)>,
+    row_backoff: Backoff,
 }
 
 impl Relay {
@@ -135,12 +164,15 @@ impl Relay {
             return Ok(RelayOutcome::Empty);
         }
         let published = claim.publish(&self.js).await;
+        let (refused, parked) = (published.refused.len(), published.parked.len());
         let result = published.mark().await;
-        match &result {
-            Ok(RelayOutcome::Published(n)) | Err(RelayError::Publish { published: n, .. }) => self
-                .metrics
-                .add("jetsaga_relay_published_total", &[], *n as u64),
-            _ => {}
+        if let Ok(RelayOutcome::Published(n)) = &result {
+            self.metrics
+                .add("jetsaga_relay_published_total", &[], *n as u64);
+            self.metrics
+                .add("jetsaga_relay_refused_total", &[], refused as u64);
+            self.metrics
+                .add("jetsaga_relay_parked_total", &[], parked as u64);
         }
         if result.is_err() {
             self.metrics.inc("jetsaga_relay_errors_total", &[]);
@@ -153,8 +185,15 @@ impl Relay {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query_as::<_, OutboxRow>(
             "WITH claimed AS (
-                 SELECT id, order_key FROM kit_outbox
-                 WHERE published_at IS NULL
+                 SELECT id, order_key FROM kit_outbox o
+                 WHERE published_at IS NULL AND parked_at IS NULL
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+                   -- behind an earlier row of its key that waits for its back-off: not yet
+                   AND NOT EXISTS (
+                       SELECT 1 FROM kit_outbox b
+                       WHERE b.order_key = o.order_key AND b.published_at IS NULL
+                         AND b.parked_at IS NULL AND b.id < o.id AND b.next_attempt_at > now()
+                   )
                  ORDER BY id
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED
@@ -165,6 +204,7 @@ impl Relay {
                  SELECT 1 FROM kit_outbox e
                  WHERE e.order_key = c.order_key
                    AND e.published_at IS NULL
+                   AND e.parked_at IS NULL
                    AND e.id < c.id
                    AND e.id NOT IN (SELECT id FROM claimed)
              )
@@ -173,27 +213,26 @@ impl Relay {
         .bind(self.config.batch_size)
         .fetch_all(&mut *tx)
         .await?;
-        Ok(Claim { tx, rows })
+        Ok(Claim {
+            tx,
+            rows,
+            row_backoff: self.config.row_backoff,
+        })
     }
 
     /// Publishes until `shutdown`, woken by LISTEN/NOTIFY and by a poll; on shutdown, publishes
     /// what is left for up to `flush_timeout`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(&self.pool).await {
-            Ok(mut l) => match l.listen("kit_outbox").await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "relay cannot LISTEN; polling only");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "relay cannot LISTEN; polling only");
-                None
-            }
-        };
+        let mut listener = listen(&self.pool).await;
+        let mut listen_tried = tokio::time::Instant::now();
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
+            // A LISTEN that failed (the database was down at start) is tried again, not given up
+            // for a poll that would then be all there is.
+            if listener.is_none() && listen_tried.elapsed() >= LISTEN_RETRY {
+                listen_tried = tokio::time::Instant::now();
+                listener = listen(&self.pool).await;
+            }
             let wait = match self.relay_batch().await {
                 // A full batch: there is probably more.
                 Ok(RelayOutcome::Published(n))
@@ -254,6 +293,25 @@ impl Relay {
     }
 }
 
+/// How often a relay without LISTEN tries to LISTEN again.
+const LISTEN_RETRY: Duration = Duration::from_secs(10);
+
+async fn listen(pool: &PgPool) -> Option<sqlx::postgres::PgListener> {
+    let listened = async {
+        let mut l = sqlx::postgres::PgListener::connect_with(pool).await?;
+        l.listen("kit_outbox").await?;
+        Ok::<_, sqlx::Error>(l)
+    }
+    .await;
+    match listened {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "relay cannot LISTEN; polling until it can");
+            None
+        }
+    }
+}
+
 async fn wait_notification(listener: &mut Option<sqlx::postgres::PgListener>) {
     match listener {
         Some(l) => {
@@ -277,50 +335,94 @@ impl Claim {
     }
 
     /// Publishes the claimed rows and awaits every PubAck. Keys are pipelined; one key's events go
-    /// one after another and stop at its first failure.
+    /// one after another and stop at its first row that is not acked.
     pub async fn publish(self, js: &jetstream::Context) -> Published {
         let mut by_key: BTreeMap<&str, Vec<&OutboxRow>> = BTreeMap::new();
         for row in &self.rows {
             by_key.entry(row.order_key.as_str()).or_default().push(row);
         }
         let results = join_all(by_key.into_values().map(|rows| publish_in_order(js, rows))).await;
-        let mut acked = Vec::with_capacity(self.rows.len());
-        let mut failure = None;
-        for (ok, failed) in results {
-            acked.extend(ok);
-            if failure.is_none() {
-                failure = failed;
-            }
-        }
-        Published {
+        let mut published = Published {
             claimed: self.rows.len(),
             tx: self.tx,
-            acked,
-            failure,
+            acked: Vec::with_capacity(self.rows.len()),
+            refused: Vec::new(),
+            parked: Vec::new(),
+            unreachable: None,
+            row_backoff: self.row_backoff,
+        };
+        for outcomes in results {
+            for (row, outcome) in outcomes {
+                match outcome {
+                    RowOutcome::Acked(seq) => published.acked.push((row.id, seq)),
+                    RowOutcome::Refused(e) => {
+                        tracing::warn!(event_id = %row.event_id, subject = %row.subject, error = %e, "stream refused an event; retrying it later");
+                        published.refused.push((row.id, e));
+                    }
+                    RowOutcome::Unpublishable(e) => {
+                        tracing::error!(event_id = %row.event_id, subject = %row.subject, error = %e, "event can never be published; parked");
+                        published.parked.push((row.id, e));
+                    }
+                    RowOutcome::Unreachable(e) => {
+                        if published.unreachable.is_none() {
+                            published.unreachable = Some((row.event_id, row.subject.clone(), e));
+                        }
+                    }
+                }
+            }
         }
+        published
     }
 }
 
-async fn publish_in_order(
+async fn publish_in_order<'a>(
     js: &jetstream::Context,
-    rows: Vec<&OutboxRow>,
-) -> (Vec<(i64, u64)>, Option<(Uuid, String, String)>) {
-    let mut acked = Vec::with_capacity(rows.len());
+    rows: Vec<&'a OutboxRow>,
+) -> Vec<(&'a OutboxRow, RowOutcome)> {
+    use async_nats::jetstream::context::PublishErrorKind;
+    let mut outcomes = Vec::with_capacity(rows.len());
     for row in rows {
         let publish = PublishMessage::build()
             .payload(row.payload.clone().into())
             .headers(header_map(&row.headers))
             .message_id(row.event_id.to_string());
         let ack = match js.send_publish(row.subject.clone(), publish).await {
-            Ok(pending) => pending.await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(pending) => pending.await,
+            Err(e) => Err(e),
         };
-        match ack {
-            Ok(ack) => acked.push((row.id, ack.sequence)),
-            Err(message) => return (acked, Some((row.event_id, row.subject.clone(), message))),
+        let outcome = match ack {
+            Ok(ack) => RowOutcome::Acked(ack.sequence),
+            Err(e) => match e.kind() {
+                PublishErrorKind::MaxPayloadExceeded => RowOutcome::Unpublishable(format!(
+                    "{e}: {} bytes of payload; the server accepts {}",
+                    row.payload.len(),
+                    js.client().server_info().max_payload
+                )),
+                PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => {
+                    RowOutcome::Unreachable(e)
+                }
+                _ => RowOutcome::Refused(format!("{e}: {}", error_chain(&e))),
+            },
+        };
+        let stop = !matches!(outcome, RowOutcome::Acked(_));
+        outcomes.push((row, outcome));
+        // The next row of this key waits: publishing it now would reorder the key.
+        if stop {
+            break;
         }
     }
-    (acked, None)
+    outcomes
+}
+
+/// The sources of an error, for a row's `last_error`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push(s.to_string());
+        source = s.source();
+    }
+    out.join(": ")
 }
 
 impl Published {
@@ -329,33 +431,63 @@ impl Published {
         self.acked.len()
     }
 
-    /// Marks the acknowledged rows published and commits. If some publishes failed, the others are
-    /// still marked and the error says which event failed first.
+    /// Marks the acknowledged rows published, the refused ones for a later try, the unpublishable
+    /// ones parked, and commits. Only a step that reached nothing is an error.
     pub async fn mark(mut self) -> Result<RelayOutcome, RelayError> {
         let (ids, seqs): (Vec<i64>, Vec<i64>) = self
             .acked
             .iter()
             .map(|(id, seq)| (*id, i64::try_from(*seq).unwrap_or(i64::MAX)))
             .unzip();
-        sqlx::query(
-            "UPDATE kit_outbox SET published_at = now(), stream_seq = u.seq
-             FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq)
-             WHERE kit_outbox.id = u.id",
-        )
-        .bind(&ids)
-        .bind(&seqs)
-        .execute(&mut *self.tx)
-        .await?;
+        if !ids.is_empty() {
+            sqlx::query(
+                "UPDATE kit_outbox SET published_at = now(), stream_seq = u.seq
+                 FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq)
+                 WHERE kit_outbox.id = u.id",
+            )
+            .bind(&ids)
+            .bind(&seqs)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for (id, error) in &self.refused {
+            sqlx::query(
+                "UPDATE kit_outbox SET attempts = attempts + 1, last_error = $2,
+                        next_attempt_at = now()
+                            + make_interval(secs => least($3 * power(2, least(attempts, 30)), $4))
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(crate::dead_letter::storable(error))
+            .bind(self.row_backoff.initial.as_secs_f64())
+            .bind(self.row_backoff.max.as_secs_f64())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for (id, reason) in &self.parked {
+            sqlx::query(
+                "UPDATE kit_outbox SET attempts = attempts + 1, parked_at = now(),
+                        park_reason = $2, last_error = $2
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(crate::dead_letter::storable(reason))
+            .execute(&mut *self.tx)
+            .await?;
+        }
         self.tx.commit().await?;
-        match self.failure {
-            None => Ok(RelayOutcome::Published(ids.len())),
-            Some((event_id, subject, message)) => Err(RelayError::Publish {
-                claimed: self.claimed,
-                published: ids.len(),
-                event_id,
-                subject,
-                message,
-            }),
+        match self.unreachable {
+            Some((event_id, subject, source))
+                if ids.is_empty() && self.refused.is_empty() && self.parked.is_empty() =>
+            {
+                Err(RelayError::Unreachable {
+                    claimed: self.claimed,
+                    event_id,
+                    subject,
+                    source,
+                })
+            }
+            _ => Ok(RelayOutcome::Published(ids.len())),
         }
     }
 }

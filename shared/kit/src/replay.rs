@@ -231,14 +231,29 @@ impl<H: Handler> Source for Consumer<H> {
     fn handle<'a>(&'a self, raw: &'a RawMessage) -> BoxFuture<'a, Step> {
         Box::pin(async move {
             let mut raw = raw.clone();
-            for attempt in 1..=self.config().max_deliver.max(1) {
+            let mut attempt = 1;
+            let mut waits = 0u32;
+            while attempt <= self.config().max_failures.max(1) {
                 raw.delivered = attempt;
                 match self.process_raw(&raw).await {
                     Disposition::Applied => return Step::Applied,
                     Disposition::Duplicate => return Step::AlreadyApplied,
                     Disposition::DeadLettered(_) => return Step::DeadLettered,
                     Disposition::Retry(delay) => {
+                        attempt += 1;
                         tokio::time::sleep(delay.min(Duration::from_secs(2))).await
+                    }
+                    // The database is unavailable: wait for it, as the service would; a replay
+                    // that waits ten minutes gives up and says so.
+                    Disposition::Unavailable if waits < 120 => {
+                        waits += 1;
+                        tokio::time::sleep(self.config().unavailable_backoff.delay(waits)).await
+                    }
+                    Disposition::Unavailable => {
+                        return Step::Failed(format!(
+                            "{} seq {} ({}): the database stayed unavailable",
+                            raw.stream, raw.stream_seq, raw.subject
+                        ))
                     }
                 }
             }
@@ -247,7 +262,7 @@ impl<H: Handler> Source for Consumer<H> {
                 raw.stream,
                 raw.stream_seq,
                 raw.subject,
-                self.config().max_deliver
+                self.config().max_failures
             ))
         })
     }
@@ -349,7 +364,7 @@ pub struct Replay {
     pool: PgPool,
     js: jetstream::Context,
     metrics: Arc<Metrics>,
-    max_deliver: i64,
+    max_failures: i64,
     sources: Vec<Box<dyn Source>>,
     seen_ids: Arc<Mutex<Vec<uuid::Uuid>>>,
 }
@@ -378,7 +393,7 @@ impl Wiring for Replay {
             durable,
             filter_subjects.iter().map(|s| (*s).to_owned()).collect(),
         );
-        config.max_deliver = self.max_deliver;
+        config.max_failures = self.max_failures;
         self.sources.push(Box::new(Consumer::new(
             self.pool.clone(),
             self.js.clone(),
@@ -429,15 +444,20 @@ impl Reader {
 
 impl Replay {
     /// A replay of `producer`'s service on its database `pool`; add its consumers with
-    /// [`Wiring`] and its restorer with [`Replay::restore_with`]. `max_deliver` bounds the
+    /// [`Wiring`] and its restorer with [`Replay::restore_with`]. `max_failures` bounds the
     /// attempts per message, as in the service.
-    pub fn new(producer: Producer, pool: PgPool, js: jetstream::Context, max_deliver: i64) -> Self {
+    pub fn new(
+        producer: Producer,
+        pool: PgPool,
+        js: jetstream::Context,
+        max_failures: i64,
+    ) -> Self {
         Replay {
             producer,
             pool,
             js,
             metrics: Arc::new(Metrics::new()),
-            max_deliver,
+            max_failures,
             sources: Vec::new(),
             seen_ids: Arc::new(Mutex::new(Vec::new())),
         }

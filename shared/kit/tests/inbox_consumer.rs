@@ -254,42 +254,70 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_the_consumer_ca
 }
 
 #[tokio::test]
-async fn message_never_acked_is_dead_lettered_from_the_max_deliveries_advisory(
+async fn message_whose_every_delivery_dies_is_dead_lettered_by_the_runners_own_count(
 ) -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    h.commit_event(&order_created("SKU-1")).await?;
+    let slow = order_created("SLOW");
+    h.commit_event(&slow).await?;
     h.relay_until_empty(&h.relay()).await?;
     let runner = h.consumer(Arc::new(Participant::default()));
     let pull = runner.ensure().await?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let watcher = tokio::spawn(runner.clone().watch_max_deliveries(shutdown.clone()));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // Every delivery "hangs": received, never answered.
-    for attempt in 1..=3 {
+    // The server never gives up on a message: the runner decides.
+    let mut pull_info = pull.clone();
+    assert_eq!(pull_info.info().await?.config.max_deliver, -1);
+    // Deliveries 1 to 4 each die in the middle of the handler (the process is killed).
+    for attempt in 1..=4 {
         let msg = next_message(&pull).await?;
         assert_eq!(msg.info().map_err(anyhow::Error::msg)?.delivered, attempt);
+        let r = runner.clone();
+        let dying = tokio::spawn(async move { r.process(&msg).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        dying.abort();
+        let _ = dying.await;
     }
-    // The server gives up when it would deliver a fourth time, which needs a waiting pull.
-    let mut fourth = pull
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(4))
-        .messages()
+    // The fifth is over the budget of 3 counted deliveries: dead-lettered without the handler.
+    let fifth = next_message(&pull).await?;
+    assert_eq!(
+        runner.process(&fifth).await,
+        Disposition::DeadLettered(saga_kit::dead_letter::DeadLetterKind::MaxDeliveries)
+    );
+    let letters = h.dead_letters().await?;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0].1.contains("no delivery finished"), "{letters:?}");
+    assert_eq!(effect_count(&h, &slow).await?, 0);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM kit_delivery_failures")
+        .fetch_one(h.db.pool())
         .await?;
-    assert!(fourth.next().await.is_none(), "delivered past max_deliver");
-    wait_until("the advisory to produce a dead letter", WAIT, || async {
-        h.dead_letters()
-            .await
-            .map(|d| {
-                d.iter()
-                    .any(|(k, r)| k == "max_deliveries" && r.contains("3 deliveries"))
-            })
-            .unwrap_or(false)
-    })
+    assert_eq!(left, 0, "the failure count outlived its dead letter");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_dead_lettered_after_its_budget_and_the_consumer_carries_on(
+) -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.commit_event(&order_created("PANIC")).await?;
+    let good = order_created("SKU-1");
+    h.commit_event(&good).await?;
+    h.relay_until_empty(&h.relay()).await?;
+    let (shutdown, task) = spawn_consumer(&h, Arc::new(Participant::default()));
+    wait_until(
+        "the panic dead-lettered and the good order applied",
+        WAIT,
+        || async {
+            h.dead_letters()
+                .await
+                .map(|d| d.len() == 1)
+                .unwrap_or(false)
+                && effect_count(&h, &good).await.unwrap_or(0) == 1
+        },
+    )
     .await?;
     shutdown.cancel();
-    watcher.await?;
-    assert!(h.effects().await?.is_empty());
+    task.await?;
+    let letters = h.dead_letters().await?;
+    assert_eq!(letters[0].0, "max_deliveries");
+    assert!(letters[0].1.contains("panicked"), "{letters:?}");
     Ok(())
 }
 

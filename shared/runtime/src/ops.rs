@@ -1,4 +1,4 @@
-//! `/health` (ready only when the database and NATS are reachable) and `/metrics` (Prometheus text).
+//! `/health` (ready only when the database and NATS are reachable and every consumer can pull) and `/metrics` (Prometheus text).
 
 use crate::Runtime;
 use axum::extract::State;
@@ -25,8 +25,13 @@ async fn health(State(rt): State<Runtime>) -> impl IntoResponse {
     .map(|r| r.is_ok())
     .unwrap_or(false);
     let nats_ok = rt.client.connection_state() == async_nats::connection::State::Connected;
+    // A consumer that cannot pull leaves the instance idle: not ready, whatever else answers.
+    let consumers = rt.metrics.health().consumers();
+    let consumers_ok = consumers
+        .values()
+        .all(|s| *s == saga_kit::health::ConsumerState::Pulling);
     let up = |ok: bool| if ok { "up" } else { "down" };
-    let status = if db_ok && nats_ok {
+    let status = if db_ok && nats_ok && consumers_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -36,6 +41,7 @@ async fn health(State(rt): State<Runtime>) -> impl IntoResponse {
         "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
         "database": up(db_ok),
         "nats": up(nats_ok),
+        "consumers": consumers,
     });
     (status, axum::Json(body))
 }

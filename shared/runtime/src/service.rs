@@ -16,9 +16,10 @@ use saga_kit::consumer::ConsumerConfig;
 use saga_kit::provision::{self, ProvisionError, StreamSettings};
 use saga_kit::{Consumer, Handler, Metrics, Relay, RelayConfig};
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::future::Future;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -85,7 +86,7 @@ impl Runtime {
         );
         config.concurrency = self.settings.consumer_concurrency;
         config.ack_wait = self.settings.ack_wait;
-        config.max_deliver = self.settings.max_deliver;
+        config.max_failures = self.settings.max_failures;
         config
     }
 }
@@ -104,11 +105,15 @@ pub struct Service {
 async fn connect_pool(settings: &Settings, service: &'static str) -> Result<PgPool, ServiceError> {
     let mut attempt = 0u32;
     loop {
-        let result = PgPoolOptions::new()
-            .max_connections(settings.db_max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&settings.database_url)
-            .await;
+        let result = async {
+            let options = connect_options(settings)?;
+            PgPoolOptions::new()
+                .max_connections(settings.db_max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+        }
+        .await;
         match result {
             Ok(pool) => return Ok(pool),
             // A database that is still starting (compose, a restart) gets about a minute.
@@ -128,11 +133,30 @@ async fn connect_pool(settings: &Settings, service: &'static str) -> Result<PgPo
     }
 }
 
+/// The service's connections wait at most `lock_timeout` for a lock, and PostgreSQL ends a session
+/// left idle in a transaction: one held row (an operator's `psql`, a paused instance) makes the
+/// handlers that need it wait and retry, not every handler slot hang behind it.
+fn connect_options(settings: &Settings) -> Result<PgConnectOptions, sqlx::Error> {
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    Ok(
+        PgConnectOptions::from_str(&settings.database_url)?.options([
+            ("lock_timeout", ms(settings.lock_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(settings.idle_in_transaction_timeout),
+            ),
+        ]),
+    )
+}
+
+/// A database that is starting, restarting or refusing connections for a while is waited for; a
+/// database that does not exist, or a wrong password, is an error at once.
 fn is_connect_error(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
-        || e.as_database_error()
+    saga_kit::handler::is_unavailable(e)
+        && !e
+            .as_database_error()
             .and_then(|d| d.code())
-            .is_some_and(|c| c == "57P03")
+            .is_some_and(|c| c == "3D000")
 }
 
 impl Service {

@@ -49,9 +49,18 @@ pub struct SettingsArgs {
     /// Seconds before the server redelivers an unacked message.
     #[arg(long, env = "ACK_WAIT_SECS", default_value_t = 30)]
     pub ack_wait_secs: u64,
-    /// Deliveries of a message before it is dead-lettered.
-    #[arg(long, env = "MAX_DELIVER", default_value_t = 5)]
-    pub max_deliver: i64,
+    /// Deliveries of a message that may fail while the database answers before it is
+    /// dead-lettered. An unavailable database (or NATS) never counts: it is waited for.
+    #[arg(long, env = "MAX_FAILURES", default_value_t = 5)]
+    pub max_failures: i64,
+    /// Longest wait for a row lock, in milliseconds; past it the statement fails and the message is
+    /// tried again later, so one held lock cannot stall every handler.
+    #[arg(long, env = "LOCK_TIMEOUT_MS", default_value_t = 5000)]
+    pub lock_timeout_ms: u64,
+    /// A session of this service idle inside a transaction this long (milliseconds) is ended by
+    /// PostgreSQL, releasing its locks (a paused or hung instance).
+    #[arg(long, env = "IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 30000)]
+    pub idle_in_transaction_timeout_ms: u64,
 }
 
 /// The resolved settings of one service instance.
@@ -65,7 +74,9 @@ pub struct Settings {
     pub stream_replicas: usize,
     pub stream_max_bytes: i64,
     pub ack_wait: Duration,
-    pub max_deliver: i64,
+    pub max_failures: i64,
+    pub lock_timeout: Duration,
+    pub idle_in_transaction_timeout: Duration,
 }
 
 /// Secrets stay out of logs: the URLs are shown without their passwords.
@@ -83,7 +94,12 @@ impl std::fmt::Debug for Settings {
             .field("stream_replicas", &self.stream_replicas)
             .field("stream_max_bytes", &self.stream_max_bytes)
             .field("ack_wait", &self.ack_wait)
-            .field("max_deliver", &self.max_deliver)
+            .field("max_failures", &self.max_failures)
+            .field("lock_timeout", &self.lock_timeout)
+            .field(
+                "idle_in_transaction_timeout",
+                &self.idle_in_transaction_timeout,
+            )
             .finish()
     }
 }
@@ -106,7 +122,9 @@ impl SettingsArgs {
             stream_replicas: self.stream_replicas,
             stream_max_bytes: self.stream_max_bytes,
             ack_wait: Duration::from_secs(self.ack_wait_secs),
-            max_deliver: self.max_deliver,
+            max_failures: self.max_failures,
+            lock_timeout: Duration::from_millis(self.lock_timeout_ms),
+            idle_in_transaction_timeout: Duration::from_millis(self.idle_in_transaction_timeout_ms),
         }
     }
 }
@@ -123,7 +141,9 @@ impl Settings {
             stream_replicas: 1,
             stream_max_bytes: -1,
             ack_wait_secs: 30,
-            max_deliver: 5,
+            max_failures: 5,
+            lock_timeout_ms: 5000,
+            idle_in_transaction_timeout_ms: 30000,
         }
         .resolve(defaults)
     }

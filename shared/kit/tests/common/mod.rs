@@ -71,7 +71,7 @@ impl Harness {
     pub fn consumer(&self, handler: Arc<Participant>) -> Consumer<Participant> {
         let mut config = ConsumerConfig::new("kit-test", CONSUMER, vec!["orders.created.*".into()]);
         config.ack_wait = Duration::from_secs(2);
-        config.max_deliver = 3;
+        config.max_failures = 3;
         config.nak_backoff.initial = Duration::from_millis(50);
         config.nak_backoff.max = Duration::from_millis(200);
         Consumer::new(
@@ -200,6 +200,7 @@ impl Handler for Participant {
         match created.lines[0].sku.as_str() {
             "POISON" => return Err(HandlerError::permanent("sku POISON is refused")),
             "SLOW" => tokio::time::sleep(Duration::from_millis(800)).await,
+            "PANIC" => panic!("the handler cannot cope with sku PANIC"),
             "FLAKY" => {
                 return Err(HandlerError::transient(
                     "flaky dependency",
