@@ -10,6 +10,8 @@
 //! - the database (or NATS) unavailable: the message is kept and tried again in place, with capped
 //!   back-off and in-progress acks so the server does not redeliver it, for as long as it lasts; it
 //!   never spends the message's budget;
+//! - rows held by others (a lock wait timed out, a deadlock): nak with a delay, not counted, so the
+//!   handler slot serves other messages meanwhile;
 //! - a failure of the message itself: nak with a delay, counted by the runner ([`crate::failures`]);
 //!   at `max_failures` it is dead-lettered;
 //! - permanent failure (undecodable, unknown type, wrong producer, refused by the handler): a dead
@@ -159,6 +161,10 @@ pub enum Disposition {
     Retry(Duration),
     /// The database is unavailable: keep the message and try again; nothing was counted.
     Unavailable,
+    /// Others hold the rows this message needs (a lock wait timed out, a deadlock): nak, to come
+    /// back after this delay, so its handler slot serves other messages meanwhile; nothing was
+    /// counted.
+    Contended(Duration),
 }
 
 /// A message as the runner sees it, whichever way it arrived.
@@ -472,7 +478,7 @@ impl<H: Handler> Consumer<H> {
         let kind = match disposition {
             Disposition::Applied | Disposition::Duplicate => AckKind::Ack,
             Disposition::DeadLettered(_) => AckKind::Term,
-            Disposition::Retry(delay) => AckKind::Nak(Some(*delay)),
+            Disposition::Retry(delay) | Disposition::Contended(delay) => AckKind::Nak(Some(*delay)),
             Disposition::Unavailable => AckKind::Nak(None),
         };
         if let Err(e) = msg.ack_with(kind).await {
@@ -567,6 +573,14 @@ impl<H: Handler> Consumer<H> {
                 if redelivery {
                     // Best effort: if the database is down, the count stays one too high.
                     let _ = failures::forgive(&self.pool, self.key(raw)).await;
+                }
+                if u.is_contention() {
+                    self.metrics
+                        .inc("jetsaga_handler_contended_total", &[("consumer", consumer)]);
+                    let attempt = u32::try_from(raw.delivered.max(1) - 1).unwrap_or(u32::MAX);
+                    let delay = self.config.unavailable_backoff.delay(attempt);
+                    tracing::info!(consumer, event_id = %envelope.id, error = %u, retry_in = ?delay, "rows held by others; will retry");
+                    return Disposition::Contended(delay);
                 }
                 self.unavailable(&envelope, &u)
             }

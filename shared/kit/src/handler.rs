@@ -123,6 +123,24 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether an unavailable-database error is contention for rows (a lock wait that timed out, a
+/// deadlock, a serialization failure, a cancelled statement) rather than the database being gone:
+/// the database answers, others are busy with the same rows.
+pub fn is_contention(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| matches!(c.as_ref(), "55P03" | "40001" | "40P01" | "57014"))
+}
+
+impl UnavailableError {
+    /// Whether this is contention for rows ([`is_contention`]) rather than an outage.
+    pub fn is_contention(&self) -> bool {
+        self.source
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_contention)
+    }
+}
+
 /// The SQLSTATE codes of [`is_unavailable`].
 pub fn is_unavailable_code(code: &str) -> bool {
     // Class 08: connection exception. Class 53: insufficient resources (too many connections, disk

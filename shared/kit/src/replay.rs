@@ -243,15 +243,19 @@ impl<H: Handler> Source for Consumer<H> {
                         attempt += 1;
                         tokio::time::sleep(delay.min(Duration::from_secs(2))).await
                     }
+                    Disposition::Contended(delay) if waits < 120 => {
+                        waits += 1;
+                        tokio::time::sleep(delay.min(Duration::from_secs(2))).await
+                    }
                     // The database is unavailable: wait for it, as the service would; a replay
                     // that waits ten minutes gives up and says so.
                     Disposition::Unavailable if waits < 120 => {
                         waits += 1;
                         tokio::time::sleep(self.config().unavailable_backoff.delay(waits)).await
                     }
-                    Disposition::Unavailable => {
+                    Disposition::Unavailable | Disposition::Contended(_) => {
                         return Step::Failed(format!(
-                            "{} seq {} ({}): the database stayed unavailable",
+                            "{} seq {} ({}): the database stayed unavailable or its rows held",
                             raw.stream, raw.stream_seq, raw.subject
                         ))
                     }

@@ -89,6 +89,36 @@ impl TestDb {
 
     /// Another pool on this database, independent of [`pool`](Self::pool), e.g. for a second
     /// instance of a service.
+    /// A real outage of this database: it refuses every new connection (superusers included) and
+    /// its open sessions are ended, until [`TestDb::allow_connections`].
+    pub async fn refuse_connections(&self) -> anyhow::Result<()> {
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        let name = quote_ident(&self.name);
+        admin
+            .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false").as_str())
+            .await
+            .context("ALTER DATABASE … ALLOW_CONNECTIONS false")?;
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&self.name)
+            .execute(&mut admin)
+            .await
+            .context("terminating the sessions of the test database")?;
+        let _ = admin.close().await;
+        Ok(())
+    }
+
+    /// Ends the outage of [`TestDb::refuse_connections`].
+    pub async fn allow_connections(&self) -> anyhow::Result<()> {
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        let name = quote_ident(&self.name);
+        admin
+            .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true").as_str())
+            .await
+            .context("ALTER DATABASE … ALLOW_CONNECTIONS true")?;
+        let _ = admin.close().await;
+        Ok(())
+    }
+
     pub async fn connect(&self) -> anyhow::Result<PgPool> {
         PgPoolOptions::new()
             .max_connections(POOL_SIZE)
