@@ -39,7 +39,7 @@ pub async fn run(args: ProvisionArgs, targets: &Targets) -> Outcome {
                 args.wait_secs
             )
         })??;
-    provision::ensure_streams(&js, &settings)
+    provision::ensure_streams_as(&js, &settings, provision::Provisioner::Operator)
         .await
         .context("provisioning the streams (as the NATS admin)")?;
     for config in provision::all_stream_configs(&settings) {

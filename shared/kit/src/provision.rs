@@ -393,14 +393,34 @@ fn list(differences: &[Difference]) -> String {
         .join(", ")
 }
 
+/// Who is provisioning, and so what an existing stream's tolerable differences mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioner {
+    /// A service starting: an existing stream keeps an operator's choices (replicas, retention age,
+    /// size limit, dedupe window). An instance started without `STREAM_REPLICAS=3` must not turn
+    /// R3 streams into R1.
+    Service,
+    /// The operator (`jetsaga provision`): the settings given are applied.
+    Operator,
+}
+
 /// Makes sure each stream exists with these settings ([`ensure_stream`] for each of
-/// [`all_stream_configs`]).
+/// [`all_stream_configs`]), as a service starting does.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     settings: &StreamSettings,
 ) -> Result<(), ProvisionError> {
+    ensure_streams_as(js, settings, Provisioner::Service).await
+}
+
+/// [`ensure_streams`], by `who`.
+pub async fn ensure_streams_as(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+    who: Provisioner,
+) -> Result<(), ProvisionError> {
     for config in all_stream_configs(settings) {
-        ensure_stream(js, &config).await?;
+        ensure_stream_as(js, &config, who).await?;
     }
     Ok(())
 }
@@ -418,11 +438,22 @@ pub async fn ensure_stream(
     js: &jetstream::Context,
     wanted: &stream::Config,
 ) -> Result<(), ProvisionError> {
+    ensure_stream_as(js, wanted, Provisioner::Service).await
+}
+
+/// [`ensure_stream`], by `who`.
+pub async fn ensure_stream_as(
+    js: &jetstream::Context,
+    wanted: &stream::Config,
+    who: Provisioner,
+) -> Result<(), ProvisionError> {
     let name = wanted.name.as_str();
     let mut attempt = 0u32;
     loop {
         let failure = match js.get_stream(name).await {
-            Ok(stream) => return keep_or_update(js, &stream.cached_info().config, wanted).await,
+            Ok(stream) => {
+                return keep_or_update(js, &stream.cached_info().config, wanted, who).await
+            }
             Err(e) if is_stream_not_found(&e) => match js.create_stream(wanted.clone()).await {
                 Ok(_) => {
                     tracing::info!(stream = name, "stream created");
@@ -463,18 +494,35 @@ async fn keep_or_update(
     js: &jetstream::Context,
     found: &stream::Config,
     wanted: &stream::Config,
+    who: Provisioner,
 ) -> Result<(), ProvisionError> {
     let name = wanted.name.as_str();
     let differences = differences(found, wanted);
     if differences.is_empty() {
         return Ok(());
     }
-    match js.update_stream(wanted.clone()).await {
+    let tolerable = differences.iter().all(|d| d.tolerable);
+    if who == Provisioner::Service && tolerable {
+        tracing::info!(stream = name, differences = %list(&differences), "stream keeps the operator's settings");
+        return Ok(());
+    }
+    // A service fixes only what jetsaga cannot run on, and keeps the operator's choices.
+    let update = match who {
+        Provisioner::Operator => wanted.clone(),
+        Provisioner::Service => stream::Config {
+            num_replicas: found.num_replicas,
+            max_age: found.max_age,
+            max_bytes: found.max_bytes,
+            duplicate_window: found.duplicate_window,
+            ..wanted.clone()
+        },
+    };
+    match js.update_stream(update).await {
         Ok(_) => {
             tracing::info!(stream = name, changed = %list(&differences), "stream updated");
             Ok(())
         }
-        Err(e) if differences.iter().all(|d| d.tolerable) => {
+        Err(e) if tolerable => {
             tracing::warn!(
                 stream = name,
                 differences = %list(&differences),

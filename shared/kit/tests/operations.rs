@@ -454,3 +454,21 @@ async fn a_held_row_lock_makes_only_its_own_messages_wait() -> anyhow::Result<()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_service_starting_keeps_an_operators_stream_settings() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let tuned = StreamSettings {
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        duplicate_window: Duration::from_secs(300),
+        ..StreamSettings::default()
+    };
+    provision::ensure_streams_as(&h.js, &tuned, provision::Provisioner::Operator).await?;
+    // An instance started with the defaults, as one without the operator's settings would be.
+    provision::ensure_streams(&h.js, &StreamSettings::default()).await?;
+    let mut stream = h.js.get_stream("PAYMENTS").await?;
+    let config = stream.info().await?.config.clone();
+    assert_eq!(config.max_age, tuned.max_age, "a service reset the retention");
+    assert_eq!(config.duplicate_window, tuned.duplicate_window);
+    Ok(())
+}
