@@ -30,8 +30,20 @@ pub async fn publish_junk(
     subject: &str,
     payload: Vec<u8>,
 ) -> anyhow::Result<u64> {
+    publish_junk_with_headers(js, subject, payload, async_nats::HeaderMap::new()).await
+}
+
+/// Publishes raw bytes with the given headers and no envelope, as a broken producer would (a NUL
+/// byte in a header value, say); a fresh `Nats-Msg-Id` is added.
+pub async fn publish_junk_with_headers(
+    js: &jetstream::Context,
+    subject: &str,
+    payload: Vec<u8>,
+    headers: async_nats::HeaderMap,
+) -> anyhow::Result<u64> {
     let publish = PublishMessage::build()
         .payload(payload.into())
+        .headers(headers)
         .message_id(uuid::Uuid::new_v4().to_string());
     Ok(js
         .send_publish(subject.to_owned(), publish)

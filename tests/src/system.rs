@@ -475,7 +475,6 @@ impl System {
                 "ACK_WAIT_SECS",
                 options.ack_wait.as_secs().max(1).to_string(),
             )
-            .env("MAX_DELIVER", "20")
             // Two systems run at once beside other tests, within PostgreSQL's 100 connections.
             .env("DB_MAX_CONNECTIONS", "5")
             .env(
@@ -641,6 +640,62 @@ impl System {
         let i = self.proc_index(svc, instance)?;
         self.spawn_proc(i)?;
         self.wait_healthy_proc(i).await
+    }
+
+    /// How many instances of a service the system runs (0 when external).
+    pub fn instance_count(&self, svc: Svc) -> usize {
+        self.procs.iter().filter(|p| p.svc == svc).count()
+    }
+
+    /// SIGTERM of one instance, as a deploy stops it, then waits up to `grace` for it to exit and
+    /// returns how it exited. One still running after `grace` is killed, and that is an error: a
+    /// graceful stop that does not end is a defect of its own.
+    pub async fn stop_instance(
+        &mut self,
+        svc: Svc,
+        instance: usize,
+        grace: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let i = self.proc_index(svc, instance)?;
+        let pid = self.pid(svc, instance)?;
+        // A paused process would not act on the signal.
+        let _ = kill(pid, Signal::SIGCONT);
+        kill(pid, Signal::SIGTERM)?;
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let child = self.procs[i]
+                .child
+                .as_mut()
+                .context("the instance vanished while stopping")?;
+            if let Some(status) = child.try_wait()? {
+                self.procs[i].child = None;
+                return Ok(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.kill_instance(svc, instance)?;
+                anyhow::bail!(
+                    "{} instance {instance} did not exit within {grace:?} of SIGTERM; killed it",
+                    svc.name()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A graceful restart of one instance, as a rolling deploy does it: [`System::stop_instance`],
+    /// then the same instance started again, and waits until it is healthy. Returns how the old
+    /// process exited.
+    pub async fn restart_instance_gracefully(
+        &mut self,
+        svc: Svc,
+        instance: usize,
+        grace: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let status = self.stop_instance(svc, instance, grace).await?;
+        let i = self.proc_index(svc, instance)?;
+        self.spawn_proc(i)?;
+        self.wait_healthy_proc(i).await?;
+        Ok(status)
     }
 
     /// The URL of a service's database, for tools that connect on their own (the `jetsaga` CLI).
