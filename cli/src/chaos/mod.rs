@@ -5,20 +5,33 @@
 //! Faults ([`schedule::Kind`]): SIGKILL of a service instance (two instances of each by default)
 //! and restart; SIGSTOP past the ack wait then SIGCONT; SIGKILL of nats-server and restart; the
 //! network to NATS cut (dropped or refused); PostgreSQL connections terminated from the server
-//! side mid-transaction; events published again, out of order; poison messages.
+//! side mid-transaction; events published again, out of order; poison messages. And the ordinary
+//! operations of issue 10: a service's database refusing every connection for 10–90 s; a rolling
+//! restart (SIGTERM, one instance after another); 100–900 KB of binary junk; a durable consumer
+//! deleted; a hot stock row locked for 30–60 s; the DLQ stream full. `--hold-scale` shortens
+//! every hold for quick runs.
 //!
 //! The report: the seed, faults by kind, orders placed and completed, orders lost, double effects,
-//! invariant violations (all three must be 0), time to settle after the last fault, and the dead
-//! letters, which must be exactly the poison messages injected. The JSON summary is the last line;
-//! the exit code is 1 when a figure that must be 0 is not.
+//! invariant violations, dead letters that are no injected poison, and orders cancelled by their
+//! deadline that no fault explains ([`timeouts`]): all must be 0. Beside them the time to settle
+//! after the last fault, the dead letters against the poison, and the outbox rows parked. The
+//! JSON summary is the last line; the exit code is 1 when a figure that must be 0 is not.
 //!
 //! ## Layout
-//! - [`schedule`]: the seeded plan. [`inject`]: carrying a fault out and undoing it.
+//! - [`schedule`]: the seeded plan. [`inject`]: carrying a fault out and undoing it, with
+//!   [`guard`] for the undo that must happen even when the run ends early.
+//! - [`readers`]: which consumers read a subject, from the services' own wiring.
 //! - [`effects`]: double effects, counted from the streams.
+//! - [`figures`]: dead letters, deadline cancellations and parked rows, read from the databases;
+//!   [`timeouts`]: which deadline cancellations a fault explains.
 
 pub mod effects;
+pub mod figures;
+pub mod guard;
 pub mod inject;
+pub mod readers;
 pub mod schedule;
+pub mod timeouts;
 
 use crate::bench::catalogue::{Catalogue, Sizes};
 use crate::bench::drive::{drive, HttpPlacer, Shape, Until};
@@ -47,7 +60,8 @@ pub struct ChaosArgs {
     /// The seed of the fault schedule and of the load (default: from the clock; printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// How long the load and the faults run.
+    /// How long the load and the faults run. When the faults' holds need longer, the load runs on
+    /// until the last planned fault is over (said on stderr).
     #[arg(long, default_value_t = 60)]
     pub duration_secs: u64,
     /// Orders per second (open loop).
@@ -65,6 +79,11 @@ pub struct ChaosArgs {
     /// How long NATS waits for an ack before redelivering (a pause outlasts it).
     #[arg(long, default_value_t = 3)]
     pub ack_wait_secs: u64,
+    /// Multiplies every fault's hold range (a pause's beyond the ack wait): 1 holds a database
+    /// outage 10–90 s and a row lock 30–60 s, as the fault model says; less makes a quick run
+    /// (a test's) that still injects and undoes each kind.
+    #[arg(long, default_value_t = 1.0)]
+    pub hold_scale: f64,
     /// How long the system may take to settle after the last fault.
     #[arg(long, default_value_t = 120)]
     pub settle_secs: u64,
@@ -75,14 +94,20 @@ pub struct ChaosArgs {
     /// left out: they cut one server's port.)
     #[arg(long)]
     pub cluster: bool,
+    /// Print the plan of faults (when, what, which service and instance, how long) and exit,
+    /// without starting anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The report of one run.
 #[derive(Debug, Serialize)]
 pub struct ChaosReport {
     pub seed: u64,
+    /// How long the load ran.
     pub duration_secs: u64,
     pub instances: usize,
+    pub hold_scale: f64,
     pub nats: &'static str,
     pub faults: BTreeMap<String, usize>,
     pub orders_placed: usize,
@@ -93,26 +118,69 @@ pub struct ChaosReport {
     pub double_effects: usize,
     pub invariant_violations: usize,
     pub settle_secs: f64,
+    /// Dead letters in all services' tables.
     pub dead_letters: usize,
+    /// Poison messages published, of every size.
     pub poison_injected: usize,
+    /// The dead letters the poison must leave: one per consumer that reads its subject.
+    pub dead_letters_expected: usize,
+    /// Dead letters that are no injected poison (must be 0).
+    pub dead_letters_beyond_poison: usize,
+    /// Poison that a consumer reading it neither dead-lettered nor applied: lost (must be 0).
+    pub poison_not_dead_lettered: usize,
+    /// Orders cancelled by their deadline.
+    pub timeouts: usize,
+    /// Orders cancelled by their deadline that no fault explains ([`timeouts`]; must be 0).
+    pub timeouts_without_cause: usize,
+    /// Outbox rows parked, per service.
+    pub parked_outbox_rows: BTreeMap<String, usize>,
+    /// Every fault as it was carried out: what it hit, when, for how long.
+    pub fault_log: Vec<inject::Held>,
     /// The first problems found, in words.
     pub problems: Vec<String>,
     pub passed: bool,
 }
 
 impl ChaosReport {
+    /// Whether every figure that must be 0 is, and nothing else went wrong.
+    fn all_clear(&self) -> bool {
+        self.orders_lost == 0
+            && self.double_effects == 0
+            && self.invariant_violations == 0
+            && self.dead_letters_beyond_poison == 0
+            && self.poison_not_dead_lettered == 0
+            && self.timeouts_without_cause == 0
+            && self.problems.is_empty()
+    }
+
     pub fn render(&self) -> String {
         let mut t = Table::new(["FAULT", "INJECTED"]);
         for (kind, n) in &self.faults {
             t.row([kind.clone(), n.to_string()]);
         }
         let mut text = format!(
-            "jetsaga chaos, seed {}, {} s, {} instance(s) per service, NATS {}\n",
-            self.seed, self.duration_secs, self.instances, self.nats
+            "jetsaga chaos, seed {}, {} s, {} instance(s) per service, NATS {}{}\n",
+            self.seed,
+            self.duration_secs,
+            self.instances,
+            self.nats,
+            if self.hold_scale == 1.0 {
+                String::new()
+            } else {
+                format!(", holds scaled by {}", self.hold_scale)
+            }
         );
         text.push_str(&t.render());
+        let parked: usize = self.parked_outbox_rows.values().sum();
+        let parked_by = self
+            .parked_outbox_rows
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut f = Table::new(["FIGURE", "VALUE", "MUST BE"]);
-        let rows: [(&str, String, &str); 9] = [
+        let rows: [(&str, String, &str); 15] = [
             ("orders placed", self.orders_placed.to_string(), ""),
             ("orders completed", self.orders_completed.to_string(), ""),
             (
@@ -128,14 +196,48 @@ impl ChaosReport {
                 "0",
             ),
             (
+                "dead letters beyond the poison",
+                self.dead_letters_beyond_poison.to_string(),
+                "0",
+            ),
+            (
+                "poison not dead-lettered",
+                self.poison_not_dead_lettered.to_string(),
+                "0",
+            ),
+            (
+                "timeouts without a fault as long",
+                self.timeouts_without_cause.to_string(),
+                "0",
+            ),
+            (
+                "orders cancelled by deadline",
+                self.timeouts.to_string(),
+                "",
+            ),
+            (
                 "time to settle after the last fault",
                 format!("{:.1} s", self.settle_secs),
                 "",
             ),
-            ("dead letters", self.dead_letters.to_string(), "= poison"),
+            ("dead letters", self.dead_letters.to_string(), "= expected"),
+            (
+                "dead letters the poison must leave",
+                self.dead_letters_expected.to_string(),
+                "",
+            ),
             (
                 "poison messages injected",
                 self.poison_injected.to_string(),
+                "",
+            ),
+            (
+                "outbox rows parked",
+                if parked_by.is_empty() {
+                    parked.to_string()
+                } else {
+                    format!("{parked} ({parked_by})")
+                },
                 "",
             ),
         ];
@@ -148,7 +250,8 @@ impl ChaosReport {
             text.push_str(&format!("  problem: {p}\n"));
         }
         text.push_str(if self.passed {
-            "PASSED: nothing lost, nothing doubled, every invariant holds\n"
+            "PASSED: nothing lost, nothing doubled, every invariant holds, no dead letter or \
+             timeout without its fault\n"
         } else {
             "FAILED: see the figures that must be 0\n"
         });
@@ -163,6 +266,10 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
             .map(|d| d.as_secs())
             .unwrap_or(1)
     });
+    anyhow::ensure!(
+        args.hold_scale.is_finite() && args.hold_scale > 0.0,
+        "--hold-scale must be a positive number"
+    );
     let mut kinds = if args.kinds.is_empty() {
         Kind::ALL.to_vec()
     } else {
@@ -173,21 +280,53 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
     }
     let ack_wait = Duration::from_secs(args.ack_wait_secs.max(1));
     let span = Duration::from_secs(args.duration_secs.max(5));
-    let plan = schedule::plan(
+    let instances = args.instances.max(1);
+    let plan = schedule::plan(&schedule::PlanOptions {
         seed,
-        args.faults,
+        count: args.faults,
         span,
-        &kinds,
-        args.instances.max(1),
+        kinds: &kinds,
+        instances,
         ack_wait,
-    );
+        hold_scale: args.hold_scale,
+    });
+    if args.dry_run {
+        let mut t = Table::new(["AT (S)", "FAULT", "SERVICE", "INSTANCE", "HOLD (S)"]);
+        for f in &plan {
+            t.row([
+                format!("{:.1}", f.at),
+                f.kind.as_str().to_owned(),
+                if f.kind.aims_at_a_service() {
+                    Svc::ALL[f.service % 4].name().to_owned()
+                } else {
+                    "-".to_owned()
+                },
+                if matches!(f.kind, Kind::KillService | Kind::PauseService) {
+                    f.instance.to_string()
+                } else {
+                    "-".to_owned()
+                },
+                format!("{:.1}", f.hold),
+            ]);
+        }
+        print!("{}", t.render());
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Faults under load: a plan whose holds outlast the load keeps the load going.
+    let planned_end = Duration::from_secs_f64(schedule::end(&plan) + 2.0).as_secs() + 1;
+    let span = span.max(Duration::from_secs(planned_end));
     eprintln!(
-        "jetsaga chaos: seed {seed}, {} faults over {} s",
+        "jetsaga chaos: seed {seed}, {} faults over {} s{}",
         plan.len(),
-        span.as_secs()
+        span.as_secs(),
+        if span.as_secs() > args.duration_secs.max(5) {
+            " (the load runs on until the last planned fault is over)"
+        } else {
+            ""
+        }
     );
     let mut sys = System::start(SystemOptions {
-        instances: args.instances.max(1),
+        instances,
         ack_wait,
         netcut: !args.cluster,
         cluster: args.cluster,
@@ -222,12 +361,12 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
             .timeout(Duration::from_secs(10))
             .build()?,
         bases: sys.bases(Svc::Order),
-        catalogue,
+        catalogue: catalogue.clone(),
         next: AtomicUsize::new(0),
     });
     let stop_watch = CancellationToken::new();
     let watcher = Watcher::start(&js, stop_watch.clone()).await?;
-    let mut injector = inject::Injector::new(&sys, seed).await?;
+    let mut injector = inject::Injector::new(&sys, seed, catalogue.hot.clone()).await?;
 
     // The load runs on its own while the faults are injected in their time.
     let bar = progress::bar(None, "orders");
@@ -250,18 +389,21 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
         })
     };
     let start = Instant::now();
+    let load_started = time::OffsetDateTime::now_utc();
     let mut problems = Vec::new();
+    // A fault that took longer than planned (a rolling restart takes as long as it takes) still
+    // leaves a second free before the next.
+    let mut free_from = start;
     for fault in &plan {
-        let at = Duration::from_secs_f64(fault.at);
-        if let Some(wait) = at.checked_sub(start.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
+        let at = (start + Duration::from_secs_f64(fault.at)).max(free_from);
+        tokio::time::sleep_until(at.into()).await;
         if let Err(e) = injector.inject(&mut sys, fault).await {
             problems.push(format!(
                 "fault {} could not be carried out: {e:#}",
                 fault.kind.as_str()
             ));
         }
+        free_from = Instant::now() + Duration::from_secs(1);
     }
     let last_fault = Instant::now();
     let loaded = load.await.context("the load task")?;
@@ -276,6 +418,7 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
     if let Err(e) = settled {
         problems.push(format!("the system did not settle: {e:#}"));
     }
+    problems.append(&mut injector.findings);
     let completed = loaded.completed;
     let mut lost = loaded.lost;
     stop_watch.cancel();
@@ -301,24 +444,35 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
     );
     let doubles = effects::read(&js).await?.doubles();
     problems.extend(doubles.iter().take(5).cloned());
-    let mut dead_letters = 0usize;
-    for producer in jetsaga_contracts::Producer::ALL {
-        let pool = targets.read_only_pool(producer).await?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM kit_dead_letters")
-            .fetch_one(&pool)
-            .await?;
-        dead_letters += usize::try_from(n).unwrap_or(0);
-    }
-    if dead_letters != injector.poison {
-        problems.push(format!(
-            "{dead_letters} dead letters for {} poison messages",
-            injector.poison
-        ));
-    }
+    let dead = figures::dead_letters(&targets, &injector.expected).await?;
+    problems.extend(dead.beyond_poison.iter().take(5).map(|d| {
+        format!(
+            "dead letter of {} ({} seq {}) is no injected poison",
+            d.consumer, d.stream, d.stream_seq
+        )
+    }));
+    problems.extend(dead.poison_missing.iter().take(5).map(|d| {
+        format!(
+            "poison {} seq {} left no dead letter on {}",
+            d.stream, d.stream_seq, d.consumer
+        )
+    }));
+    let timeouts = figures::timeouts(&targets, &injector.held, ack_wait).await?;
+    problems.extend(timeouts.without_cause.iter().take(5).map(|o| {
+        format!(
+            "order {} (placed {:+.1} s into the load, SKUs {}) was cancelled by its \
+                     deadline with no fault that long",
+            o.order_id,
+            (o.created_at - load_started).as_seconds_f64(),
+            o.skus.join(", ")
+        )
+    }));
+    let parked_outbox_rows = figures::parked_outbox_rows(&targets).await?;
     let report = ChaosReport {
         seed,
         duration_secs: span.as_secs(),
-        instances: args.instances.max(1),
+        instances,
+        hold_scale: args.hold_scale,
         nats: if args.cluster {
             "3-node cluster, R3 streams"
         } else {
@@ -336,16 +490,19 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
         double_effects: doubles.len(),
         invariant_violations: findings.differences.len(),
         settle_secs: (settle_secs * 10.0).round() / 10.0,
-        dead_letters,
+        dead_letters: dead.total,
         poison_injected: injector.poison,
+        dead_letters_expected: injector.expected.len(),
+        dead_letters_beyond_poison: dead.beyond_poison.len(),
+        poison_not_dead_lettered: dead.poison_missing.len(),
+        timeouts: timeouts.total,
+        timeouts_without_cause: timeouts.without_cause.len(),
+        parked_outbox_rows,
+        fault_log: injector.held.clone(),
         passed: false,
         problems,
     };
-    let passed = report.orders_lost == 0
-        && report.double_effects == 0
-        && report.invariant_violations == 0
-        && report.dead_letters == report.poison_injected
-        && report.problems.is_empty();
+    let passed = report.all_clear();
     let report = ChaosReport { passed, ..report };
     if !json {
         print!("{}", report.render());
