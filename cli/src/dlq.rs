@@ -36,6 +36,16 @@ pub enum DlqCommand {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Outbox rows that can never be published as they are (larger than the server accepts),
+    /// set aside by the relay so that they hold back nothing, with their reason.
+    Parked {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<ServiceName>,
+        /// At most this many per service.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
     /// One dead letter whole: headers, payload, reason and what was done with it.
     Show {
         /// `<service>:<id>`, e.g. `payment:3`.
@@ -129,6 +139,7 @@ pub async fn run(args: DlqArgs, targets: &Targets, json: bool) -> Outcome {
             status,
             limit,
         } => list(targets, json, service, status, limit).await,
+        DlqCommand::Parked { service, limit } => parked(targets, json, service, limit).await,
         DlqCommand::Show { dead_letter } => show(targets, json, dead_letter).await,
         DlqCommand::Requeue { dead_letters, by } => {
             act(targets, json, &dead_letters, &actor(by), Action::Requeue).await
@@ -209,6 +220,71 @@ async fn list(
     table.print();
     println!("{} dead letter(s)", listed.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A parked outbox row and its service.
+#[derive(Debug, serde::Serialize)]
+struct ParkedListed {
+    service: &'static str,
+    #[serde(flatten)]
+    row: saga_kit::outbox::ParkedRow,
+}
+
+async fn parked(
+    targets: &Targets,
+    json: bool,
+    service: Option<ServiceName>,
+    limit: i64,
+) -> Outcome {
+    let producers: Vec<Producer> = match service {
+        Some(s) => vec![s.producer()],
+        None => Producer::ALL.to_vec(),
+    };
+    let mut listed = Vec::new();
+    for producer in producers {
+        let pool = targets.pool(producer).await?;
+        let rows = saga_kit::outbox::parked(&pool, limit)
+            .await
+            .with_context(|| format!("listing the parked outbox rows of {producer}"))?;
+        listed.extend(rows.into_iter().map(|row| ParkedListed {
+            service: producer.service(),
+            row,
+        }));
+    }
+    if json {
+        output::json(&listed)?;
+    } else if listed.is_empty() {
+        println!("no parked outbox rows");
+    } else {
+        let mut table = Table::new([
+            "SERVICE",
+            "ROW",
+            "EVENT",
+            "SUBJECT",
+            "BYTES",
+            "PARKED AT",
+            "REASON",
+        ]);
+        for l in &listed {
+            table.row([
+                l.service.to_owned(),
+                l.row.id.to_string(),
+                l.row.event_id.to_string(),
+                l.row.subject.clone(),
+                l.row.payload_bytes.to_string(),
+                output::timestamp(l.row.parked_at),
+                output::truncate(l.row.park_reason.as_deref().unwrap_or(""), 80),
+            ]);
+        }
+        table.print();
+        println!("{} parked row(s): each needs a person", listed.len());
+    }
+    // Something is left for a person while any row is parked.
+    Ok(if listed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn show(targets: &Targets, json: bool, r: DeadLetterRef) -> Outcome {

@@ -33,6 +33,10 @@ pub struct ConsumerLag {
 pub struct ServiceStats {
     pub service: &'static str,
     pub outbox_backlog: i64,
+    /// Rows the stream refused, waiting for their back-off.
+    pub outbox_retrying: i64,
+    /// Rows that can never be published as they are (`jetsaga dlq parked`).
+    pub outbox_parked: i64,
     pub dead_letters_open: i64,
 }
 
@@ -107,16 +111,17 @@ pub async fn collect(targets: &Targets) -> anyhow::Result<Stats> {
     let mut sagas = Outcomes::default();
     for producer in Producer::ALL {
         let pool = targets.read_only_pool(producer).await?;
-        let (outbox_backlog, dead_letters_open): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM kit_outbox WHERE published_at IS NULL),
-                    (SELECT count(*) FROM kit_dead_letters WHERE status = 'open')",
-        )
-        .fetch_one(&pool)
-        .await
-        .with_context(|| format!("reading the outbox and dead letters of {producer}"))?;
+        let outbox = saga_kit::outbox::standing(&pool)
+            .await
+            .with_context(|| format!("reading the outbox of {producer}"))?;
+        let dead_letters_open = saga_kit::dead_letter::open_count(&pool)
+            .await
+            .with_context(|| format!("reading the dead letters of {producer}"))?;
         services.push(ServiceStats {
             service: producer.service(),
-            outbox_backlog,
+            outbox_backlog: outbox.backlog,
+            outbox_retrying: outbox.retrying,
+            outbox_parked: outbox.parked,
             dead_letters_open,
         });
         if producer == Producer::Order {
@@ -177,11 +182,19 @@ pub fn render(stats: &Stats) -> String {
     }
     text.push_str(&t.render());
     text.push_str("\nservices\n");
-    let mut t = Table::new(["SERVICE", "OUTBOX BACKLOG", "OPEN DEAD LETTERS"]);
+    let mut t = Table::new([
+        "SERVICE",
+        "OUTBOX BACKLOG",
+        "RETRYING",
+        "PARKED",
+        "OPEN DEAD LETTERS",
+    ]);
     for s in &stats.services {
         t.row([
             s.service.to_owned(),
             s.outbox_backlog.to_string(),
+            s.outbox_retrying.to_string(),
+            s.outbox_parked.to_string(),
             s.dead_letters_open.to_string(),
         ]);
     }

@@ -204,3 +204,71 @@ async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_au
     assert_eq!(code, 2, "bad reference is refused");
     Ok(())
 }
+
+#[tokio::test]
+async fn big_binary_poison_is_dead_lettered_and_an_unpublishable_event_is_parked_not_blocking(
+) -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let js = inject::jetstream(sys.nats_url()).await?;
+    // 300 KB of binary junk on a subject the voucher service reads, three times.
+    for _ in 0..3 {
+        let junk: Vec<u8> = (0..300 * 1024u32).map(|i| (i * 7919 % 256) as u8).collect();
+        inject::publish_junk(
+            &js,
+            &format!("orders.created.{}", uuid::Uuid::new_v4()),
+            junk,
+        )
+        .await?;
+    }
+    // And an event of the voucher service that no server accepts (2 MB), as a bug could write.
+    let voucher_db = sys.db(jetsaga_scenarios::Svc::Voucher).await?;
+    sqlx::query(
+        "INSERT INTO kit_outbox (event_id, subject, order_key, ce_type, headers, payload)
+         VALUES ($1, $2, $3, 'jetsaga.vouchers.reserved.v1', '{}', $4)",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(format!("vouchers.reserved.{}", uuid::Uuid::new_v4()))
+    .bind("too-big")
+    .bind(vec![b'x'; 2 * 1024 * 1024])
+    .execute(&voucher_db)
+    .await?;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("MUG");
+    ledger.sku(&sys.api, &sku, 1_250, 10).await?;
+    let alice = ledger.customer(&sys.api, 10_000).await?;
+    for _ in 0..5 {
+        ledger.order(&sys.api, &alice, &[(&sku, 1)], None).await?;
+    }
+    assert_invariants(&sys.api, &ledger, SETTLE).await?;
+    wait_until(
+        "three dead letters, each copied to the DLQ stream",
+        SETTLE,
+        || async {
+            json(&sys, &["dlq", "list", "--service", "voucher"])
+                .await
+                .map(|v| v.as_array().map(Vec::len) == Some(3))
+                .unwrap_or(false)
+                && js
+                    .get_stream("DLQ")
+                    .await
+                    .map(|s| s.cached_info().state.messages == 3)
+                    .unwrap_or(false)
+        },
+    )
+    .await?;
+    let (code, parked) = Jetsaga::new(&sys)?.json(&["dlq", "parked"]).await?;
+    assert_eq!(code, 1, "a parked row is left for a person");
+    let parked = parked.as_array().context("parked rows")?;
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0]["service"], "voucher");
+    let stats = json(&sys, &["stats"]).await?;
+    let voucher = stats["services"]
+        .as_array()
+        .context("services")?
+        .iter()
+        .find(|s| s["service"] == "voucher")
+        .context("voucher")?;
+    assert_eq!(voucher["outbox_parked"], 1);
+    assert_eq!(voucher["outbox_backlog"], 0, "a row is stuck in the outbox");
+    Ok(())
+}

@@ -42,7 +42,7 @@ pub async fn sample(
         let mut backlog = 0;
         for pool in &pools {
             backlog += sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM kit_outbox WHERE published_at IS NULL",
+                "SELECT count(*) FROM kit_outbox WHERE published_at IS NULL AND parked_at IS NULL",
             )
             .fetch_one(pool)
             .await

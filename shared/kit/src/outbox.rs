@@ -99,3 +99,49 @@ pub async fn mark_already_published(
     .await?
     .rows_affected())
 }
+
+/// An outbox row that can never be published as it is, set aside by the relay.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct ParkedRow {
+    pub id: i64,
+    pub event_id: uuid::Uuid,
+    pub subject: String,
+    pub ce_type: String,
+    pub payload_bytes: i32,
+    pub park_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub parked_at: time::OffsetDateTime,
+}
+
+/// The parked rows, oldest first, at most `limit`.
+pub async fn parked(pool: &sqlx::PgPool, limit: i64) -> Result<Vec<ParkedRow>, sqlx::Error> {
+    sqlx::query_as::<_, ParkedRow>(
+        "SELECT id, event_id, subject, ce_type, length(payload) AS payload_bytes, park_reason,
+                parked_at
+         FROM kit_outbox WHERE parked_at IS NOT NULL AND published_at IS NULL
+         ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// How the outbox stands: rows waiting, rows the stream refused that wait for their back-off, and
+/// rows parked.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, sqlx::FromRow)]
+pub struct Standing {
+    pub backlog: i64,
+    pub retrying: i64,
+    pub parked: i64,
+}
+
+pub async fn standing(pool: &sqlx::PgPool) -> Result<Standing, sqlx::Error> {
+    sqlx::query_as::<_, Standing>(
+        "SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
+                count(*) FILTER (WHERE parked_at IS NULL AND attempts > 0) AS retrying,
+                count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked
+         FROM kit_outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -48,14 +48,15 @@ async fn health(State(rt): State<Runtime>) -> impl IntoResponse {
 
 async fn metrics(State(rt): State<Runtime>) -> impl IntoResponse {
     // Gauges that live in the database are read at scrape time; a failure leaves the last value.
-    let gauges = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT (SELECT count(*) FROM kit_outbox WHERE published_at IS NULL),
-                (SELECT count(*) FROM kit_dead_letters WHERE status = 'open')",
-    )
-    .fetch_one(&rt.pool)
-    .await;
-    if let Ok((backlog, dead)) = gauges {
-        rt.metrics.set_gauge("jetsaga_outbox_backlog", &[], backlog);
+    if let Ok(outbox) = saga_kit::outbox::standing(&rt.pool).await {
+        rt.metrics
+            .set_gauge("jetsaga_outbox_backlog", &[], outbox.backlog);
+        rt.metrics
+            .set_gauge("jetsaga_outbox_retrying", &[], outbox.retrying);
+        rt.metrics
+            .set_gauge("jetsaga_outbox_parked", &[], outbox.parked);
+    }
+    if let Ok(dead) = saga_kit::dead_letter::open_count(&rt.pool).await {
         rt.metrics.set_gauge("jetsaga_dead_letters_open", &[], dead);
     }
     (
