@@ -487,6 +487,10 @@ impl Injector {
             probe.is_err(),
             "the DLQ stream still takes messages after its limits were lowered"
         );
+        eprintln!(
+            "jetsaga chaos: dlq_full: the DLQ stream refuses writes for {:.1} s",
+            hold.as_secs_f64()
+        );
         let subject = format!("payments.succeeded.{}", uuid::Uuid::new_v4());
         self.poison(
             &subject,
