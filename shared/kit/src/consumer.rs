@@ -70,6 +70,10 @@ pub struct ConsumerConfig {
     pub nak_backoff: Backoff,
     /// Delay between tries while the database is unavailable. Default 200 ms doubling to 5 s.
     pub unavailable_backoff: Backoff,
+    /// Delay of a nak when others hold the rows a message needs, by delivery. Default 500 ms
+    /// doubling to 15 s: long enough that the messages waiting for one held row leave most handler
+    /// slots to the others.
+    pub contention_backoff: Backoff,
     /// How long one pull request waits for messages. A graceful shutdown waits at most this long for
     /// the last request to end, handing back what it delivers. Default 2 s.
     pub pull_expires: Duration,
@@ -91,6 +95,10 @@ impl ConsumerConfig {
             unavailable_backoff: Backoff {
                 initial: Duration::from_millis(200),
                 max: Duration::from_secs(5),
+            },
+            contention_backoff: Backoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(15),
             },
             pull_expires: Duration::from_secs(2),
         }
@@ -578,7 +586,7 @@ impl<H: Handler> Consumer<H> {
                     self.metrics
                         .inc("jetsaga_handler_contended_total", &[("consumer", consumer)]);
                     let attempt = u32::try_from(raw.delivered.max(1) - 1).unwrap_or(u32::MAX);
-                    let delay = self.config.unavailable_backoff.delay(attempt);
+                    let delay = self.config.contention_backoff.delay(attempt);
                     tracing::info!(consumer, event_id = %envelope.id, error = %u, retry_in = ?delay, "rows held by others; will retry");
                     return Disposition::Contended(delay);
                 }

@@ -468,7 +468,10 @@ async fn a_service_starting_keeps_an_operators_stream_settings() -> anyhow::Resu
     provision::ensure_streams(&h.js, &StreamSettings::default()).await?;
     let mut stream = h.js.get_stream("PAYMENTS").await?;
     let config = stream.info().await?.config.clone();
-    assert_eq!(config.max_age, tuned.max_age, "a service reset the retention");
+    assert_eq!(
+        config.max_age, tuned.max_age,
+        "a service reset the retention"
+    );
     assert_eq!(config.duplicate_window, tuned.duplicate_window);
     Ok(())
 }

@@ -153,10 +153,9 @@ fn connect_options(settings: &Settings) -> Result<PgConnectOptions, sqlx::Error>
 /// database that does not exist, or a wrong password, is an error at once.
 fn is_connect_error(e: &sqlx::Error) -> bool {
     saga_kit::handler::is_unavailable(e)
-        && !e
-            .as_database_error()
+        && e.as_database_error()
             .and_then(|d| d.code())
-            .is_some_and(|c| c == "3D000")
+            .is_none_or(|c| c != "3D000")
 }
 
 impl Service {

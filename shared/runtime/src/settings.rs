@@ -54,8 +54,9 @@ pub struct SettingsArgs {
     #[arg(long, env = "MAX_FAILURES", default_value_t = 5)]
     pub max_failures: i64,
     /// Longest wait for a row lock, in milliseconds; past it the statement fails and the message is
-    /// tried again later, so one held lock cannot stall every handler.
-    #[arg(long, env = "LOCK_TIMEOUT_MS", default_value_t = 2000)]
+    /// tried again later, so one held lock cannot stall every handler. A wait holds one of the
+    /// instance's few connections, so it is kept short: a step holds its rows for milliseconds.
+    #[arg(long, env = "LOCK_TIMEOUT_MS", default_value_t = 500)]
     pub lock_timeout_ms: u64,
     /// A session of this service idle inside a transaction this long (milliseconds) is ended by
     /// PostgreSQL, releasing its locks (a paused or hung instance).
@@ -142,7 +143,7 @@ impl Settings {
             stream_max_bytes: -1,
             ack_wait_secs: 30,
             max_failures: 5,
-            lock_timeout_ms: 2000,
+            lock_timeout_ms: 500,
             idle_in_transaction_timeout_ms: 30000,
         }
         .resolve(defaults)

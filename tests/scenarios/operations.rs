@@ -1,0 +1,226 @@
+//! Ordinary operations on the whole system: a participant's database refuses every connection for
+//! twenty seconds under load, a hot SKU's row is held by someone else's transaction, a consumer's
+//! durable is deleted. None of them may lose, dead-letter or cancel a saga.
+
+use jetsaga_scenarios::checker::assert_invariants;
+use jetsaga_scenarios::ledger::new_sku;
+use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
+use jetsaga_testkit::wait_until;
+use sqlx::Executor as _;
+use std::time::{Duration, Instant};
+
+const SETTLE: Duration = Duration::from_secs(120);
+
+/// A connection to PostgreSQL as its superuser, as the tests' own databases are made.
+async fn admin() -> anyhow::Result<sqlx::PgPool> {
+    let url = std::env::var(jetsaga_testkit::postgres::TEST_PG_URL_ENV)
+        .unwrap_or_else(|_| jetsaga_testkit::postgres::DEFAULT_TEST_PG_URL.to_owned());
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await?)
+}
+
+fn database_name(sys: &System, svc: Svc) -> anyhow::Result<String> {
+    let url = sys.database_url(svc)?;
+    Ok(url.rsplit('/').next().unwrap_or_default().to_owned())
+}
+
+/// Dead letters across the four services.
+async fn dead_letters(sys: &System) -> anyhow::Result<i64> {
+    let mut n = 0;
+    for svc in Svc::ALL {
+        n += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM kit_dead_letters")
+            .fetch_one(&sys.db(svc).await?)
+            .await?;
+    }
+    Ok(n)
+}
+
+#[tokio::test]
+async fn payment_database_outage_of_twenty_seconds_under_load_dead_letters_and_cancels_nothing(
+) -> anyhow::Result<()> {
+    // Given a system whose orders have a minute to finish
+    let sys = System::start(SystemOptions {
+        order_deadline: Duration::from_secs(60),
+        ..SystemOptions::default()
+    })
+    .await?;
+    if sys.is_external() {
+        println!("not run against an external deployment: it stops a database");
+        return Ok(());
+    }
+    let api = &sys.api;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("OUTAGE");
+    ledger.sku(api, &sku, 300, 10_000).await?;
+    let customer = ledger.customer(api, 10_000_000).await?;
+    let admin = admin().await?;
+    let payment_db = database_name(&sys, Svc::Payment)?;
+    // When orders arrive at about ten a second for thirty seconds, and payment's database refuses
+    // every connection from the fifth second to the twenty-fifth
+    let start = Instant::now();
+    let mut down = false;
+    let mut up_again = false;
+    while start.elapsed() < Duration::from_secs(30) {
+        let t = start.elapsed();
+        if !down && t >= Duration::from_secs(5) {
+            admin
+                .execute(
+                    format!("ALTER DATABASE \"{payment_db}\" ALLOW_CONNECTIONS false").as_str(),
+                )
+                .await?;
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(&payment_db)
+            .execute(&admin)
+            .await?;
+            down = true;
+        }
+        if down && !up_again && t >= Duration::from_secs(25) {
+            admin
+                .execute(format!("ALTER DATABASE \"{payment_db}\" ALLOW_CONNECTIONS true").as_str())
+                .await?;
+            up_again = true;
+        }
+        ledger.order(api, &customer, &[(&sku, 1)], None).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !up_again {
+        admin
+            .execute(format!("ALTER DATABASE \"{payment_db}\" ALLOW_CONNECTIONS true").as_str())
+            .await?;
+    }
+    // Then every order is confirmed, nothing is dead-lettered, and every invariant holds
+    let outcome = assert_invariants(api, &ledger, SETTLE).await?;
+    assert_eq!(
+        outcome.cancelled_total(),
+        0,
+        "orders cancelled by the outage: {:?}",
+        outcome.cancelled
+    );
+    assert_eq!(outcome.confirmed, ledger.orders.len());
+    assert_eq!(dead_letters(&sys).await?, 0, "the outage was dead-lettered");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hot_skus_row_held_by_someone_else_does_not_stall_orders_for_other_skus(
+) -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions {
+        order_deadline: Duration::from_secs(60),
+        ..SystemOptions::default()
+    })
+    .await?;
+    if sys.is_external() {
+        println!("not run against an external deployment: it holds a row lock");
+        return Ok(());
+    }
+    let api = &sys.api;
+    let mut ledger = Ledger::default();
+    let hot = new_sku("HOT");
+    let cold = new_sku("COLD");
+    ledger.sku(api, &hot, 100, 1_000).await?;
+    ledger.sku(api, &cold, 100, 1_000).await?;
+    let customer = ledger.customer(api, 1_000_000).await?;
+    // Given someone holding the hot SKU's stock row, as a long psql session would
+    let stock = sys.db(Svc::Stock).await?;
+    let mut holder = stock.begin().await?;
+    holder
+        .execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+        .await?;
+    sqlx::query("SELECT 1 FROM stock WHERE sku = $1 FOR UPDATE")
+        .bind(&hot)
+        .execute(&mut *holder)
+        .await?;
+    // When forty orders for the hot SKU and twenty for another arrive
+    for _ in 0..40 {
+        ledger.order(api, &customer, &[(&hot, 1)], None).await?;
+    }
+    let mut others = Vec::new();
+    for _ in 0..20 {
+        others.push(ledger.order(api, &customer, &[(&cold, 1)], None).await?);
+    }
+    // Then the other SKU's orders are confirmed while the lock is still held
+    let confirmed = wait_until(
+        "the other SKU's orders confirmed during the hold",
+        SETTLE / 4,
+        || async {
+            for id in &others {
+                let status = api
+                    .order(id)
+                    .await
+                    .ok()
+                    .and_then(|a| a.body["status"].as_str().map(str::to_owned));
+                if status.as_deref() != Some("CONFIRMED") {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    if confirmed.is_err() {
+        eprintln!("stock service log:\n{}", sys.log_tail(Svc::Stock));
+    }
+    confirmed?;
+    holder.rollback().await?;
+    // And, once it is released, the hot SKU's too, with nothing dead-lettered
+    let outcome = assert_invariants(api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.confirmed, 60, "{:?}", outcome.cancelled);
+    assert_eq!(
+        dead_letters(&sys).await?,
+        0,
+        "a lock wait was dead-lettered"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deleted_durable_is_recreated_and_health_reports_it_until_then() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    if sys.is_external() {
+        println!("not run against an external deployment: it deletes a consumer");
+        return Ok(());
+    }
+    let api = &sys.api;
+    let js = jetsaga_scenarios::inject::jetstream(sys.nats_url()).await?;
+    // When an operator deletes the voucher service's durable while it runs
+    js.get_stream("ORDERS")
+        .await?
+        .delete_consumer("voucher-on-orders")
+        .await?;
+    wait_until(
+        "the voucher service to recreate its durable",
+        SETTLE / 4,
+        || async {
+            api.metric(
+                Svc::Voucher,
+                "jetsaga_consumer_pull_failures_total",
+                "voucher-on-orders",
+            )
+            .await
+            .unwrap_or(0.0)
+                > 0.0
+        },
+    )
+    .await?;
+    // Then orders still complete through it, and its health is green again
+    let mut ledger = Ledger::default();
+    let sku = new_sku("AGAIN");
+    ledger.sku(api, &sku, 100, 10).await?;
+    let customer = ledger.customer(api, 10_000).await?;
+    for _ in 0..3 {
+        ledger.order(api, &customer, &[(&sku, 1)], None).await?;
+    }
+    let outcome = assert_invariants(api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.confirmed, 3);
+    let health = api.get(Svc::Voucher, "/health").await?;
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(
+        health.body["consumers"]["voucher-on-orders"]["state"],
+        "pulling"
+    );
+    Ok(())
+}
