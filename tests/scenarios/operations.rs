@@ -224,3 +224,50 @@ async fn a_deleted_durable_is_recreated_and_health_reports_it_until_then() -> an
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn rolling_restart_of_stock_in_the_middle_of_a_burst_cancels_nothing() -> anyhow::Result<()> {
+    // Given two stock instances, orders with 20 s to finish, and an ack wait longer than that (as
+    // in production, where it is 30 s and so is the deadline)
+    let mut sys = System::start(SystemOptions {
+        instances: 2,
+        order_deadline: Duration::from_secs(20),
+        ack_wait: Duration::from_secs(30),
+        ..SystemOptions::default()
+    })
+    .await?;
+    if sys.is_external() {
+        println!("not run against an external deployment: it restarts processes");
+        return Ok(());
+    }
+    let mut ledger = Ledger::default();
+    let sku = new_sku("ROLL");
+    ledger.sku(&sys.api, &sku, 100, 10_000).await?;
+    let customer = ledger.customer(&sys.api, 10_000_000).await?;
+    // When 200 orders arrive and each stock instance is restarted gracefully, one after the
+    // other, while they flow
+    for instance in 0..2 {
+        for _ in 0..100 {
+            ledger
+                .order(&sys.api, &customer, &[(&sku, 1)], None)
+                .await?;
+        }
+        let status = sys
+            .restart_instance_gracefully(Svc::Stock, instance, Duration::from_secs(30))
+            .await?;
+        assert!(
+            status.success(),
+            "stock instance {instance} exited with {status}"
+        );
+    }
+    // Then every order is confirmed: what a stopping instance would not finish it handed back
+    let outcome = assert_invariants(&sys.api, &ledger, SETTLE).await?;
+    assert_eq!(
+        outcome.cancelled_total(),
+        0,
+        "orders cancelled by the restart: {:?}",
+        outcome.cancelled
+    );
+    assert_eq!(outcome.confirmed, 200);
+    Ok(())
+}
