@@ -5,20 +5,18 @@
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::new_sku;
 use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
-use jetsaga_testkit::wait_until;
+use jetsaga_testkit::{postgres, wait_until};
+use sqlx::Connection as _;
 use sqlx::Executor as _;
 use std::time::{Duration, Instant};
 
 const SETTLE: Duration = Duration::from_secs(120);
 
 /// A connection to PostgreSQL as its superuser, as the tests' own databases are made.
-async fn admin() -> anyhow::Result<sqlx::PgPool> {
-    let url = std::env::var(jetsaga_testkit::postgres::TEST_PG_URL_ENV)
-        .unwrap_or_else(|_| jetsaga_testkit::postgres::DEFAULT_TEST_PG_URL.to_owned());
-    Ok(sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&url)
-        .await?)
+async fn admin() -> anyhow::Result<sqlx::PgConnection> {
+    let url = std::env::var(postgres::TEST_PG_URL_ENV)
+        .unwrap_or_else(|_| postgres::DEFAULT_TEST_PG_URL.to_owned());
+    Ok(sqlx::PgConnection::connect(&url).await?)
 }
 
 fn database_name(sys: &System, svc: Svc) -> anyhow::Result<String> {
@@ -55,7 +53,7 @@ async fn payment_database_outage_of_twenty_seconds_under_load_dead_letters_and_c
     let sku = new_sku("OUTAGE");
     ledger.sku(api, &sku, 300, 10_000).await?;
     let customer = ledger.customer(api, 10_000_000).await?;
-    let admin = admin().await?;
+    let mut admin = admin().await?;
     let payment_db = database_name(&sys, Svc::Payment)?;
     // When orders arrive at about ten a second for thirty seconds, and payment's database refuses
     // every connection from the fifth second to the twenty-fifth
@@ -65,32 +63,18 @@ async fn payment_database_outage_of_twenty_seconds_under_load_dead_letters_and_c
     while start.elapsed() < Duration::from_secs(30) {
         let t = start.elapsed();
         if !down && t >= Duration::from_secs(5) {
-            admin
-                .execute(
-                    format!("ALTER DATABASE \"{payment_db}\" ALLOW_CONNECTIONS false").as_str(),
-                )
-                .await?;
-            sqlx::query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-            )
-            .bind(&payment_db)
-            .execute(&admin)
-            .await?;
+            postgres::refuse_connections(&mut admin, &payment_db).await?;
             down = true;
         }
         if down && !up_again && t >= Duration::from_secs(25) {
-            admin
-                .execute(format!("ALTER DATABASE \"{payment_db}\" ALLOW_CONNECTIONS true").as_str())
-                .await?;
+            postgres::allow_connections(&mut admin, &payment_db).await?;
             up_again = true;
         }
         ledger.order(api, &customer, &[(&sku, 1)], None).await?;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if !up_again {
-        admin
-            .execute(format!("ALTER DATABASE \"{payment_db}\" ALLOW_CONNECTIONS true").as_str())
-            .await?;
+        postgres::allow_connections(&mut admin, &payment_db).await?;
     }
     // Then every order is confirmed, nothing is dead-lettered, and every invariant holds
     let outcome = assert_invariants(api, &ledger, SETTLE).await?;

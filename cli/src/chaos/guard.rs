@@ -8,6 +8,7 @@
 
 use anyhow::Context as _;
 use async_nats::jetstream::stream;
+use jetsaga_testkit::postgres;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use std::future::Future;
 use std::time::Duration;
@@ -39,27 +40,14 @@ impl RefusingDatabase {
             database: database.to_owned(),
             armed: true,
         };
-        sqlx::query(&allow_connections(database, false))
-            .execute(admin)
-            .await
-            .with_context(|| format!("making database {database} refuse connections"))?;
-        let terminated: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(database)
-        .fetch_all(admin)
-        .await
-        .with_context(|| format!("terminating the connections to {database}"))?;
-        Ok((guard, terminated.len()))
+        let terminated =
+            postgres::refuse_connections(&mut *admin.acquire().await?, database).await?;
+        Ok((guard, terminated))
     }
 
     /// Lets the database take connections again.
     pub async fn allow(mut self, admin: &PgPool) -> anyhow::Result<()> {
-        sqlx::query(&allow_connections(&self.database, true))
-            .execute(admin)
-            .await
-            .with_context(|| format!("letting database {} take connections", self.database))?;
+        postgres::allow_connections(&mut *admin.acquire().await?, &self.database).await?;
         self.armed = false;
         Ok(())
     }
@@ -75,21 +63,10 @@ impl Drop for RefusingDatabase {
             &format!("letting {database} take connections"),
             async move {
                 let mut admin = PgConnection::connect(&url).await?;
-                sqlx::query(&allow_connections(&database, true))
-                    .execute(&mut admin)
-                    .await?;
-                Ok(())
+                postgres::allow_connections(&mut admin, &database).await
             },
         );
     }
-}
-
-/// `ALTER DATABASE "<name>" ALLOW_CONNECTIONS <allow>`.
-fn allow_connections(database: &str, allow: bool) -> String {
-    format!(
-        "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
-        database.replace('"', "\"\"")
-    )
 }
 
 /// A stream whose configuration was changed, restored to `original` by
@@ -173,22 +150,5 @@ where
     match outcome {
         Ok(()) => eprintln!("jetsaga chaos: undone on the way out: {what}"),
         Err(e) => eprintln!("jetsaga chaos: could not undo ({what}): {e:#}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_database_name_is_quoted_as_an_identifier() {
-        assert_eq!(
-            allow_connections("jetsaga_x", false),
-            "ALTER DATABASE \"jetsaga_x\" ALLOW_CONNECTIONS false"
-        );
-        assert_eq!(
-            allow_connections("a\"b", true),
-            "ALTER DATABASE \"a\"\"b\" ALLOW_CONNECTIONS true"
-        );
     }
 }

@@ -24,6 +24,16 @@ async fn effect_count(h: &Harness, event: &OrderEvent) -> anyhow::Result<i32> {
     Ok(h.effects().await?.get(&c.order_id).copied().unwrap_or(0))
 }
 
+/// Whether each of `events` has had its effect exactly once.
+async fn each_applied_once(h: &Harness, events: &[OrderEvent]) -> bool {
+    for e in events {
+        if effect_count(h, e).await.unwrap_or(0) != 1 {
+            return false;
+        }
+    }
+    true
+}
+
 async fn count(h: &Harness, sql: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar(sql).fetch_one(h.db.pool()).await?)
 }
@@ -69,11 +79,7 @@ async fn database_outage_across_every_delivery_dead_letters_nothing_and_applies_
     tokio::time::sleep(Duration::from_secs(9)).await;
     h.db.allow_connections().await?;
     wait_until("every event applied after the outage", WAIT, || async {
-        let mut all = true;
-        for e in &events {
-            all &= effect_count(&h, e).await.unwrap_or(0) == 1;
-        }
-        all
+        each_applied_once(&h, &events).await
     })
     .await?;
     shutdown.cancel();
@@ -151,15 +157,11 @@ async fn big_binary_poison_holds_back_neither_the_consumer_nor_the_outbox() -> a
         "three dead letters and ten orders applied",
         WAIT,
         || async {
-            let mut all = h
-                .dead_letters()
+            h.dead_letters()
                 .await
                 .map(|d| d.len() == 3)
-                .unwrap_or(false);
-            for e in &good {
-                all &= effect_count(&h, e).await.unwrap_or(0) == 1;
-            }
-            all
+                .unwrap_or(false)
+                && each_applied_once(&h, &good).await
         },
     )
     .await?;
@@ -239,13 +241,7 @@ async fn a_missing_dlq_stream_holds_back_only_its_own_rows() -> anyhow::Result<(
     wait_until(
         "the orders behind the refused copy applied",
         WAIT,
-        || async {
-            let mut all = true;
-            for e in &good {
-                all &= effect_count(&h, e).await.unwrap_or(0) == 1;
-            }
-            all
-        },
+        || async { each_applied_once(&h, &good).await },
     )
     .await?;
     let (attempts, error): (i32, Option<String>) =
@@ -303,11 +299,7 @@ async fn graceful_shutdown_hands_back_what_it_will_not_finish() -> anyhow::Resul
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(runner(participant.clone()).run(shutdown.clone()));
     wait_until("every slow order applied", WAIT, || async {
-        let mut all = true;
-        for e in &slow {
-            all &= effect_count(&h, e).await.unwrap_or(0) == 1;
-        }
-        all
+        each_applied_once(&h, &slow).await
     })
     .await?;
     shutdown.cancel();
@@ -424,26 +416,14 @@ async fn a_held_row_lock_makes_only_its_own_messages_wait() -> anyhow::Result<()
     wait_until(
         "the other orders applied while the lock is held",
         WAIT,
-        || async {
-            let mut all = true;
-            for e in &others {
-                all &= effect_count(&h, e).await.unwrap_or(0) == 1;
-            }
-            all
-        },
+        || async { each_applied_once(&h, &others).await },
     )
     .await?;
     holder.rollback().await?;
     wait_until(
         "the held orders applied once the lock is gone",
         WAIT,
-        || async {
-            let mut all = true;
-            for e in &locked {
-                all &= effect_count(&h, e).await.unwrap_or(0) == 1;
-            }
-            all
-        },
+        || async { each_applied_once(&h, &locked).await },
     )
     .await?;
     shutdown.cancel();

@@ -89,20 +89,11 @@ impl TestDb {
 
     /// Another pool on this database, independent of [`pool`](Self::pool), e.g. for a second
     /// instance of a service.
-    /// A real outage of this database: it refuses every new connection (superusers included) and
-    /// its open sessions are ended, until [`TestDb::allow_connections`].
+    /// A real outage of this database ([`refuse_connections`]), until
+    /// [`TestDb::allow_connections`].
     pub async fn refuse_connections(&self) -> anyhow::Result<()> {
         let mut admin = PgConnection::connect(&self.admin_url).await?;
-        let name = quote_ident(&self.name);
-        admin
-            .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false").as_str())
-            .await
-            .context("ALTER DATABASE … ALLOW_CONNECTIONS false")?;
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-            .bind(&self.name)
-            .execute(&mut admin)
-            .await
-            .context("terminating the sessions of the test database")?;
+        refuse_connections(&mut admin, &self.name).await?;
         let _ = admin.close().await;
         Ok(())
     }
@@ -110,11 +101,7 @@ impl TestDb {
     /// Ends the outage of [`TestDb::refuse_connections`].
     pub async fn allow_connections(&self) -> anyhow::Result<()> {
         let mut admin = PgConnection::connect(&self.admin_url).await?;
-        let name = quote_ident(&self.name);
-        admin
-            .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true").as_str())
-            .await
-            .context("ALTER DATABASE … ALLOW_CONNECTIONS true")?;
+        allow_connections(&mut admin, &self.name).await?;
         let _ = admin.close().await;
         Ok(())
     }
@@ -235,6 +222,42 @@ fn database_url(admin_url: &str, name: &str) -> String {
     url
 }
 
+/// A real outage of `database`, made through the superuser connection `admin`: it refuses every
+/// new connection, superusers' too (superusers ignore connection limits, not this), and its open
+/// sessions are ended. Returns how many sessions were ended.
+pub async fn refuse_connections(admin: &mut PgConnection, database: &str) -> anyhow::Result<usize> {
+    admin
+        .execute(allow_connections_sql(database, false).as_str())
+        .await
+        .with_context(|| format!("making database {database} refuse connections"))?;
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(database)
+    .fetch_all(&mut *admin)
+    .await
+    .with_context(|| format!("ending the sessions of database {database}"))?;
+    Ok(ended.len())
+}
+
+/// Ends the outage of [`refuse_connections`].
+pub async fn allow_connections(admin: &mut PgConnection, database: &str) -> anyhow::Result<()> {
+    admin
+        .execute(allow_connections_sql(database, true).as_str())
+        .await
+        .with_context(|| format!("letting database {database} take connections"))?;
+    Ok(())
+}
+
+/// `ALTER DATABASE "<name>" ALLOW_CONNECTIONS <allow>`.
+fn allow_connections_sql(database: &str, allow: bool) -> String {
+    format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS {allow}",
+        quote_ident(database)
+    )
+}
+
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -261,6 +284,18 @@ fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_name_is_quoted_as_an_identifier() {
+        assert_eq!(
+            allow_connections_sql("jetsaga_x", false),
+            "ALTER DATABASE \"jetsaga_x\" ALLOW_CONNECTIONS false"
+        );
+        assert_eq!(
+            allow_connections_sql("a\"b", true),
+            "ALTER DATABASE \"a\"\"b\" ALLOW_CONNECTIONS true"
+        );
+    }
 
     #[test]
     fn database_url_swaps_the_database_and_keeps_the_query() {
