@@ -93,3 +93,31 @@ pub async fn compensate(
     }
     Ok(Gate::Proceed)
 }
+
+/// What a step that took effect left in the barrier, for a replay that restores the step's
+/// recorded fact instead of running it again (see [`crate::facts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// A forward step that proceeded: its `forward` record.
+    Forward,
+    /// A compensation that proceeded: its `compensate` record, and the `forward` record it found
+    /// (written here too, should the forward fact be missing, so a late forward step still hangs).
+    Compensation,
+}
+
+/// Writes the records `restored` says a step of `branch` of saga `saga_id` left, under
+/// `event_id` (the input the step answered), without deciding anything: a record that is there
+/// already stays as it is.
+pub async fn restore(
+    conn: &mut PgConnection,
+    saga_id: &str,
+    branch: &str,
+    restored: Restored,
+    event_id: EventId,
+) -> Result<(), sqlx::Error> {
+    if restored == Restored::Compensation {
+        record(conn, saga_id, branch, "compensate", event_id).await?;
+    }
+    record(conn, saga_id, branch, "forward", event_id).await?;
+    Ok(())
+}

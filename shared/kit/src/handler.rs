@@ -91,6 +91,17 @@ impl HandlerError {
             reason: reason.into(),
         })
     }
+
+    /// A database error while doing `what` (which names the business id): unavailable when the
+    /// database is ([`is_unavailable`]), transient otherwise, as `From<sqlx::Error>` decides, but
+    /// saying what failed.
+    pub fn database(what: impl Into<String>, source: sqlx::Error) -> Self {
+        if is_unavailable(&source) {
+            HandlerError::unavailable(what, source)
+        } else {
+            HandlerError::transient(what, source)
+        }
+    }
 }
 
 /// A database error inside a handler rolls the transaction back. When the database is unavailable

@@ -2,7 +2,7 @@
 
 use jetsaga_contracts::EventId;
 use jetsaga_testkit::TestDb;
-use saga_kit::barrier::{self, Gate};
+use saga_kit::barrier::{self, Gate, Restored};
 
 async fn db() -> anyhow::Result<TestDb> {
     let db = TestDb::create("barrier").await?;
@@ -82,5 +82,33 @@ async fn racing_forward_and_compensation_let_exactly_one_order_win() -> anyhow::
             "{fwd:?} {comp:?}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restored_step_meets_later_steps_as_the_original_did() -> anyhow::Result<()> {
+    let db = db().await?;
+    let mut c = db.pool().acquire().await?;
+    let id = EventId::new_random;
+
+    // A forward step restored from its fact: the same step again is a duplicate.
+    barrier::restore(&mut c, "r1", "hold", Restored::Forward, id()).await?;
+    barrier::restore(&mut c, "r1", "hold", Restored::Forward, id()).await?;
+    assert_eq!(
+        barrier::forward(&mut c, "r1", "hold", id()).await?,
+        Gate::Duplicate
+    );
+
+    // A compensation restored from its fact: a late forward step hangs, a second compensation
+    // is a duplicate.
+    barrier::restore(&mut c, "r2", "hold", Restored::Compensation, id()).await?;
+    assert_eq!(
+        barrier::forward(&mut c, "r2", "hold", id()).await?,
+        Gate::Hanging
+    );
+    assert_eq!(
+        barrier::compensate(&mut c, "r2", "hold", id()).await?,
+        Gate::Duplicate
+    );
     Ok(())
 }
