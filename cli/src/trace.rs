@@ -332,6 +332,7 @@ mod tests {
                     total,
                     voucher_code: None,
                     deadline: datetime!(2026-11-21 10:00:30 UTC),
+                    idempotency_key: None,
                 }),
             ),
             event(

@@ -202,6 +202,7 @@ async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
         total,
         voucher_code: voucher_code.clone(),
         deadline: time::OffsetDateTime::now_utc() + time::Duration::minutes(1),
+        idempotency_key: None,
     });
     let reserved = VoucherEvent::VoucherReserved(VoucherReserved {
         order_id,

@@ -283,6 +283,7 @@ impl Placer for NullPlacer {
                 total: Money::from_cents(100 * i64::from(quantity))?,
                 voucher_code: None,
                 deadline: time::OffsetDateTime::now_utc() + time::Duration::seconds(30),
+                idempotency_key: None,
             });
             let mut tx = pool.begin().await?;
             business_row(&mut tx, order_id, "created").await?;

@@ -1,10 +1,12 @@
 //! The order's rules, pure: its status machine, pricing, and the deadline. No I/O here; the
 //! handlers, the API and the deadline sweep ask these functions what to do and then do it.
 
-use jetsaga_contracts::{CancelReason, Money, MoneyError, Sku};
+use jetsaga_contracts::{CancelReason, CustomerId, Money, MoneyError, Sku, VoucherCode};
+use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// The most lines one order may have.
 pub const MAX_LINES: usize = 100;
@@ -127,6 +129,40 @@ pub fn transition(current: OrderStatus, input: OrderInput) -> Transition {
         ) => Transition::Record,
         (OrderStatus::Pending, OrderInput::Failed(reason)) => Transition::Cancel(reason),
     }
+}
+
+/// Names the request hashes; changing it makes every stored key look reused with another request.
+const REQUEST_HASH_NAMESPACE: Uuid = Uuid::from_u128(0x6a65_7473_6167_6100_8000_0000_0000_0002);
+
+/// An order request in its canonical form: the form that is hashed.
+#[derive(Serialize)]
+struct CanonicalRequest<'a> {
+    customer_id: CustomerId,
+    /// Sorted by SKU (each SKU appears once), so the order of lines does not change the hash.
+    items: &'a [(Sku, u32)],
+    voucher_code: Option<&'a VoucherCode>,
+}
+
+/// The hash of an order request that an Idempotency-Key is stored with: the same key with another
+/// request is refused. A UUIDv5 of the canonical JSON of the customer, the `(sku, quantity)` items
+/// sorted by SKU, and the voucher code. Everything it covers is in OrderCreated, so a replay
+/// computes the same hash from the event.
+pub fn request_hash(
+    customer_id: CustomerId,
+    items: &[(Sku, u32)],
+    voucher_code: Option<&VoucherCode>,
+) -> String {
+    let mut items = items.to_vec();
+    items.sort();
+    let canonical = serde_json::to_vec(&CanonicalRequest {
+        customer_id,
+        items: &items,
+        voucher_code,
+    })
+    .expect("plain data always serializes");
+    Uuid::new_v5(&REQUEST_HASH_NAMESPACE, &canonical)
+        .simple()
+        .to_string()
 }
 
 /// Whether an order with this deadline is overdue at `now`.
@@ -403,5 +439,24 @@ mod tests {
         assert_eq!(check_product(&"é".repeat(200), 1), Ok(money(1)));
         assert_eq!(check_product("Tea", 0), Err(ProductError::Price(0)));
         assert_eq!(check_product("Tea", -5), Err(ProductError::Price(-5)));
+    }
+
+    /// Pinned: a changed hash makes every stored Idempotency-Key look reused with another request.
+    #[test]
+    fn the_request_hash_is_stable_and_ignores_the_order_of_items() {
+        let customer: CustomerId = "6a1c6f4e-2b8e-4d0e-9a43-5a4bb1f0c001".parse().unwrap();
+        let voucher = VoucherCode::parse("WELCOME10").unwrap();
+        assert_eq!(
+            request_hash(customer, &[(sku("A"), 1), (sku("B"), 2)], None),
+            "59b977e0ca935cdc92e3a98c3072ee8f"
+        );
+        assert_eq!(
+            request_hash(customer, &[(sku("B"), 2), (sku("A"), 1)], Some(&voucher)),
+            "8e271685e8d950988a1445e3c9752e31"
+        );
+        assert_ne!(
+            request_hash(customer, &[(sku("A"), 1), (sku("B"), 3)], None),
+            request_hash(customer, &[(sku("A"), 1), (sku("B"), 2)], None)
+        );
     }
 }

@@ -5,10 +5,11 @@
 //! Idempotency: the key is stored with a hash of the canonical request. The same key with the same
 //! request answers the same order again and stores nothing; with another request it is refused
 //! (422 `idempotency_key_reused`). Two requests racing with one key meet at the unique constraint:
-//! the loser stores nothing and answers the winner's order.
+//! the loser stores nothing and answers the winner's order. OrderCreated carries the key, so a
+//! replay rebuilds the record from the stream (the hash is computed from the event's fields).
 
 use super::AppState;
-use crate::domain::{check_lines, order_total};
+use crate::domain::{check_lines, order_total, request_hash};
 use crate::store::{self, Line, NewOrder};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,17 +18,13 @@ use jetsaga_contracts::events::order::OrderCreated;
 use jetsaga_contracts::{CustomerId, OrderEvent, OrderId, OrderLine, Sku, VoucherCode};
 use jetsaga_runtime::{ApiError, Json};
 use saga_kit::envelope::keyed_event_id;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// The request header that makes a POST safe to repeat.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
-
-/// Names the request hashes; changing it makes every stored key look reused with another request.
-const REQUEST_HASH_NAMESPACE: Uuid = Uuid::from_u128(0x6a65_7473_6167_6100_8000_0000_0000_0002);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,8 +43,8 @@ pub struct Item {
     pub quantity: i64,
 }
 
-/// A request after validation; its JSON is the canonical form that is hashed.
-#[derive(Debug, Serialize)]
+/// A request after validation.
+#[derive(Debug)]
 struct Valid {
     customer_id: CustomerId,
     /// Sorted by SKU (each SKU appears once), so the order of lines does not change the hash.
@@ -57,10 +54,7 @@ struct Valid {
 
 impl Valid {
     fn hash(&self) -> String {
-        let canonical = serde_json::to_vec(self).expect("plain data always serializes");
-        Uuid::new_v5(&REQUEST_HASH_NAMESPACE, &canonical)
-            .simple()
-            .to_string()
+        request_hash(self.customer_id, &self.items, self.voucher_code.as_ref())
     }
 }
 
@@ -219,6 +213,7 @@ pub async fn create_order(
         total,
         voucher_code: valid.voucher_code.clone(),
         deadline,
+        idempotency_key: key.clone(),
     });
     saga_kit::outbox::emit_root(
         &mut tx,

@@ -97,6 +97,7 @@ pub fn order_created(
         total,
         voucher_code: voucher.map(|c| VoucherCode::parse(c).expect("valid code")),
         deadline: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
+        idempotency_key: None,
     }
 }
 

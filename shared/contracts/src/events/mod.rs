@@ -55,6 +55,7 @@ mod tests {
             total: Money::from_cents(500).unwrap(),
             voucher_code: None,
             deadline: time::OffsetDateTime::UNIX_EPOCH,
+            idempotency_key: None,
         })
     }
 
@@ -65,6 +66,28 @@ mod tests {
         assert!(e.subject().starts_with("orders.created."));
         let back = OrderEvent::from_payload(e.ce_type(), &e.to_payload()).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn an_order_created_without_an_idempotency_key_reads_and_writes_as_before() {
+        let e = created();
+        let json: serde_json::Value = serde_json::from_slice(&e.to_payload()).unwrap();
+        assert!(json.get("idempotency_key").is_none(), "{json}");
+        // An event written before the key was carried decodes, without one.
+        let back = OrderEvent::from_payload(e.ce_type(), &e.to_payload()).unwrap();
+        assert_eq!(back, e);
+
+        let OrderEvent::OrderCreated(mut keyed) = e else {
+            unreachable!()
+        };
+        keyed.idempotency_key = Some("client-key".into());
+        let keyed = OrderEvent::OrderCreated(keyed);
+        let json: serde_json::Value = serde_json::from_slice(&keyed.to_payload()).unwrap();
+        assert_eq!(json["idempotency_key"], "client-key");
+        assert_eq!(
+            OrderEvent::from_payload(keyed.ce_type(), &keyed.to_payload()).unwrap(),
+            keyed
+        );
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub struct OrderCreated {
     /// The order is cancelled with reason `timeout` if its saga has not finished by then.
     #[serde(with = "time::serde::rfc3339")]
     pub deadline: OffsetDateTime,
+    /// The client's `Idempotency-Key`, when it sent one, so the order service rebuilds the key's
+    /// record from its own stream (the request hash is computed from the fields above). Absent
+    /// from the JSON when there is none, and from events written before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// Every step succeeded.
