@@ -7,9 +7,13 @@
 //!
 //! ## Layout
 //! - [`ServiceUnderTest`]: start, stop, HTTP, inject, outbox, metrics and waits, all in this file.
+//! - [`facts`]: a service's own events applied again as recorded facts to a fresh database, and
+//!   the business state of two databases to compare.
 //!
 //! Architecture Invariant: nothing here is mocked; a test that passes here has talked to a real
 //! nats-server and a real PostgreSQL.
+
+pub mod facts;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
