@@ -16,7 +16,10 @@
 //! - [`domain`]: the pure rules (all lines or none, adjustments, the reservation status).
 //! - [`store`]: the SQL.
 //! - [`repair`]: what `jetsaga reconcile --repair` may fix here: release a cancelled order's stock.
-//! - [`restore`]: the root events of its own stream that `jetsaga replay` applies again.
+//! - [`restore`]: every event of its own stream applied again as a recorded fact, for
+//!   `jetsaga replay`: one function per event, no decision taken again.
+//! - [`state`]: the business state `jetsaga replay --verify` compares (stock, adjustments,
+//!   reservations).
 //! - [`api`]: the HTTP routes, one file each.
 //! - `migrations/stock/` (at the repository root): the tables `stock`, `adjustments`,
 //!   `reservations`.
@@ -30,6 +33,7 @@ pub mod domain;
 pub mod handlers;
 pub mod repair;
 pub mod restore;
+pub mod state;
 pub mod store;
 
 use jetsaga_contracts::Producer;

@@ -169,3 +169,38 @@ pub async fn set_reservation_status(
     .await?;
     Ok(())
 }
+
+/// Whether the ledger holds the adjustment `adjustment_id`.
+pub async fn has_adjustment(
+    conn: &mut PgConnection,
+    adjustment_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM adjustments WHERE adjustment_id = $1)")
+        .bind(adjustment_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Whether `order_id` has any reservation, held or released.
+pub async fn has_reservations(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM reservations WHERE order_id = $1)")
+        .bind(order_id.as_uuid())
+        .fetch_one(conn)
+        .await
+}
+
+/// Locks every reservation of `order_id`, held or released, in SKU order.
+pub async fn lock_reservations(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<Vec<ReservationRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT sku, quantity, status FROM reservations WHERE order_id = $1 ORDER BY sku FOR UPDATE",
+    )
+    .bind(order_id.as_uuid())
+    .fetch_all(conn)
+    .await
+}
