@@ -12,7 +12,10 @@
 //! - [`domain`]: the pure rules: charge, credit, payment status transitions, payment ids.
 //! - [`store`]: the SQL on accounts, credits and payments.
 //! - [`repair`]: what `jetsaga reconcile --repair` may fix here: refund a cancelled order.
-//! - [`restore`]: the root events of its own stream that `jetsaga replay` applies again.
+//! - [`restore`]: every event of its own stream applied again as a recorded fact, for
+//!   `jetsaga replay`: one function per event, no decision taken again.
+//! - [`state`]: the business state `jetsaga replay --verify` compares (accounts, credits,
+//!   payments).
 //! - [`api`]: `POST /accounts/{customer_id}/credit` and `GET /accounts/{customer_id}`.
 //! - `migrations/payment/` (at the repository root): the tables, embedded as [`MIGRATIONS`].
 //!
@@ -28,6 +31,7 @@ pub mod domain;
 pub mod handlers;
 pub mod repair;
 pub mod restore;
+pub mod state;
 pub mod store;
 
 use jetsaga_contracts::Producer;

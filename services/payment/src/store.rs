@@ -94,6 +94,14 @@ pub async fn insert_credit(
     Ok(())
 }
 
+/// Whether the ledger holds the credit `credit_id`.
+pub async fn has_credit(conn: &mut PgConnection, credit_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM credits WHERE credit_id = $1)")
+        .bind(credit_id)
+        .fetch_one(conn)
+        .await
+}
+
 /// One row of the payment ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
