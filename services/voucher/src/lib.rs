@@ -15,7 +15,9 @@
 //!   voucher an order may use and the discount it gives.
 //! - [`store`]: the SQL of the `vouchers` table.
 //! - [`repair`]: what `jetsaga reconcile --repair` may fix here: release or redeem a held voucher.
-//! - [`restore`]: the root events of its own stream that `jetsaga replay` applies again.
+//! - [`restore`]: every event of its own stream applied again as a recorded fact, for
+//!   `jetsaga replay`: one function per event, no decision taken again.
+//! - [`state`]: the business state `jetsaga replay --verify` compares (vouchers).
 //! - `api/`: `POST /vouchers` (`issue_voucher.rs`) and `GET /vouchers/{code}` (`get_voucher.rs`).
 //! - `migrations/voucher/` (at the workspace root): the `vouchers` table.
 //!
@@ -31,6 +33,7 @@ pub mod domain;
 pub mod handlers;
 pub mod repair;
 pub mod restore;
+pub mod state;
 pub mod store;
 
 use jetsaga_contracts::Producer;
