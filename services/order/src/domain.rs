@@ -131,6 +131,59 @@ pub fn transition(current: OrderStatus, input: OrderInput) -> Transition {
     }
 }
 
+/// How an order's saga ended, as the order service recorded it in its own stream
+/// (OrderConfirmed, OrderCancelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedEnd {
+    Confirmed,
+    Cancelled(CancelReason),
+}
+
+/// A recorded end that contradicts how the order already ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the order is already {found}{}, the event says {recorded:?}",
+    found_reason.map(|r| format!(" ({})", r.as_str())).unwrap_or_default())]
+pub struct EndConflict {
+    pub found: OrderStatus,
+    pub found_reason: Option<CancelReason>,
+    pub recorded: RecordedEnd,
+}
+
+/// Whether a recorded end still has to be applied to an order that stands at `status` (with
+/// `reason` when it is cancelled): `Ok(true)` for a PENDING order, `Ok(false)` for an order that
+/// already ended this way (the same fact again). No rule of the saga is asked again, the end
+/// happened; but a terminal order never changes, so an order that ended another way is a
+/// conflict: the facts contradict each other.
+pub fn end_to_restore(
+    status: OrderStatus,
+    reason: Option<CancelReason>,
+    recorded: RecordedEnd,
+) -> Result<bool, EndConflict> {
+    let found = match status {
+        OrderStatus::Pending => return Ok(true),
+        OrderStatus::Confirmed => RecordedEnd::Confirmed,
+        OrderStatus::Cancelled => match reason {
+            Some(reason) => RecordedEnd::Cancelled(reason),
+            None => {
+                return Err(EndConflict {
+                    found: status,
+                    found_reason: None,
+                    recorded,
+                })
+            }
+        },
+    };
+    if found == recorded {
+        Ok(false)
+    } else {
+        Err(EndConflict {
+            found: status,
+            found_reason: reason,
+            recorded,
+        })
+    }
+}
+
 /// Names the request hashes; changing it makes every stored key look reused with another request.
 const REQUEST_HASH_NAMESPACE: Uuid = Uuid::from_u128(0x6a65_7473_6167_6100_8000_0000_0000_0002);
 
@@ -439,6 +492,62 @@ mod tests {
         assert_eq!(check_product(&"é".repeat(200), 1), Ok(money(1)));
         assert_eq!(check_product("Tea", 0), Err(ProductError::Price(0)));
         assert_eq!(check_product("Tea", -5), Err(ProductError::Price(-5)));
+    }
+
+    #[test]
+    fn a_recorded_end_is_applied_to_a_pending_order_once() {
+        use CancelReason::Timeout;
+        let ends = [RecordedEnd::Confirmed, RecordedEnd::Cancelled(Timeout)];
+        for end in ends {
+            assert_eq!(end_to_restore(OrderStatus::Pending, None, end), Ok(true));
+        }
+        assert_eq!(
+            end_to_restore(OrderStatus::Confirmed, None, RecordedEnd::Confirmed),
+            Ok(false)
+        );
+        assert_eq!(
+            end_to_restore(
+                OrderStatus::Cancelled,
+                Some(Timeout),
+                RecordedEnd::Cancelled(Timeout)
+            ),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn a_recorded_end_never_changes_an_order_that_ended_another_way() {
+        use CancelReason::{PaymentFailed, Timeout};
+        for (status, reason, end) in [
+            (
+                OrderStatus::Confirmed,
+                None,
+                RecordedEnd::Cancelled(Timeout),
+            ),
+            (
+                OrderStatus::Cancelled,
+                Some(Timeout),
+                RecordedEnd::Confirmed,
+            ),
+            (
+                OrderStatus::Cancelled,
+                Some(Timeout),
+                RecordedEnd::Cancelled(PaymentFailed),
+            ),
+        ] {
+            let err = end_to_restore(status, reason, end).unwrap_err();
+            assert_eq!((err.found, err.recorded), (status, end));
+        }
+        let err = end_to_restore(
+            OrderStatus::Cancelled,
+            Some(Timeout),
+            RecordedEnd::Confirmed,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the order is already CANCELLED (timeout), the event says Confirmed"
+        );
     }
 
     /// Pinned: a changed hash makes every stored Idempotency-Key look reused with another request.

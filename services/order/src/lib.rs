@@ -15,7 +15,10 @@
 //! - [`handlers`]: one file per event reacted to (`voucher_reserved.rs`, `stock_reserved.rs`, ...).
 //! - [`deadline`]: the sweep that cancels overdue orders with reason `timeout`.
 //! - [`repair`]: what `jetsaga reconcile --repair` may fix here: an overdue order is cancelled.
-//! - [`restore`]: the root events of its own stream that `jetsaga replay` applies again.
+//! - [`restore`]: every event of its own stream applied again as a recorded fact, for
+//!   `jetsaga replay`: one function per event, no decision taken again.
+//! - [`state`]: the business state `jetsaga replay --verify` compares (products, orders with
+//!   their lines).
 //!
 //! Architecture Invariants:
 //! - an order's status only moves PENDING → CONFIRMED or PENDING → CANCELLED, decided by
@@ -30,6 +33,7 @@ pub mod domain;
 pub mod handlers;
 pub mod repair;
 pub mod restore;
+pub mod state;
 pub mod store;
 
 use jetsaga_contracts::Producer;
