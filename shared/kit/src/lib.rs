@@ -19,6 +19,8 @@
 //! - [`backoff`]: the one retry policy.
 //! - [`repair`]: the outcome of an operator repair, and whether its event is emitted or restored.
 //! - [`replay`]: a service re-consumes its inputs through its inbox and restores lost root events.
+//! - [`stream_audit`]: published outbox rows looked for in their streams; what a stream lost is
+//!   published again under the same ids.
 //! - [`trace`]: one saga read back from every stream, in time order.
 //! - [`metrics`]: per-instance counters in the Prometheus text format.
 //! - [`migrate`]: the kit's tables, migrated with the service's own.
@@ -45,6 +47,7 @@ pub mod provision;
 pub mod relay;
 pub mod repair;
 pub mod replay;
+pub mod stream_audit;
 pub mod trace;
 
 pub use backoff::Backoff;
