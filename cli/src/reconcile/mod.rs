@@ -26,6 +26,9 @@
 //! Exit codes: 0 clean (after `--repair`: the re-check is clean), 1 differences remain,
 //! 2 the check could not run (bad arguments or settlement file, unreachable database).
 //!
+//! `--streams` checks the streams instead of the databases: see [`streams`] (its own exit codes
+//! add 3, "events were missing and are republished").
+//!
 //! ## Layout
 //! - [`difference`]: the kinds, entities and repair actions.
 //! - [`rules`]: the pure rules that judge an order, an account, a SKU (unit tests beside them).
@@ -33,6 +36,8 @@
 //! - [`settlement`]: the provider's CSV, and its comparison with our ledger.
 //! - [`repair`]: runs the owning services' repair functions.
 //! - [`report`]: the tables, the summary and the `--json` document.
+//! - [`streams`]: `--streams`, the published outbox rows looked for in the streams, and what a
+//!   stream lost republished.
 
 pub mod check;
 pub mod difference;
@@ -40,9 +45,10 @@ pub mod repair;
 pub mod report;
 pub mod rules;
 pub mod settlement;
+pub mod streams;
 
 use crate::cli::Outcome;
-use crate::targets::Targets;
+use crate::targets::{ServiceName, Targets};
 use check::{BusinessDay, Options};
 use difference::{Difference, RepairAction};
 use repair::RepairOutcome;
@@ -54,6 +60,7 @@ use time::{Date, Duration};
 
 /// `jetsaga reconcile`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXIT_CODES)]
 pub struct ReconcileArgs {
     /// Check only the orders created on this UTC business date (YYYY-MM-DD). Conservation is
     /// always checked over everything.
@@ -74,7 +81,37 @@ pub struct ReconcileArgs {
     /// may still be on their way.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub settle_secs: u32,
+    /// Check the streams instead of the databases: each service's outbox rows published within
+    /// --window are looked for in its stream (dead-letter copies in DLQ), and every event a stream
+    /// no longer holds is published again under its own Msg-Id and ce-id. Reads the databases,
+    /// writes only to NATS (the admin user on a locked-down server).
+    #[arg(long, conflicts_with_all = ["date", "repair", "settlement"])]
+    pub streams: bool,
+    /// With --streams: only this service's outbox.
+    #[arg(long, value_enum, requires = "streams")]
+    pub service: Option<ServiceName>,
+    /// With --streams: the rows published this long ago or later are checked (90s, 15m, 2h, 1d).
+    /// Published outbox rows are kept for ever; a window beyond a stream's retention (30 days by
+    /// default) is cut to it, since older events expire by design.
+    #[arg(
+        long,
+        value_name = "AGE",
+        default_value = "24h",
+        value_parser = streams::parse_window,
+        requires = "streams"
+    )]
+    pub window: std::time::Duration,
+    /// With --streams: report what is missing, publish nothing.
+    #[arg(long, requires = "streams")]
+    pub dry_run: bool,
 }
+
+/// The exit codes, for `--help`.
+const EXIT_CODES: &str = "Exit codes: 0 clean; 1 differences remain; 2 the check could not run.
+With --streams: 0 every event published in the window is in its stream; 3 events were missing and \
+every one is republished now (NATS lost writes it had acknowledged: alert on it); 1 events are \
+still missing (--dry-run, or a republish the stream dropped as a duplicate: run again after its \
+dedupe window); 2 the audit could not run.";
 
 fn parse_date(s: &str) -> Result<Date, String> {
     Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
@@ -82,6 +119,14 @@ fn parse_date(s: &str) -> Result<Date, String> {
 }
 
 pub async fn run(args: ReconcileArgs, targets: &Targets, json: bool) -> Outcome {
+    if args.streams {
+        let streams = streams::StreamsArgs {
+            service: args.service,
+            window: args.window,
+            dry_run: args.dry_run,
+        };
+        return streams::run(streams, targets, json).await;
+    }
     // The file is read first: a bad one stops everything before any database is touched.
     let settlement_rows = args
         .settlement
