@@ -396,9 +396,13 @@ async fn act(
         let pool: &sqlx::PgPool = pool;
         let result = match (&js, action) {
             (Some(js), Action::Requeue) => {
-                dead_letter::requeue(pool, js, r.id, actor).await.map(Some)
+                dead_letter::requeue(pool, js, r.producer.service(), r.id, actor)
+                    .await
+                    .map(Some)
             }
-            _ => dead_letter::discard(pool, r.id, actor).await.map(|()| None),
+            _ => dead_letter::discard(pool, r.producer.service(), r.id, actor)
+                .await
+                .map(|()| None),
         };
         results.push(match result {
             Ok(new_msg_id) => ActionResult {

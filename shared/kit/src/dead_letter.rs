@@ -125,6 +125,76 @@ pub async fn record(conn: &mut PgConnection, dl: &NewDeadLetter) -> Result<bool,
     Ok(inserted)
 }
 
+/// An operator's decision on a dead letter, as the DLQ stream recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// `requeued` or `discarded`.
+    pub action: String,
+    pub actor: String,
+    pub new_msg_id: Option<String>,
+}
+
+/// A dead letter as a replay rebuilds it: the original message (read from its stream again), the
+/// kind, reason and deliveries its DLQ copy recorded, and the operators' decisions in order. No DLQ
+/// copy is written: the stream holds it already. Returns false when the database had it.
+pub async fn restore(
+    conn: &mut PgConnection,
+    dl: &RecordedDeadLetter<'_>,
+) -> Result<bool, sqlx::Error> {
+    let status = dl.decisions.last().map_or("open", |d| d.action.as_str());
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO kit_dead_letters
+             (consumer, stream, stream_seq, subject, headers, payload, event_id, kind, reason,
+              deliveries, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (consumer, stream, stream_seq) DO NOTHING
+         RETURNING id",
+    )
+    .bind(dl.consumer)
+    .bind(storable(dl.stream))
+    .bind(i64::try_from(dl.stream_seq).unwrap_or(i64::MAX))
+    .bind(storable(dl.subject))
+    .bind(storable_json(dl.headers))
+    .bind(dl.payload)
+    .bind(dl.event_id)
+    .bind(dl.kind)
+    .bind(storable(dl.reason))
+    .bind(dl.deliveries)
+    .bind(status)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(id) = id else { return Ok(false) };
+    for d in dl.decisions {
+        sqlx::query(
+            "INSERT INTO kit_dead_letter_audit (dead_letter_id, action, actor, new_msg_id)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(&d.action)
+        .bind(&d.actor)
+        .bind(&d.new_msg_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// What [`restore`] writes.
+#[derive(Debug)]
+pub struct RecordedDeadLetter<'a> {
+    pub consumer: &'a str,
+    pub stream: &'a str,
+    pub stream_seq: u64,
+    pub subject: &'a str,
+    pub headers: &'a serde_json::Value,
+    pub payload: &'a [u8],
+    pub event_id: Option<Uuid>,
+    pub kind: &'a str,
+    pub reason: &'a str,
+    pub deliveries: i64,
+    pub decisions: &'a [Decision],
+}
+
 /// Text PostgreSQL can store: `TEXT` and `JSONB` refuse the NUL character, which a header value or
 /// a reason quoting a payload may hold. It is written as the two characters `\0`.
 pub fn storable(text: &str) -> String {
@@ -209,7 +279,7 @@ fn dlq_copy(dl: &NewDeadLetter) -> Envelope {
     });
     Envelope {
         id,
-        ce_type: "jetsaga.dlq.dead_lettered.v1".to_owned(),
+        ce_type: DEAD_LETTERED_TYPE.to_owned(),
         source: format!("jetsaga/{}", dl.service),
         time: crate::envelope::now(),
         // One key per dead letter: a copy that cannot be published holds back no other.
@@ -217,6 +287,48 @@ fn dlq_copy(dl: &NewDeadLetter) -> Envelope {
         subject: format!("dlq.{}.{}", dl.service, dl.consumer),
         traceparent: TraceParent::root(id),
         correlation_id: dl.consumer.to_owned(),
+        causation_id: id,
+        payload: Bytes::from(body.to_string()),
+    }
+}
+
+/// The `ce-type` of a dead letter's copy on the DLQ stream.
+pub const DEAD_LETTERED_TYPE: &str = "jetsaga.dlq.dead_lettered.v1";
+/// The `ce-type` of an operator's discard of a dead letter.
+pub const DISCARDED_TYPE: &str = "jetsaga.dlq.discarded.v1";
+/// The `ce-type` of an operator's requeue of a dead letter.
+pub const REQUEUED_TYPE: &str = "jetsaga.dlq.requeued.v1";
+
+/// An operator's decision on a dead letter, for the DLQ stream.
+fn decision_event(
+    dl: &DeadLetter,
+    service: &str,
+    action: &str,
+    actor: &str,
+    new_msg_id: Option<&str>,
+) -> Envelope {
+    let place = format!("{}/{}/{}", dl.consumer, dl.stream, dl.stream_seq);
+    let id = keyed_event_id(
+        "dead-letter-decision",
+        &format!("{place}/{action}/{}", new_msg_id.unwrap_or("")),
+    );
+    let body = serde_json::json!({
+        "consumer": dl.consumer,
+        "stream": dl.stream,
+        "stream_seq": dl.stream_seq,
+        "action": action,
+        "actor": actor,
+        "new_msg_id": new_msg_id,
+    });
+    Envelope {
+        id,
+        ce_type: format!("jetsaga.dlq.{action}.v1"),
+        source: format!("jetsaga/{service}"),
+        time: crate::envelope::now(),
+        key: format!("dlq/{place}"),
+        subject: format!("dlq.{service}.{}", dl.consumer),
+        traceparent: TraceParent::root(id),
+        correlation_id: dl.consumer.clone(),
         causation_id: id,
         payload: Bytes::from(body.to_string()),
     }
@@ -295,6 +407,7 @@ pub enum DeadLetterError {
 pub async fn requeue(
     pool: &PgPool,
     js: &jetstream::Context,
+    service: &str,
     id: i64,
     actor: &str,
 ) -> Result<String, DeadLetterError> {
@@ -316,7 +429,7 @@ pub async fn requeue(
         .map_err(|e| publish_err(e.to_string()))?
         .await
         .map_err(|e| publish_err(e.to_string()))?;
-    audit(&mut tx, id, "requeued", actor, Some(&msg_id))
+    audit(&mut tx, &dl, service, "requeued", actor, Some(&msg_id))
         .await
         .map_err(db)?;
     tx.commit().await.map_err(db)?;
@@ -324,11 +437,16 @@ pub async fn requeue(
 }
 
 /// Marks a dead letter discarded and records who did it.
-pub async fn discard(pool: &PgPool, id: i64, actor: &str) -> Result<(), DeadLetterError> {
+pub async fn discard(
+    pool: &PgPool,
+    service: &str,
+    id: i64,
+    actor: &str,
+) -> Result<(), DeadLetterError> {
     let db = |source| DeadLetterError::Database { id, source };
     let mut tx = pool.begin().await.map_err(db)?;
-    lock_open(&mut tx, id).await?;
-    audit(&mut tx, id, "discarded", actor, None)
+    let dl = lock_open(&mut tx, id).await?;
+    audit(&mut tx, &dl, service, "discarded", actor, None)
         .await
         .map_err(db)?;
     tx.commit().await.map_err(db)
@@ -354,13 +472,23 @@ async fn lock_open(conn: &mut PgConnection, id: i64) -> Result<DeadLetter, DeadL
     Ok(dl)
 }
 
+/// Records an operator's decision on a dead letter: its status, an audit row, and an event on the
+/// DLQ stream (`jetsaga.dlq.<action>.v1` on `dlq.<service>.<consumer>`), so that a replay that
+/// rebuilds the database from the streams knows what the operator decided.
 async fn audit(
     conn: &mut PgConnection,
-    id: i64,
+    dl: &DeadLetter,
+    service: &str,
     action: &str,
     actor: &str,
     new_msg_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
+    let id = dl.id;
+    outbox::enqueue(
+        &mut *conn,
+        &decision_event(dl, service, action, actor, new_msg_id),
+    )
+    .await?;
     sqlx::query("UPDATE kit_dead_letters SET status = $2 WHERE id = $1")
         .bind(id)
         .bind(action)

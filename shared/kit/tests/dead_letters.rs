@@ -24,7 +24,7 @@ async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Resu
     .await?;
     let first = dead_letter::list(h.db.pool(), &Filter::default()).await?;
     let id = first[0].id;
-    let msg_id = dead_letter::requeue(h.db.pool(), &h.js, id, "alice").await?;
+    let msg_id = dead_letter::requeue(h.db.pool(), &h.js, "voucher", id, "alice").await?;
     assert!(msg_id.starts_with(&format!("requeue-{id}-")));
     wait_until(
         "the requeued copy to fail again",
@@ -54,7 +54,7 @@ async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Resu
     assert_eq!(audit, ("requeued".into(), "alice".into(), Some(msg_id)));
     // A requeued letter cannot be requeued twice.
     assert!(matches!(
-        dead_letter::requeue(h.db.pool(), &h.js, id, "bob").await,
+        dead_letter::requeue(h.db.pool(), &h.js, "voucher", id, "bob").await,
         Err(DeadLetterError::NotOpen { .. })
     ));
     let open = dead_letter::list(
@@ -66,9 +66,9 @@ async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Resu
     )
     .await?;
     assert_eq!(open.len(), 1);
-    dead_letter::discard(h.db.pool(), open[0].id, "bob").await?;
+    dead_letter::discard(h.db.pool(), "voucher", open[0].id, "bob").await?;
     assert!(matches!(
-        dead_letter::discard(h.db.pool(), 999_999, "bob").await,
+        dead_letter::discard(h.db.pool(), "voucher", 999_999, "bob").await,
         Err(DeadLetterError::NotFound(999_999))
     ));
     Ok(())
