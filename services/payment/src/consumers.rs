@@ -69,6 +69,11 @@ impl Handler for OnOrders {
     type Input = OrderEvent;
     type Output = PaymentEvent;
 
+    /// OrderCancelled undoes this service's step (through the barrier).
+    fn compensates(&self, event: &OrderEvent) -> bool {
+        matches!(event, OrderEvent::OrderCancelled(_))
+    }
+
     fn committed(&self, emitted: &[PaymentEvent], metrics: &Metrics) {
         count_outcomes(metrics, emitted);
     }

@@ -74,6 +74,11 @@ impl Handler for OnOrders {
     type Input = OrderEvent;
     type Output = StockEvent;
 
+    /// OrderCancelled undoes this service's step (through the barrier).
+    fn compensates(&self, event: &OrderEvent) -> bool {
+        matches!(event, OrderEvent::OrderCancelled(_))
+    }
+
     fn committed(&self, emitted: &[StockEvent], metrics: &Metrics) {
         count(metrics, emitted);
     }

@@ -29,6 +29,11 @@ impl Handler for OnOrders {
     type Input = OrderEvent;
     type Output = VoucherEvent;
 
+    /// OrderCancelled undoes this service's step (through the barrier).
+    fn compensates(&self, event: &OrderEvent) -> bool {
+        matches!(event, OrderEvent::OrderCancelled(_))
+    }
+
     fn committed(&self, emitted: &[VoucherEvent], metrics: &Metrics) {
         for outcome in emitted.iter().filter_map(outcome) {
             metrics.inc(VOUCHERS_TOTAL, &[("outcome", outcome)]);

@@ -24,7 +24,8 @@
 //! Shutdown stops pulling, finishes the messages in flight and hands back (nak, no delay) every
 //! message delivered to it that it will not finish, so another instance takes them at once. A
 //! consumer that cannot pull (its durable deleted, its stream gone) is recreated, and reported by
-//! [`crate::health`] meanwhile.
+//! [`crate::health`] meanwhile. Every few seconds the runner writes its durable's ack floor into the
+//! database ([`crate::floor`]), where a replay of a restored backup finds its safe start.
 
 use crate::backoff::Backoff;
 use crate::dead_letter::{self, DeadLetterKind, NewDeadLetter};
@@ -173,6 +174,16 @@ pub enum Disposition {
     /// back after this delay, so its handler slot serves other messages meanwhile; nothing was
     /// counted.
     Contended(Duration),
+    /// Only in a replay: the handler emitted, under an id its stream already holds, other content
+    /// than the stream holds. Nothing was committed.
+    Diverged(String),
+}
+
+/// Checks each event a handler emits before it is committed (a replay's guard against saying
+/// something else under an id the stream already holds).
+pub trait EmitGuard: Send + Sync + std::fmt::Debug {
+    /// `Err` with what differs when `emitted` must not be committed.
+    fn check(&self, emitted: &Envelope) -> Result<(), String>;
 }
 
 /// A message as the runner sees it, whichever way it arrived.
@@ -202,7 +213,8 @@ impl RawMessage {
         }
     }
 
-    fn headers_json(&self) -> serde_json::Value {
+    /// The headers as a JSON object of storable texts (several values joined by commas).
+    pub fn headers_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
         if let Some(h) = &self.headers {
             for (name, values) in h.iter() {
@@ -231,6 +243,7 @@ pub struct Consumer<H> {
     config: ConsumerConfig,
     handler: Arc<H>,
     metrics: Arc<Metrics>,
+    guard: Option<Arc<dyn EmitGuard>>,
 }
 
 impl<H> Clone for Consumer<H> {
@@ -241,6 +254,7 @@ impl<H> Clone for Consumer<H> {
             config: self.config.clone(),
             handler: self.handler.clone(),
             metrics: self.metrics.clone(),
+            guard: self.guard.clone(),
         }
     }
 }
@@ -259,7 +273,19 @@ impl<H: Handler> Consumer<H> {
             config,
             handler,
             metrics,
+            guard: None,
         }
+    }
+
+    /// Checks every event the handler emits with `guard` before committing it.
+    pub fn with_guard(mut self, guard: Arc<dyn EmitGuard>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
     }
 
     pub fn config(&self) -> &ConsumerConfig {
@@ -378,17 +404,58 @@ impl<H: Handler> Consumer<H> {
     /// hands back what was delivered and not started, and returns. Setting the consumer up is
     /// retried while NATS is unavailable; a consumer that cannot pull is recreated.
     pub async fn run(self, shutdown: CancellationToken) {
-        let durable = self.config.durable;
         let Some(mut consumer) = self.ensure_until_ready(&shutdown).await else {
             return;
         };
         let batch = self.config.concurrency.max(1) * 2;
+        let keeper = self.keep_floor(shutdown.clone());
+        let pulling = self.pull_until_shutdown(&mut consumer, batch, &shutdown);
+        tokio::join!(keeper, pulling);
+    }
+
+    /// Writes the durable's ack floor into the database every few seconds, until `shutdown`.
+    async fn keep_floor(&self, shutdown: CancellationToken) {
+        let durable = self.config.durable;
+        let stream = Self::input().stream();
+        let mut tick = tokio::time::interval(crate::floor::RECORD_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let floor = async {
+                let info = self
+                    .js
+                    .get_stream(stream)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .consumer_info(durable)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                crate::floor::record(&self.pool, durable, stream, info.ack_floor.stream_sequence)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            if let Err(e) = floor.await {
+                tracing::debug!(consumer = durable, error = %e, "cannot record the ack floor");
+            }
+        }
+    }
+
+    async fn pull_until_shutdown(
+        &self,
+        consumer: &mut jetstream::consumer::Consumer<pull::Config>,
+        batch: usize,
+        shutdown: &CancellationToken,
+    ) {
+        let durable = self.config.durable;
         loop {
             let failure = std::sync::Mutex::new(None::<String>);
-            pulls(&consumer, batch, self.config.pull_expires, &shutdown)
+            pulls(consumer, batch, self.config.pull_expires, shutdown)
                 .for_each_concurrent(self.config.concurrency.max(1), |item| async {
                     match item {
-                        Ok(msg) => self.deliver(msg, &shutdown).await,
+                        Ok(msg) => self.deliver(msg, shutdown).await,
                         Err(e) => {
                             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                         }
@@ -416,8 +483,8 @@ impl<H: Handler> Consumer<H> {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.config.unavailable_backoff.initial) => {}
             }
-            match self.ensure_until_ready(&shutdown).await {
-                Some(c) => consumer = c,
+            match self.ensure_until_ready(shutdown).await {
+                Some(c) => *consumer = c,
                 None => break,
             }
         }
@@ -487,7 +554,7 @@ impl<H: Handler> Consumer<H> {
             Disposition::Applied | Disposition::Duplicate => AckKind::Ack,
             Disposition::DeadLettered(_) => AckKind::Term,
             Disposition::Retry(delay) | Disposition::Contended(delay) => AckKind::Nak(Some(*delay)),
-            Disposition::Unavailable => AckKind::Nak(None),
+            Disposition::Unavailable | Disposition::Diverged(_) => AckKind::Nak(None),
         };
         if let Err(e) = msg.ack_with(kind).await {
             // Not fatal: the message is redelivered after ack_wait and the inbox dedupes it.
@@ -729,11 +796,12 @@ impl<H: Handler> Consumer<H> {
         };
         let emitted = self.handler.handle(&mut tx, event, &ctx).await?;
         for (index, out) in emitted.iter().enumerate() {
-            outbox::enqueue(
-                &mut tx,
-                &Envelope::caused_by(envelope, consumer, index, out),
-            )
-            .await?;
+            let out = Envelope::caused_by(envelope, consumer, index, out);
+            if let Some(Err(why)) = self.guard.as_ref().map(|g| g.check(&out)) {
+                tx.rollback().await?;
+                return Ok(Disposition::Diverged(why));
+            }
+            outbox::enqueue(&mut tx, &out).await?;
         }
         tx.commit().await?;
         self.handler.committed(&emitted, &self.metrics);

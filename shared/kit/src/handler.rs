@@ -198,6 +198,15 @@ pub trait Handler: Send + Sync + 'static {
     fn committed(&self, emitted: &[Self::Output], metrics: &Metrics) {
         let _ = (emitted, metrics);
     }
+
+    /// True when `event` is a compensation here: it undoes this service's forward step through the
+    /// barrier. A replay handles the inputs that have no recorded decision compensations first,
+    /// because that is the only order that leaves none: a compensation that found nothing to undo
+    /// said nothing, and the forward step that came after it was a hanging step. False by default.
+    fn compensates(&self, event: &Self::Input) -> bool {
+        let _ = event;
+        false
+    }
 }
 
 #[cfg(test)]

@@ -36,3 +36,18 @@ pub async fn claim(
         Claim::Duplicate
     })
 }
+
+/// Whether the consumer has recorded the event.
+pub async fn contains(
+    conn: &mut PgConnection,
+    consumer: &str,
+    event_id: EventId,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM kit_inbox WHERE consumer = $1 AND event_id = $2)",
+    )
+    .bind(consumer)
+    .bind(event_id.as_uuid())
+    .fetch_one(conn)
+    .await
+}

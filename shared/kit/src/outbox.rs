@@ -84,6 +84,19 @@ pub async fn record_published(
     Ok(())
 }
 
+/// The highest stream sequence of the service's own events the outbox knows as published
+/// (dead-letter copies live in another stream and are left out): a replay of a restored backup
+/// applies the own stream's facts from just after it.
+pub async fn last_published_seq(conn: &mut PgConnection) -> Result<Option<u64>, sqlx::Error> {
+    let seq: Option<i64> = sqlx::query_scalar(
+        "SELECT max(stream_seq) FROM kit_outbox
+         WHERE published_at IS NOT NULL AND subject NOT LIKE 'dlq.%'",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(seq.map(|s| u64::try_from(s).unwrap_or(0)))
+}
+
 /// Marks unpublished outbox rows whose events are already in the stream as published. Returns how
 /// many it marked.
 pub async fn mark_already_published(
