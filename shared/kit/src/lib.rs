@@ -12,13 +12,18 @@
 //! - [`handler`]: the [`Handler`] trait services implement, and its transient/permanent errors.
 //! - [`consumer`]: the runner: decode → inbox → handler → outbox → commit → ack, dead letters, naks.
 //! - [`failures`]: the runner's own count of a message's failed deliveries.
+//! - [`floor`]: each consumer's ack floor in its database, where a replay may safely start.
 //! - [`health`]: whether each consumer can pull, for `/health`.
 //! - [`barrier`]: null compensation, hanging steps and duplicate effects, for every participant.
 //! - [`dead_letter`]: storing, listing, requeueing and discarding dead letters.
 //! - [`provision`]: connecting (2.10+ only), streams and their settings.
 //! - [`backoff`]: the one retry policy.
 //! - [`repair`]: the outcome of an operator repair, and whether its event is emitted or restored.
-//! - [`replay`]: a service re-consumes its inputs through its inbox and restores lost root events.
+//! - [`facts`]: a service's own events applied again as recorded facts, and the state `--verify`
+//!   compares.
+//! - [`replay`]: a service's state rebuilt from the streams: dead letters, its own facts, then the
+//!   inputs it never decided.
+//! - [`verify`]: the rebuilt state compared with the live one, row by row.
 //! - [`stream_audit`]: published outbox rows looked for in their streams; what a stream lost is
 //!   published again under the same ids.
 //! - [`trace`]: one saga read back from every stream, in time order.
@@ -36,7 +41,9 @@ pub mod barrier;
 pub mod consumer;
 pub mod dead_letter;
 pub mod envelope;
+pub mod facts;
 pub mod failures;
+pub mod floor;
 pub mod handler;
 pub mod health;
 pub mod inbox;
@@ -49,6 +56,7 @@ pub mod repair;
 pub mod replay;
 pub mod stream_audit;
 pub mod trace;
+pub mod verify;
 
 pub use backoff::Backoff;
 pub use consumer::{Consumer, ConsumerConfig, Disposition};

@@ -1,10 +1,14 @@
-//! `jetsaga replay --service S (--from-seq N | --since TIME | --from-scratch)`: the service
-//! re-consumes its input streams through its inbox, and re-applies the root events of its own
-//! stream that its database lost (see `saga_kit::replay`).
+//! `jetsaga replay --service S [--since TIME | --from-seq N | --from-scratch | --verify]`: a
+//! service's state rebuilt from the streams (see `saga_kit::replay`): the dead letters and
+//! operators' decisions, then the facts of its own stream, then the inputs it never decided.
 //!
 //! For a database restored from a backup: stop the service, restore, run
-//! `jetsaga replay --service S --since <a little before the backup>`, start the service. Re-emitted
-//! events keep their deterministic ids, so other services dedupe them.
+//! `jetsaga replay --service S` (each source starts where the restored database says it is safe;
+//! `--since` can only start earlier), start the service. Re-emitted events keep their
+//! deterministic ids, so other services dedupe them. `--verify` rebuilds into a scratch database
+//! and compares it with the live one, and never writes to the live one.
+
+mod verify;
 
 use crate::cli::Outcome;
 use crate::output::{self, Table};
@@ -22,22 +26,35 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("start").required(true).args(["from_seq", "since", "from_scratch"])))]
+#[command(group(ArgGroup::new("start").args(["from_seq", "since", "from_scratch", "verify"])))]
 pub struct ReplayArgs {
     /// The service whose inputs are replayed.
     #[arg(long)]
     pub service: ServiceName,
     /// Start at this stream sequence: `N` for every stream the service reads, or `STREAM=N` for
-    /// one (repeatable; a stream without its own starts at the bare `N`, or at its beginning).
+    /// one (repeatable; a stream without its own starts at the bare `N`, or where the database says
+    /// it is safe). A start later than the safe one is moved to it, and said.
     #[arg(long, value_name = "N|STREAM=N")]
     pub from_seq: Vec<SeqStart>,
     /// Start at messages stored at or after this time: RFC 3339 (`2026-11-21T10:00:00Z`) or an
-    /// age (`90s`, `15m`, `2h`, `1d`).
+    /// age (`90s`, `15m`, `2h`, `1d`); or earlier, where the database says it is safe. Without any
+    /// start, each source starts where the database says it is safe.
     #[arg(long, value_name = "TIME")]
     pub since: Option<Since>,
     /// Rebuild an empty database from the streams alone (migrations are run first).
     #[arg(long)]
     pub from_scratch: bool,
+    /// Rebuild into a scratch database from the streams alone and compare every business row
+    /// with the live database; exit 1 on any difference. Never writes to the live database.
+    #[arg(long)]
+    pub verify: bool,
+    /// With `--verify`: rebuild into this (empty) database instead of creating a scratch one on
+    /// the live database's server (which needs the CREATEDB privilege).
+    #[arg(long, value_name = "URL", requires = "verify")]
+    pub scratch_url: Option<String>,
+    /// With `--verify`: keep the scratch database for inspection instead of dropping it.
+    #[arg(long, requires = "verify")]
+    pub keep_scratch: bool,
     /// Failures per message before it is dead-lettered, as in the service.
     #[arg(long, default_value_t = 5)]
     pub max_failures: i64,
@@ -105,13 +122,13 @@ impl FromStr for Since {
 
 /// The start the arguments ask for.
 pub fn start(args: &ReplayArgs) -> ReplayStart {
-    if args.from_scratch {
+    if args.from_scratch || args.verify {
         return ReplayStart::from(ReplayFrom::Beginning);
     }
     if let Some(Since(t)) = args.since {
         return ReplayStart::from(ReplayFrom::Time(t));
     }
-    let mut start = ReplayStart::from(ReplayFrom::Beginning);
+    let mut start = ReplayStart::from(ReplayFrom::Saved);
     for s in &args.from_seq {
         match s {
             SeqStart::All(n) => start.default = ReplayFrom::Sequence(*n),
@@ -129,6 +146,16 @@ fn migrations(producer: Producer) -> &'static Migrator {
         Producer::Voucher => &voucher_service::MIGRATIONS,
         Producer::Payment => &payment_service::MIGRATIONS,
         Producer::Stock => &stock_service::MIGRATIONS,
+    }
+}
+
+/// The business state `--verify` compares.
+fn state_tables(producer: Producer) -> &'static [saga_kit::facts::StateTable] {
+    match producer {
+        Producer::Order => order_service::state::TABLES,
+        Producer::Voucher => voucher_service::state::TABLES,
+        Producer::Payment => payment_service::state::TABLES,
+        Producer::Stock => stock_service::state::TABLES,
     }
 }
 
@@ -185,6 +212,9 @@ impl Progress for Bar {
 }
 
 pub async fn run(args: ReplayArgs, targets: &Targets, json: bool) -> Outcome {
+    if args.verify {
+        return verify::run(&args, targets, json).await;
+    }
     let producer = args.service.producer();
     let pool = targets.pool(producer).await?;
     saga_kit::migrate::migrate(&pool, Some(migrations(producer)))
@@ -194,24 +224,36 @@ pub async fn run(args: ReplayArgs, targets: &Targets, json: bool) -> Outcome {
         ensure_empty(&pool, producer).await?;
     }
     let js = targets.nats().await?;
-    let mut replay = Replay::new(producer, pool, js, args.max_failures.max(1));
-    wire(&mut replay, producer);
-    let bar = Bar(progress::bar(Some(0), &format!("replay {producer}")));
-    let summary = replay
-        .run(&start(&args), &bar)
-        .await
-        .with_context(|| format!("replaying the {producer} service"))?;
-    bar.0.finish_and_clear();
+    let summary = rebuild(producer, pool, js, &start(&args), args.max_failures).await?;
     if json {
         output::json(&summary)?;
     } else {
         print!("{}", render(&summary));
     }
-    Ok(if summary.total().failed == 0 {
+    Ok(if summary.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Runs one replay of `producer` into `pool`, with a progress bar.
+async fn rebuild(
+    producer: Producer,
+    pool: PgPool,
+    js: async_nats::jetstream::Context,
+    start: &ReplayStart,
+    max_failures: i64,
+) -> anyhow::Result<ReplaySummary> {
+    let mut replay = Replay::new(producer, pool, js, max_failures.max(1));
+    wire(&mut replay, producer);
+    let bar = Bar(progress::bar(Some(0), &format!("replay {producer}")));
+    let summary = replay
+        .run(start, &bar)
+        .await
+        .with_context(|| format!("replaying the {producer} service"))?;
+    bar.0.finish_and_clear();
+    Ok(summary)
 }
 
 /// The summary: one row per source, a total, and the failures.
@@ -219,42 +261,70 @@ pub fn render(summary: &ReplaySummary) -> String {
     let mut t = Table::new([
         "SOURCE",
         "STREAM",
+        "SEQ",
         "SEEN",
-        "APPLIED",
-        "ALREADY APPLIED",
+        "RECORDED",
         "RESTORED",
         "ALREADY KNOWN",
-        "DERIVED",
+        "APPLIED",
+        "ALREADY APPLIED",
         "DEAD-LETTERED",
+        "DIVERGED",
         "FAILED",
     ]);
     let total = summary.total();
     for s in summary.sources.iter().chain(std::iter::once(&total)) {
+        let seq = if s.source == "total" {
+            String::new()
+        } else if s.from_seq > s.to_seq {
+            "nothing new".to_owned()
+        } else {
+            format!("{}..{}", s.from_seq, s.to_seq)
+        };
         t.row([
             s.source.clone(),
             s.stream.clone(),
+            seq,
             s.seen.to_string(),
-            s.applied.to_string(),
-            s.already_applied.to_string(),
+            s.recorded.to_string(),
             s.restored.to_string(),
             s.already_known.to_string(),
-            s.derived.to_string(),
+            s.applied.to_string(),
+            s.already_applied.to_string(),
             s.dead_lettered.to_string(),
+            s.diverged.to_string(),
             s.failed.to_string(),
         ]);
     }
     let mut text = format!("replay of the {} service\n", summary.service);
     text.push_str(&t.render());
     text.push_str(&format!(
-        "{} events seen: {} applied, {} already applied, {} root events restored; {} outbox rows already in the stream marked published\n",
+        "{} events seen: {} decisions and {} root events applied as recorded, {} inputs handled now, \
+         {} already applied; {} dead-letter records read; {} outbox rows already in the stream marked published\n",
         total.seen,
+        total.recorded,
+        total.restored,
         total.applied,
         total.already_applied,
-        total.restored,
+        summary.dead_letter_records,
         summary.outbox_marked_published
     ));
+    for n in &summary.notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    for d in &summary.divergences {
+        text.push_str(&format!("DIVERGED: {d}\n"));
+    }
     for f in &summary.failures {
         text.push_str(&format!("failed: {f}\n"));
+    }
+    if total.diverged > 0 {
+        text.push_str(&format!(
+            "{} divergence(s): a handler run again says something else under an id the stream holds; \
+             nothing diverging was committed and no outbox row was marked published. The database \
+             does not match its history: find out why before the service runs on it\n",
+            total.diverged
+        ));
     }
     if total.failed > 0 {
         text.push_str("some messages failed: fix the cause and run the same replay again (it is idempotent)\n");
