@@ -1,7 +1,8 @@
 //! Chaos under load, short: `jetsaga chaos`, seeded, on its own system. Nothing lost, nothing
-//! doubled, every invariant holds, the dead letters are exactly those the poison must leave, and
-//! no order is cancelled by its deadline unless a fault stalled it that long. (The long run is
-//! documented in the README with its figures.)
+//! doubled, every invariant holds, the dead letters are exactly those the poison must leave, no
+//! order is cancelled by its deadline unless a fault stalled it that long, and every service
+//! rebuilt from the streams alone is the live service. (The long run is documented in the README
+//! with its figures.)
 
 use anyhow::Context as _;
 use jetsaga_scenarios::system::workspace_binary;
@@ -28,6 +29,18 @@ async fn chaos(args: &[&str]) -> anyhow::Result<Value> {
     assert_eq!(
         report["dead_letters"], report["dead_letters_expected"],
         "{report}"
+    );
+    let rebuilt = report["rebuild_differences"]
+        .as_object()
+        .context("no rebuild_differences")?;
+    assert_eq!(
+        rebuilt.len(),
+        4,
+        "every service rebuilt from the streams: {report}"
+    );
+    assert!(
+        rebuilt.values().all(|n| n == 0),
+        "a rebuild from the streams differs from the live database: {report}"
     );
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(out.status.code(), Some(0));

@@ -30,6 +30,7 @@ pub mod figures;
 pub mod guard;
 pub mod inject;
 pub mod readers;
+pub mod rebuild;
 pub mod schedule;
 pub mod timeouts;
 
@@ -134,6 +135,9 @@ pub struct ChaosReport {
     pub timeouts_without_cause: usize,
     /// Outbox rows parked, per service.
     pub parked_outbox_rows: BTreeMap<String, usize>,
+    /// Per service, what a rebuild from the streams alone finds different from the live database
+    /// (rows, diverged or failed inputs; must be 0).
+    pub rebuild_differences: BTreeMap<String, usize>,
     /// Every fault as it was carried out: what it hit, when, for how long.
     pub fault_log: Vec<inject::Held>,
     /// The first problems found, in words.
@@ -150,6 +154,7 @@ impl ChaosReport {
             && self.dead_letters_beyond_poison == 0
             && self.poison_not_dead_lettered == 0
             && self.timeouts_without_cause == 0
+            && self.rebuild_differences.values().all(|n| *n == 0)
             && self.problems.is_empty()
     }
 
@@ -180,7 +185,8 @@ impl ChaosReport {
             .collect::<Vec<_>>()
             .join(", ");
         let mut f = Table::new(["FIGURE", "VALUE", "MUST BE"]);
-        let rows: [(&str, String, &str); 15] = [
+        let rebuilt: usize = self.rebuild_differences.values().sum();
+        let rows: [(&str, String, &str); 16] = [
             ("orders placed", self.orders_placed.to_string(), ""),
             ("orders completed", self.orders_completed.to_string(), ""),
             (
@@ -240,6 +246,7 @@ impl ChaosReport {
                 },
                 "",
             ),
+            ("rebuild from the streams differs", rebuilt.to_string(), "0"),
         ];
         for (name, value, must) in rows {
             f.row([name.to_owned(), value, must.to_owned()]);
@@ -468,6 +475,9 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
         )
     }));
     let parked_outbox_rows = figures::parked_outbox_rows(&targets).await?;
+    eprintln!("jetsaga chaos: rebuilding every service from the streams alone");
+    let (rebuild_differences, mut rebuild_problems) = rebuild::differences(&targets).await;
+    problems.append(&mut rebuild_problems);
     let report = ChaosReport {
         seed,
         duration_secs: span.as_secs(),
@@ -498,6 +508,7 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
         timeouts: timeouts.total,
         timeouts_without_cause: timeouts.without_cause.len(),
         parked_outbox_rows,
+        rebuild_differences,
         fault_log: injector.held.clone(),
         passed: false,
         problems,

@@ -10,6 +10,8 @@
 
 mod verify;
 
+pub use verify::rebuild_and_compare;
+
 use crate::cli::Outcome;
 use crate::output::{self, Table};
 use crate::progress;
@@ -269,6 +271,7 @@ pub fn render(summary: &ReplaySummary) -> String {
         "APPLIED",
         "ALREADY APPLIED",
         "DEAD-LETTERED",
+        "FOREIGN",
         "DIVERGED",
         "FAILED",
     ]);
@@ -292,6 +295,7 @@ pub fn render(summary: &ReplaySummary) -> String {
             s.applied.to_string(),
             s.already_applied.to_string(),
             s.dead_lettered.to_string(),
+            s.foreign.to_string(),
             s.diverged.to_string(),
             s.failed.to_string(),
         ]);

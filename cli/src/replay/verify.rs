@@ -109,6 +109,30 @@ async fn orders_in_streams(js: &async_nats::jetstream::Context) -> anyhow::Resul
     Ok(n)
 }
 
+/// Rebuilds `producer` from the streams alone into a scratch database beside its live one,
+/// compares every business row, and drops the scratch database: the check `jetsaga chaos` ends
+/// with.
+pub async fn rebuild_and_compare(
+    targets: &Targets,
+    producer: Producer,
+) -> anyhow::Result<(ReplaySummary, Compared)> {
+    let live = targets.read_only_pool(producer).await?;
+    let js = targets.nats().await?;
+    let admin = targets.pool(producer).await?;
+    let scratch = create_scratch(&targets.database_url(producer), admin, producer).await?;
+    let outcome = async {
+        saga_kit::migrate::migrate(&scratch.pool, Some(migrations(producer))).await?;
+        let start = ReplayStart::from(ReplayFrom::Beginning);
+        let replay = rebuild(producer, scratch.pool.clone(), js, &start, 5).await?;
+        let compared =
+            saga_kit::verify::compare(&live, &scratch.pool, state_tables(producer)).await?;
+        Ok::<_, anyhow::Error>((replay, compared))
+    }
+    .await;
+    drop_scratch(scratch).await?;
+    outcome
+}
+
 pub async fn run(args: &ReplayArgs, targets: &Targets, json: bool) -> Outcome {
     let producer = args.service.producer();
     let live = targets.read_only_pool(producer).await?;

@@ -113,6 +113,9 @@ pub enum Step {
     Recorded,
     /// An own event the database still knows.
     AlreadyKnown,
+    /// A message on the own stream that is no event of the service (junk, a forgery): the
+    /// service never said it, so it is no fact.
+    Foreign,
     /// The handler, run again, emitted other content under an id the stream holds. Not committed.
     Diverged(String),
     /// Could not be handled (transient failures until the end); the replay can be run again.
@@ -134,6 +137,7 @@ pub struct SourceSummary {
     pub restored: u64,
     pub recorded: u64,
     pub already_known: u64,
+    pub foreign: u64,
     pub diverged: u64,
     pub failed: u64,
 }
@@ -148,6 +152,7 @@ impl SourceSummary {
             Step::Restored => self.restored += 1,
             Step::Recorded => self.recorded += 1,
             Step::AlreadyKnown => self.already_known += 1,
+            Step::Foreign => self.foreign += 1,
             Step::Diverged(_) => self.diverged += 1,
             Step::Failed(_) => self.failed += 1,
         }
@@ -187,6 +192,7 @@ impl ReplaySummary {
             t.restored += s.restored;
             t.recorded += s.recorded;
             t.already_known += s.already_known;
+            t.foreign += s.foreign;
             t.diverged += s.diverged;
             t.failed += s.failed;
         }
@@ -668,11 +674,8 @@ impl Replay {
                         });
                     }
                     Err(e) => {
-                        let step = Step::Failed(format!(
-                            "{} seq {} ({}): {e}",
-                            raw.stream, raw.stream_seq, raw.subject
-                        ));
-                        record(summary, s, &step, progress);
+                        tracing::info!(seq = raw.stream_seq, subject = %raw.subject, error = %e, "not an event of the service; no fact");
+                        record(summary, s, &Step::Foreign, progress);
                     }
                 }
             }

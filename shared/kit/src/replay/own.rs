@@ -89,6 +89,9 @@ impl<R: Restore> OwnFacts for OwnStream<R> {
                     envelope.id
                 ))
             };
+            if !R::Event::ce_types().contains(&envelope.ce_type.as_str()) {
+                return Step::Foreign;
+            }
             let event = match R::Event::from_payload(&envelope.ce_type, &envelope.payload) {
                 Ok(e) => e,
                 Err(e) => return fail(e.to_string()),
