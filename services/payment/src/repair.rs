@@ -54,10 +54,30 @@ pub async fn refund_cancelled(
     announce: Announce,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError::Database { order_id, source };
-    let Some(payment) = store::lock_payment(conn, order_id).await.map_err(db)? else {
-        return Ok(Repaired::AlreadyConsistent(
+    let no_payment = || {
+        Ok(Repaired::AlreadyConsistent(
             "the order has no payment".into(),
-        ));
+        ))
+    };
+    let version: Option<OffsetDateTime> =
+        sqlx::query_scalar("SELECT updated_at FROM payments WHERE order_id = $1")
+            .bind(order_id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+    let Some(version) = version else {
+        return no_payment();
+    };
+    let event_id = refund_event_id(order_id, version);
+    // The barrier first, then the payment, then the account: the order the OrderCancelled
+    // handler takes its locks in, so a repair racing it waits instead of deadlocking. Duplicate
+    // (the handler ran, then the row was changed by hand) is expected: the barrier only has to
+    // know that the compensation has happened.
+    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
+        .await
+        .map_err(db)?;
+    let Some(payment) = store::lock_payment(conn, order_id).await.map_err(db)? else {
+        return no_payment();
     };
     let refunded = match payment.status.transition(PaymentStatus::Refunded) {
         Ok(status) => status,
@@ -68,14 +88,6 @@ pub async fn refund_cancelled(
             )))
         }
     };
-    let version: OffsetDateTime =
-        sqlx::query_scalar("SELECT updated_at FROM payments WHERE order_id = $1")
-            .bind(order_id.as_uuid())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db)?;
-    let event_id = refund_event_id(order_id, version);
-
     let balance = store::lock_or_open_account(conn, payment.customer_id)
         .await
         .map_err(db)?;
@@ -88,11 +100,6 @@ pub async fn refund_cancelled(
         .await
         .map_err(db)?;
     store::set_payment_status(conn, order_id, refunded)
-        .await
-        .map_err(db)?;
-    // Duplicate (the handler ran, then the row was changed by hand) is expected here: the
-    // barrier only has to know that the compensation has happened.
-    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
         .await
         .map_err(db)?;
     let event = PaymentEvent::PaymentRefunded(PaymentRefunded {

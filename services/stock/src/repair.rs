@@ -56,13 +56,12 @@ pub async fn release_cancelled(
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError::Database { order_id, source };
     let refused = |reason: String| RepairError::Refused { order_id, reason };
-    let held = store::lock_held(conn, order_id).await.map_err(db)?;
-    if held.is_empty() {
-        return Ok(Repaired::AlreadyConsistent(
+    let nothing = || {
+        Ok(Repaired::AlreadyConsistent(
             "the order holds no stock".into(),
-        ));
-    }
-    let version: OffsetDateTime = sqlx::query_scalar(
+        ))
+    };
+    let version: Option<OffsetDateTime> = sqlx::query_scalar(
         "SELECT max(updated_at) FROM reservations WHERE order_id = $1 AND status = $2",
     )
     .bind(order_id.as_uuid())
@@ -70,7 +69,20 @@ pub async fn release_cancelled(
     .fetch_one(&mut *conn)
     .await
     .map_err(db)?;
+    let Some(version) = version else {
+        return nothing();
+    };
     let event_id = release_event_id(order_id, version);
+    // The barrier first, then the reservations, then the stock rows: the order the OrderCancelled
+    // handler takes its locks in, so a repair racing it waits instead of deadlocking. (The
+    // compensation recorded for a cancelled order is right even if the handler wins the race.)
+    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
+        .await
+        .map_err(db)?;
+    let held = store::lock_held(conn, order_id).await.map_err(db)?;
+    if held.is_empty() {
+        return nothing();
+    }
 
     let mut lines = Vec::with_capacity(held.len());
     for row in held {
@@ -97,9 +109,6 @@ pub async fn release_cancelled(
     }
     // Duplicate (the handler ran, then the rows were changed by hand) is expected here: the
     // barrier only has to know that the compensation has happened.
-    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
-        .await
-        .map_err(db)?;
     let event = StockEvent::StockReleased(StockReleased {
         order_id,
         lines: lines.into_iter().map(|(l, _)| l).collect(),

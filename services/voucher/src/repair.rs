@@ -51,22 +51,31 @@ pub async fn release_cancelled(
     announce: Announce,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError { order_id, source };
-    let Held {
-        voucher,
-        next,
-        version,
-    } = match held(conn, order_id, Transition::Release)
+    let version: Option<OffsetDateTime> =
+        sqlx::query_scalar("SELECT updated_at FROM vouchers WHERE order_id = $1")
+            .bind(order_id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+    let Some(version) = version else {
+        return Ok(Repaired::AlreadyConsistent(
+            "the order holds no voucher".into(),
+        ));
+    };
+    let event_id = repair_event_id("release", order_id, version);
+    // The barrier first, then the voucher: the order the OrderCancelled handler takes its locks
+    // in, so a repair racing it waits instead of deadlocking.
+    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
+        .await
+        .map_err(db)?;
+    let Held { voucher, next, .. } = match held(conn, order_id, Transition::Release)
         .await
         .map_err(db)?
     {
         Ok(held) => held,
         Err(found) => return Ok(Repaired::AlreadyConsistent(found)),
     };
-    let event_id = repair_event_id("release", order_id, version);
     store::set_state(conn, &voucher.code, next, None)
-        .await
-        .map_err(db)?;
-    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
         .await
         .map_err(db)?;
     let event = VoucherEvent::VoucherReleased(VoucherReleased {
