@@ -476,7 +476,8 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
     }));
     let parked_outbox_rows = figures::parked_outbox_rows(&targets).await?;
     eprintln!("jetsaga chaos: rebuilding every service from the streams alone");
-    let (rebuild_differences, mut rebuild_problems) = rebuild::differences(&targets).await;
+    let (rebuild_differences, mut rebuild_problems) =
+        Box::pin(rebuild::differences(&targets)).await;
     problems.append(&mut rebuild_problems);
     let report = ChaosReport {
         seed,
