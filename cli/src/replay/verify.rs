@@ -120,17 +120,33 @@ pub async fn rebuild_and_compare(
     let js = targets.nats().await?;
     let admin = targets.pool(producer).await?;
     let scratch = create_scratch(&targets.database_url(producer), admin, producer).await?;
-    let outcome = async {
-        saga_kit::migrate::migrate(&scratch.pool, Some(migrations(producer))).await?;
-        let start = ReplayStart::from(ReplayFrom::Beginning);
-        let replay = rebuild(producer, scratch.pool.clone(), js, &start, 5).await?;
-        let compared =
-            saga_kit::verify::compare(&live, &scratch.pool, state_tables(producer)).await?;
-        Ok::<_, anyhow::Error>((replay, compared))
-    }
-    .await;
+    let outcome = rebuild_into(producer, &live, &scratch.pool, &scratch.name, js, 5).await;
     drop_scratch(scratch).await?;
-    outcome
+    outcome.map(|(replay, compared, _)| (replay, compared))
+}
+
+/// Rebuilds `producer` from the streams alone into the empty database `scratch` (migrated first)
+/// and compares every business row with `live`. Also returns how long the rebuild took.
+async fn rebuild_into(
+    producer: Producer,
+    live: &PgPool,
+    scratch: &PgPool,
+    name: &str,
+    js: async_nats::jetstream::Context,
+    max_failures: i64,
+) -> anyhow::Result<(ReplaySummary, Compared, f64)> {
+    saga_kit::migrate::migrate(scratch, Some(migrations(producer)))
+        .await
+        .with_context(|| format!("migrating the scratch database {name}"))?;
+    ensure_empty(scratch, producer).await?;
+    let start = ReplayStart::from(ReplayFrom::Beginning);
+    let began = Instant::now();
+    let replay = rebuild(producer, scratch.clone(), js, &start, max_failures).await?;
+    let seconds = began.elapsed().as_secs_f64();
+    let compared = saga_kit::verify::compare(live, scratch, state_tables(producer))
+        .await
+        .context("comparing the live database with the rebuilt one")?;
+    Ok((replay, compared, seconds))
 }
 
 pub async fn run(args: &ReplayArgs, targets: &Targets, json: bool) -> Outcome {
@@ -176,12 +192,8 @@ async fn verify(
     name: &str,
     json: bool,
 ) -> Outcome {
-    saga_kit::migrate::migrate(scratch, Some(migrations(producer)))
-        .await
-        .with_context(|| format!("migrating the scratch database {name}"))?;
-    ensure_empty(scratch, producer).await?;
+    // The plain read first: the streams alone, nothing applied, the baseline of the rebuild.
     let start = ReplayStart::from(ReplayFrom::Beginning);
-
     let mut reader = Replay::new(producer, scratch.clone(), js.clone(), 1);
     super::wire(&mut reader, producer);
     let began = Instant::now();
@@ -191,19 +203,8 @@ async fn verify(
         .with_context(|| format!("reading the streams of the {producer} service"))?;
     let read_seconds = began.elapsed().as_secs_f64();
 
-    let began = Instant::now();
-    let replay = rebuild(
-        producer,
-        scratch.clone(),
-        js.clone(),
-        &start,
-        args.max_failures,
-    )
-    .await?;
-    let rebuild_seconds = began.elapsed().as_secs_f64();
-    let compared = saga_kit::verify::compare(live, scratch, state_tables(producer))
-        .await
-        .context("comparing the live database with the rebuilt one")?;
+    let (replay, compared, rebuild_seconds) =
+        rebuild_into(producer, live, scratch, name, js.clone(), args.max_failures).await?;
     let orders = orders_in_streams(&js).await.unwrap_or(0);
     let events = replay.total().seen;
     let per = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
