@@ -11,7 +11,7 @@ use super::difference::{Difference, RepairAction};
 use crate::targets::Targets;
 use anyhow::Context as _;
 use jetsaga_contracts::{OrderId, Producer};
-use saga_kit::repair::{Announce, Repaired};
+use saga_kit::repair::Repaired;
 use saga_kit::Envelope;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -114,22 +114,21 @@ async fn repair_one(
             order_service::repair::cancel_overdue(&mut tx, order_id, now).await?
         }
         RepairAction::Refund => {
-            payment_service::repair::refund_cancelled(&mut tx, order_id, Announce::Emit).await?
+            payment_service::repair::refund_cancelled(&mut tx, order_id).await?
         }
         RepairAction::ReleaseStock => {
-            stock_service::repair::release_cancelled(&mut tx, order_id, Announce::Emit).await?
+            stock_service::repair::release_cancelled(&mut tx, order_id).await?
         }
         RepairAction::ReleaseVoucher => {
-            voucher_service::repair::release_cancelled(&mut tx, order_id, Announce::Emit).await?
+            voucher_service::repair::release_cancelled(&mut tx, order_id).await?
         }
         RepairAction::RedeemVoucher => {
-            voucher_service::repair::redeem_confirmed(&mut tx, order_id, Announce::Emit).await?
+            voucher_service::repair::redeem_confirmed(&mut tx, order_id).await?
         }
     };
     let done = match repaired {
         Repaired::Emitted(envelope) => Ok(envelope),
         Repaired::AlreadyConsistent(why) => Err(why),
-        Repaired::Restored => Err("restored by a replay".to_owned()),
     };
     match done {
         Ok(envelope) => {

@@ -16,7 +16,7 @@ use jetsaga_contracts::events::payment::PaymentRefunded;
 use jetsaga_contracts::{EventId, OrderId, PaymentEvent};
 use saga_kit::barrier;
 use saga_kit::envelope::keyed_event_id;
-pub use saga_kit::repair::{Announce, Repaired};
+pub use saga_kit::repair::Repaired;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
@@ -51,7 +51,6 @@ pub fn refund_event_id(order_id: OrderId, version: OffsetDateTime) -> EventId {
 pub async fn refund_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
-    announce: Announce,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError::Database { order_id, source };
     let no_payment = || {
@@ -108,8 +107,7 @@ pub async fn refund_cancelled(
         customer_id: payment.customer_id,
         amount: payment.amount,
     });
-    let repaired = announce
-        .announce(conn, event_id, &event)
+    let repaired = saga_kit::repair::emit(conn, event_id, &event)
         .await
         .map_err(db)?;
     tracing::info!(%order_id, amount = payment.amount.cents(), "reconciler refunded a cancelled order");

@@ -17,7 +17,7 @@ use jetsaga_contracts::events::stock::StockReleased;
 use jetsaga_contracts::{EventId, OrderId, Sku, StockEvent, StockLine};
 use saga_kit::barrier;
 use saga_kit::envelope::keyed_event_id;
-pub use saga_kit::repair::{Announce, Repaired};
+pub use saga_kit::repair::Repaired;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
@@ -52,7 +52,6 @@ pub fn release_event_id(order_id: OrderId, version: OffsetDateTime) -> EventId {
 pub async fn release_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
-    announce: Announce,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError::Database { order_id, source };
     let refused = |reason: String| RepairError::Refused { order_id, reason };
@@ -113,8 +112,7 @@ pub async fn release_cancelled(
         order_id,
         lines: lines.into_iter().map(|(l, _)| l).collect(),
     });
-    let repaired = announce
-        .announce(conn, event_id, &event)
+    let repaired = saga_kit::repair::emit(conn, event_id, &event)
         .await
         .map_err(db)?;
     tracing::info!(%order_id, "reconciler released the stock of a cancelled order");

@@ -18,7 +18,7 @@ use jetsaga_contracts::events::voucher::{VoucherRedeemed, VoucherReleased};
 use jetsaga_contracts::{EventId, EventSet, OrderId, VoucherEvent};
 use saga_kit::barrier;
 use saga_kit::envelope::keyed_event_id;
-pub use saga_kit::repair::{Announce, Repaired};
+pub use saga_kit::repair::Repaired;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
@@ -48,7 +48,6 @@ pub fn repair_event_id(repair: &str, order_id: OrderId, version: OffsetDateTime)
 pub async fn release_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
-    announce: Announce,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError { order_id, source };
     let version: Option<OffsetDateTime> =
@@ -82,7 +81,7 @@ pub async fn release_cancelled(
         order_id,
         voucher_code: voucher.code,
     });
-    emit(conn, announce, event_id, &event).await.map_err(db)
+    emit(conn, event_id, &event).await.map_err(db)
 }
 
 /// Redeems the voucher an order the order service has CONFIRMED still only holds, as the
@@ -91,7 +90,6 @@ pub async fn release_cancelled(
 pub async fn redeem_confirmed(
     conn: &mut PgConnection,
     order_id: OrderId,
-    announce: Announce,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError { order_id, source };
     let Held {
@@ -110,7 +108,7 @@ pub async fn redeem_confirmed(
         order_id,
         voucher_code: voucher.code,
     });
-    emit(conn, announce, event_id, &event).await.map_err(db)
+    emit(conn, event_id, &event).await.map_err(db)
 }
 
 /// The voucher an order holds, locked, the status `transition` takes it to, and the version of
@@ -149,11 +147,10 @@ async fn held(
 
 async fn emit(
     conn: &mut PgConnection,
-    announce: Announce,
     event_id: EventId,
     event: &VoucherEvent,
 ) -> Result<Repaired, sqlx::Error> {
-    let repaired = announce.announce(conn, event_id, event).await?;
-    tracing::info!(ce_type = event.ce_type(), ?announce, "voucher repaired");
+    let repaired = saga_kit::repair::emit(conn, event_id, event).await?;
+    tracing::info!(ce_type = event.ce_type(), "voucher repaired");
     Ok(repaired)
 }
