@@ -267,7 +267,9 @@ impl Reader {
             });
             self.read += 1;
             n += 1;
-            if seq == self.end {
+            // Nothing more for the filters (at all, so not up to `end` either): done without
+            // waiting for an empty fetch to expire.
+            if seq == self.end || info.pending == 0 {
                 self.done = true;
                 break;
             }
