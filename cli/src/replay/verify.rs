@@ -73,6 +73,14 @@ async fn create_scratch(
                  (give --scratch-url to use an empty database of your own)"
             )
         })?;
+    // A scratch database is thrown away after the comparison: its commits need not wait for the
+    // disk, which would otherwise bound the rebuild (one commit per event).
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{name}\" SET synchronous_commit = off"
+    ))
+    .execute(&admin)
+    .await
+    .with_context(|| format!("setting up the scratch database {name}"))?;
     let url = options.database(&name).to_url_lossy().to_string();
     let pool = connect_pool(&url, producer).await?;
     Ok(Scratch { admin, name, pool })
