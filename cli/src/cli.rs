@@ -24,9 +24,10 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// One saga as a timeline across every stream, or as a Mermaid sequence diagram.
     Trace(trace::TraceArgs),
-    /// A service re-consumes its input streams through its inbox (after a restore, or from scratch).
+    /// Rebuild a service from the streams: after a restore, from scratch, or as an audit (--verify).
     Replay(replay::ReplayArgs),
-    /// Check the invariants across the four databases (and a settlement file); optionally repair.
+    /// Check the invariants across the four databases (and a settlement file); optionally repair;
+    /// with --streams, find and republish events a stream lost.
     Reconcile(reconcile::ReconcileArgs),
     /// Work the dead letters of every service.
     Dlq(dlq::DlqArgs),
