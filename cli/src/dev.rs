@@ -10,7 +10,7 @@ use crate::targets::Targets;
 use anyhow::Context as _;
 use clap::Args;
 use jetsaga_contracts::Producer;
-use jetsaga_runtime::{Defaults, Settings};
+use jetsaga_runtime::Settings;
 use jetsaga_testkit::NatsServer;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -77,7 +77,7 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
 
     let mut services = tokio::task::JoinSet::new();
     for (producer, database_url) in urls {
-        let defaults = defaults(producer);
+        let defaults = crate::participants::of(producer).defaults;
         let mut settings = Settings::with_defaults(defaults);
         settings.nats_url = nats_url.clone();
         settings.database_url = database_url;
@@ -90,17 +90,15 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
         })?;
         let token = shutdown.clone();
         let deadline = Duration::from_secs(args.order_deadline_secs.max(1));
+        let run = crate::participants::of(producer).run;
         services.spawn(async move {
-            let result = match producer {
-                Producer::Order => {
-                    let mut config = order_service::Config::new(settings);
-                    config.order_deadline = deadline;
-                    order_service::run(config, listener, token).await
-                }
-                Producer::Voucher => voucher_service::run(settings, listener, token).await,
-                Producer::Payment => payment_service::run(settings, listener, token).await,
-                Producer::Stock => stock_service::run(settings, listener, token).await,
-            };
+            let result = run(crate::participants::DevRun {
+                settings,
+                listener,
+                shutdown: token,
+                order_deadline: deadline,
+            })
+            .await;
             (producer, result)
         });
     }
@@ -144,15 +142,6 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn defaults(producer: Producer) -> Defaults {
-    match producer {
-        Producer::Order => order_service::DEFAULTS,
-        Producer::Voucher => voucher_service::DEFAULTS,
-        Producer::Payment => payment_service::DEFAULTS,
-        Producer::Stock => stock_service::DEFAULTS,
-    }
 }
 
 /// Connects to PostgreSQL as an admin; when nothing listens, starts a local server where this

@@ -449,7 +449,7 @@ mod tests {
     #[test]
     fn dead_letter_ref_names_a_service_and_a_positive_id() {
         let r: DeadLetterRef = "payment:3".parse().unwrap();
-        assert_eq!(r.producer, Producer::Payment);
+        assert_eq!(r.producer, Producer::PAYMENT);
         assert_eq!(r.id, 3);
         assert_eq!(r.to_string(), "payment:3");
         assert!("payment".parse::<DeadLetterRef>().is_err());

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod dev;
 pub mod dlq;
 pub mod output;
+pub mod participants;
 pub mod progress;
 pub mod provision;
 pub mod reconcile;

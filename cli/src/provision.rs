@@ -7,6 +7,7 @@ use crate::cli::Outcome;
 use crate::targets::Targets;
 use anyhow::Context as _;
 use clap::Args;
+use jetsaga_contracts::Producer;
 use saga_kit::provision::{self, StreamSettings};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -39,10 +40,15 @@ pub async fn run(args: ProvisionArgs, targets: &Targets) -> Outcome {
                 args.wait_secs
             )
         })??;
-    provision::ensure_streams_as(&js, &settings, provision::Provisioner::Operator)
-        .await
-        .context("provisioning the streams (as the NATS admin)")?;
-    for config in provision::all_stream_configs(&settings) {
+    provision::ensure_streams_as(
+        &js,
+        &Producer::ALL,
+        &settings,
+        provision::Provisioner::Operator,
+    )
+    .await
+    .context("provisioning the streams (as the NATS admin)")?;
+    for config in provision::stream_configs(&Producer::ALL, &settings) {
         println!(
             "{}: subjects {}, {} replica(s), max age {} days, dedupe window {} s",
             config.name,

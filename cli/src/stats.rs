@@ -124,7 +124,7 @@ pub async fn collect(targets: &Targets) -> anyhow::Result<Stats> {
             outbox_parked: outbox.parked,
             dead_letters_open,
         });
-        if producer == Producer::Order {
+        if producer == Producer::ORDER {
             sagas = outcomes(&pool).await?;
         }
     }

@@ -20,10 +20,10 @@ pub enum ServiceName {
 impl ServiceName {
     pub fn producer(self) -> Producer {
         match self {
-            ServiceName::Order => Producer::Order,
-            ServiceName::Voucher => Producer::Voucher,
-            ServiceName::Payment => Producer::Payment,
-            ServiceName::Stock => Producer::Stock,
+            ServiceName::Order => Producer::ORDER,
+            ServiceName::Voucher => Producer::VOUCHER,
+            ServiceName::Payment => Producer::PAYMENT,
+            ServiceName::Stock => Producer::STOCK,
         }
     }
 }
@@ -100,12 +100,15 @@ impl Targets {
 
     /// The database URL of a service when a flag or the environment gave one.
     pub fn given_database_url(&self, producer: Producer) -> Option<&str> {
-        match producer {
-            Producer::Order => self.order_db.as_deref(),
-            Producer::Voucher => self.voucher_db.as_deref(),
-            Producer::Payment => self.payment_db.as_deref(),
-            Producer::Stock => self.stock_db.as_deref(),
-        }
+        [
+            (Producer::ORDER, &self.order_db),
+            (Producer::VOUCHER, &self.voucher_db),
+            (Producer::PAYMENT, &self.payment_db),
+            (Producer::STOCK, &self.stock_db),
+        ]
+        .into_iter()
+        .find(|(p, _)| *p == producer)
+        .and_then(|(_, url)| url.as_deref())
     }
 
     /// A small pool on a service's database.

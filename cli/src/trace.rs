@@ -7,9 +7,7 @@ use crate::output::{self, Table};
 use crate::targets::Targets;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use jetsaga_contracts::{
-    EventSet, Money, OrderEvent, PaymentEvent, Producer, StockEvent, VoucherEvent,
-};
+use jetsaga_contracts::Producer;
 use saga_kit::trace::{read_saga, TraceEvent};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -63,7 +61,7 @@ pub struct Summary {
 
 pub async fn run(args: TraceArgs, targets: &Targets, json: bool) -> Outcome {
     let js = targets.nats().await?;
-    let events = read_saga(&js, &args.order_id.to_string())
+    let events = read_saga(&js, &Producer::ALL, &args.order_id.to_string())
         .await
         .with_context(|| format!("tracing order {}", args.order_id))?;
     if events.is_empty() {
@@ -135,9 +133,23 @@ pub fn steps(events: &[TraceEvent]) -> Vec<Step> {
 /// What an event says happened, in a few words, from the typed event its producer emitted.
 pub fn outcome(producer: Producer, ce_type: &str, payload: &serde_json::Value) -> String {
     let bytes = payload.to_string().into_bytes();
-    let money = |m: Money| output::cents(m.cents());
-    let decoded = match producer {
-        Producer::Order => OrderEvent::from_payload(ce_type, &bytes).map(|e| match e {
+    (crate::participants::of(producer).describe)(ce_type, &bytes)
+        .unwrap_or_else(|e| format!("undecodable: {e}"))
+}
+
+/// Each producer's events in a few words.
+pub mod describe {
+    use crate::output;
+    use jetsaga_contracts::{
+        DecodeError, EventSet, Money, OrderEvent, PaymentEvent, StockEvent, VoucherEvent,
+    };
+
+    fn money(m: Money) -> String {
+        output::cents(m.cents())
+    }
+
+    pub fn order(ce_type: &str, bytes: &[u8]) -> Result<String, DecodeError> {
+        OrderEvent::from_payload(ce_type, bytes).map(|e| match e {
             OrderEvent::OrderCreated(e) => format!(
                 "accepted, total {}{}",
                 money(e.total),
@@ -148,8 +160,11 @@ pub fn outcome(producer: Producer, ce_type: &str, payload: &serde_json::Value) -
             OrderEvent::OrderConfirmed(_) => "CONFIRMED".into(),
             OrderEvent::OrderCancelled(e) => format!("CANCELLED: {}", e.reason.as_str()),
             OrderEvent::ProductPriced(e) => format!("{} priced {}", e.sku, money(e.price)),
-        }),
-        Producer::Voucher => VoucherEvent::from_payload(ce_type, &bytes).map(|e| match e {
+        })
+    }
+
+    pub fn voucher(ce_type: &str, bytes: &[u8]) -> Result<String, DecodeError> {
+        VoucherEvent::from_payload(ce_type, bytes).map(|e| match e {
             VoucherEvent::VoucherIssued(e) => format!("issued, discount {}", money(e.discount)),
             VoucherEvent::VoucherReserved(e) => format!("discount {}", money(e.discount)),
             VoucherEvent::VoucherRejected(e) => format!(
@@ -161,16 +176,22 @@ pub fn outcome(producer: Producer, ce_type: &str, payload: &serde_json::Value) -
             ),
             VoucherEvent::VoucherReleased(_) => "voucher available again".into(),
             VoucherEvent::VoucherRedeemed(_) => "voucher redeemed".into(),
-        }),
-        Producer::Payment => PaymentEvent::from_payload(ce_type, &bytes).map(|e| match e {
+        })
+    }
+
+    pub fn payment(ce_type: &str, bytes: &[u8]) -> Result<String, DecodeError> {
+        PaymentEvent::from_payload(ce_type, bytes).map(|e| match e {
             PaymentEvent::AccountCredited(e) => format!("credited {}", money(e.amount)),
             PaymentEvent::PaymentSucceeded(e) => format!("charged {}", money(e.amount)),
             PaymentEvent::PaymentFailed(e) => {
                 format!("not charged {}: balance too low", money(e.amount))
             }
             PaymentEvent::PaymentRefunded(e) => format!("refunded {}", money(e.amount)),
-        }),
-        Producer::Stock => StockEvent::from_payload(ce_type, &bytes).map(|e| match e {
+        })
+    }
+
+    pub fn stock(ce_type: &str, bytes: &[u8]) -> Result<String, DecodeError> {
+        StockEvent::from_payload(ce_type, bytes).map(|e| match e {
             StockEvent::StockAdjusted(e) => format!("{} {:+}", e.sku, e.delta),
             StockEvent::StockReserved(e) => format!("{} line(s) held", e.lines.len()),
             StockEvent::StockFailed(e) => format!(
@@ -178,9 +199,8 @@ pub fn outcome(producer: Producer, ce_type: &str, payload: &serde_json::Value) -
                 e.sku, e.requested, e.available
             ),
             StockEvent::StockReleased(_) => "stock released".into(),
-        }),
-    };
-    decoded.unwrap_or_else(|e| format!("undecodable: {e}"))
+        })
+    }
 }
 
 /// CONFIRMED, CANCELLED (with its reason) or PENDING, and how long the saga took.
@@ -286,7 +306,9 @@ fn mermaid_text(s: &str) -> String {
 mod tests {
     use super::*;
     use jetsaga_contracts::events::{order, payment, voucher};
-    use jetsaga_contracts::{CancelReason, CustomerId, OrderId};
+    use jetsaga_contracts::{
+        CancelReason, CustomerId, EventSet, Money, OrderEvent, OrderId, PaymentEvent, VoucherEvent,
+    };
     use time::macros::datetime;
 
     fn event<E: EventSet>(

@@ -82,8 +82,12 @@ impl Bench {
         let nats = NatsServer::start().await?;
         let client = saga_kit::provision::connect(&nats.url(), "replay-test").await?;
         let js = jetstream::new(client);
-        saga_kit::provision::ensure_streams(&js, &saga_kit::provision::StreamSettings::default())
-            .await?;
+        saga_kit::provision::ensure_streams(
+            &js,
+            &jetsaga_contracts::Producer::ALL,
+            &saga_kit::provision::StreamSettings::default(),
+        )
+        .await?;
         let live = TestDb::create(&format!("live_{}", producer.service())).await?;
         saga_kit::migrate::migrate(live.pool(), Some(migrations)).await?;
         let mut wiring = LiveWiring {
@@ -248,7 +252,7 @@ async fn adjust(bench: &Bench, sku_: &Sku, delta: i64) -> anyhow::Result<()> {
 async fn last_unit_goes_to_the_order_the_service_served_first_in_the_rebuild_too(
 ) -> anyhow::Result<()> {
     let bench = Bench::start(
-        Producer::Stock,
+        Producer::STOCK,
         &stock_service::MIGRATIONS,
         stock_bench_wire,
     )
@@ -293,7 +297,7 @@ async fn last_unit_goes_to_the_order_the_service_served_first_in_the_rebuild_too
 async fn an_input_dead_lettered_and_discarded_by_an_operator_stays_unapplied() -> anyhow::Result<()>
 {
     let bench = Bench::start(
-        Producer::Stock,
+        Producer::STOCK,
         &stock_service::MIGRATIONS,
         stock_bench_wire,
     )
@@ -349,7 +353,7 @@ async fn an_input_dead_lettered_and_discarded_by_an_operator_stays_unapplied() -
 async fn a_stream_that_lost_its_first_events_refuses_a_rebuild_and_says_what_is_missing(
 ) -> anyhow::Result<()> {
     let bench = Bench::start(
-        Producer::Stock,
+        Producer::STOCK,
         &stock_service::MIGRATIONS,
         stock_bench_wire,
     )
@@ -381,7 +385,7 @@ async fn a_stream_that_lost_its_first_events_refuses_a_rebuild_and_says_what_is_
 async fn a_decision_the_database_cannot_hold_any_more_is_a_divergence_and_fails_the_replay(
 ) -> anyhow::Result<()> {
     let bench = Bench::start(
-        Producer::Stock,
+        Producer::STOCK,
         &stock_service::MIGRATIONS,
         stock_bench_wire,
     )
@@ -434,7 +438,7 @@ async fn an_order_cancelled_by_its_deadline_before_its_stock_came_stays_cancelle
     fn wire(w: &mut LiveWiring) {
         order_service::consumers::wire(w);
     }
-    let bench = Bench::start(Producer::Order, &order_service::MIGRATIONS, wire).await?;
+    let bench = Bench::start(Producer::ORDER, &order_service::MIGRATIONS, wire).await?;
     let restorer = order_service::restore::Restorer;
     let order_id = OrderId::new_random();
     let s = sku("RACE-1");
@@ -511,7 +515,7 @@ async fn a_charge_that_a_top_up_made_possible_stays_charged() -> anyhow::Result<
     fn wire(w: &mut LiveWiring) {
         payment_service::consumers::wire(w);
     }
-    let bench = Bench::start(Producer::Payment, &payment_service::MIGRATIONS, wire).await?;
+    let bench = Bench::start(Producer::PAYMENT, &payment_service::MIGRATIONS, wire).await?;
     let customer = CustomerId::new_random();
     let order_id = OrderId::new_random();
     // VoucherReserved is stored; a credit commits before the charge is handled.
@@ -565,7 +569,7 @@ async fn a_voucher_issued_after_its_order_was_stored_stays_reserved_and_redeemab
     fn wire(w: &mut LiveWiring) {
         voucher_service::consumers::wire(w);
     }
-    let bench = Bench::start(Producer::Voucher, &voucher_service::MIGRATIONS, wire).await?;
+    let bench = Bench::start(Producer::VOUCHER, &voucher_service::MIGRATIONS, wire).await?;
     let customer = CustomerId::new_random();
     let code = VoucherCode::parse("LATE5").expect("a valid code");
     let created = bench

@@ -27,7 +27,12 @@ impl Setup {
         let db = TestDb::create("cli_stream_audit").await?;
         saga_kit::migrate::migrate(db.pool(), None).await?;
         let js = async_nats::jetstream::new(provision::connect(&nats.url(), "test").await?);
-        provision::ensure_streams(&js, &StreamSettings::default()).await?;
+        provision::ensure_streams(
+            &js,
+            &jetsaga_contracts::Producer::ALL,
+            &StreamSettings::default(),
+        )
+        .await?;
         for _ in 0..n {
             let mut tx = db.pool().begin().await?;
             let credit = PaymentEvent::AccountCredited(AccountCredited {

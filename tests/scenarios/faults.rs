@@ -244,7 +244,12 @@ async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
     assert_eq!(api.balance(&ivan).await?, 10_000);
     assert_eq!(api.stock(&sku).await?, (3, 0));
     assert_eq!(api.voucher_status(&code).await?, "AVAILABLE");
-    let saga = saga_kit::trace::read_saga(&js, &order_id.to_string()).await?;
+    let saga = saga_kit::trace::read_saga(
+        &js,
+        &jetsaga_contracts::Producer::ALL,
+        &order_id.to_string(),
+    )
+    .await?;
     let names: Vec<&str> = saga.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(names.len(), 4, "participants reacted: {names:?}");
     assert_invariants(api, &ledger, SETTLE).await?;

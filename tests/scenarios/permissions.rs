@@ -287,7 +287,12 @@ async fn a_service_user_keeps_the_streams_the_admin_provisioned() -> anyhow::Res
     let (_stock, stock_js, mut stock_errors) = connect_as(&users, &nats, "stock").await?;
 
     // When stock checks them with the services' own settings, nothing needs to change
-    provision::ensure_streams(&stock_js, &provision::StreamSettings::default()).await?;
+    provision::ensure_streams(
+        &stock_js,
+        &jetsaga_contracts::Producer::ALL,
+        &provision::StreamSettings::default(),
+    )
+    .await?;
     assert_eq!(stock_errors.drain(), Vec::<String>::new());
 
     // When it asks for a week's retention (an operator's choice), the stream is kept as
@@ -322,10 +327,13 @@ async fn a_service_user_keeps_the_streams_the_admin_provisioned() -> anyhow::Res
         .cached_info()
         .config
         .clone();
-    let expected = provision::all_stream_configs(&provision::StreamSettings::default())
-        .into_iter()
-        .find(|c| c.name == "PAYMENTS")
-        .context("the PAYMENTS stream")?;
+    let expected = provision::stream_configs(
+        &jetsaga_contracts::Producer::ALL,
+        &provision::StreamSettings::default(),
+    )
+    .into_iter()
+    .find(|c| c.name == "PAYMENTS")
+    .context("the PAYMENTS stream")?;
     assert_eq!(provision::differences(&found, &expected), Vec::new());
     Ok(())
 }

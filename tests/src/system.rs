@@ -193,9 +193,13 @@ impl NatsUsers {
     /// Provisions the streams as the admin, as `jetsaga provision` does in a deployment.
     pub async fn provision_streams(&self, server: &NatsServer) -> anyhow::Result<()> {
         let js = async_nats::jetstream::new(self.connect(server, "admin").await?);
-        saga_kit::provision::ensure_streams(&js, &saga_kit::provision::StreamSettings::default())
-            .await
-            .context("provisioning the streams as admin")
+        saga_kit::provision::ensure_streams(
+            &js,
+            &jetsaga_contracts::Producer::ALL,
+            &saga_kit::provision::StreamSettings::default(),
+        )
+        .await
+        .context("provisioning the streams as admin")
     }
 }
 
@@ -270,7 +274,9 @@ async fn provision_replicated(nats_url: &str) -> anyhow::Result<()> {
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        match saga_kit::provision::ensure_streams(&js, &settings).await {
+        match saga_kit::provision::ensure_streams(&js, &jetsaga_contracts::Producer::ALL, &settings)
+            .await
+        {
             Ok(()) => return Ok(()),
             // No JetStream leader yet.
             Err(_) if std::time::Instant::now() < deadline => {

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use jetsaga_contracts::events::{order, payment, stock, voucher};
 use jetsaga_contracts::{
     CancelReason, CustomerId, EventId, Money, OrderEvent, OrderId, OrderLine, PaymentEvent,
-    RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
+    Producer, RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
 };
 use jetsaga_testkit::{NatsServer, TestDb};
 use rand::rngs::StdRng;
@@ -89,7 +89,7 @@ impl NullSystem {
         };
         let client = provision::connect(&nats.url(), "jetsaga-bench-null").await?;
         let js = async_nats::jetstream::new(client);
-        provision::ensure_streams(&js, &StreamSettings::default()).await?;
+        provision::ensure_streams(&js, &Producer::ALL, &StreamSettings::default()).await?;
         let mut dbs = Vec::new();
         let mut pools = Vec::new();
         for name in ["null_order", "null_voucher", "null_payment", "null_stock"] {

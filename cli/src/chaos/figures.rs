@@ -64,7 +64,7 @@ pub async fn timeouts(
     held: &[Held],
     ack_wait: Duration,
 ) -> anyhow::Result<Timeouts> {
-    let pool = targets.read_only_pool(Producer::Order).await?;
+    let pool = targets.read_only_pool(Producer::ORDER).await?;
     let orders: Vec<TimedOut> = sqlx::query_as(
         "SELECT o.order_id, o.created_at, o.deadline,
                 coalesce(array_agg(l.sku) FILTER (WHERE l.sku IS NOT NULL), '{}') AS skus

@@ -1,5 +1,6 @@
 //! Who reads a subject: the services' durable consumers and their filters, taken from the
-//! services' own wiring (`consumers::wire`), so chaos never retypes a consumer's name or filter.
+//! services' own wiring (`consumers::wire`, through [`crate::participants`]), so chaos never
+//! retypes a consumer's name or filter.
 //! A poison message is one dead letter for each consumer that reads its subject.
 
 use jetsaga_contracts::Producer;
@@ -23,22 +24,19 @@ impl Reader {
     }
 }
 
-/// Every durable consumer of the four services, in [`Producer::ALL`] order.
+/// Every durable consumer of every service, in [`Producer::ALL`] order.
 pub fn all() -> Vec<Reader> {
-    let mut wiring = Collect {
-        service: Producer::Order,
-        readers: Vec::new(),
-    };
-    for service in Producer::ALL {
-        wiring.service = service;
-        match service {
-            Producer::Order => order_service::consumers::wire(&mut wiring),
-            Producer::Voucher => voucher_service::consumers::wire(&mut wiring),
-            Producer::Payment => payment_service::consumers::wire(&mut wiring),
-            Producer::Stock => stock_service::consumers::wire(&mut wiring),
-        }
-    }
-    wiring.readers
+    crate::participants::ALL
+        .iter()
+        .flat_map(|p| {
+            (p.consumers)().into_iter().map(|d| Reader {
+                service: p.producer,
+                durable: d.durable,
+                filters: d.filters,
+                stream: d.input.stream(),
+            })
+        })
+        .collect()
 }
 
 /// The consumers that read `subject`.
@@ -58,36 +56,6 @@ pub fn subject_matches(filter: &str, subject: &str) -> bool {
             (None, None) => return true,
             _ => return false,
         }
-    }
-}
-
-/// Collects what a service's `wire` declares, without running anything.
-struct Collect {
-    service: Producer,
-    readers: Vec<Reader>,
-}
-
-impl saga_kit::replay::Wiring for Collect {
-    fn consumer<H: saga_kit::Handler>(
-        &mut self,
-        durable: &'static str,
-        filter_subjects: &[&str],
-        _handler: H,
-    ) {
-        let domain = filter_subjects
-            .first()
-            .and_then(|f| f.split('.').next())
-            .unwrap_or_default();
-        let Some(producer) = Producer::ALL.into_iter().find(|p| p.domain() == domain) else {
-            // Every filter names a domain of the contracts; a consumer of none has no stream.
-            return;
-        };
-        self.readers.push(Reader {
-            service: self.service,
-            durable,
-            filters: filter_subjects.iter().map(|f| (*f).to_owned()).collect(),
-            stream: producer.stream(),
-        });
     }
 }
 
@@ -125,9 +93,9 @@ mod tests {
         let readers = all();
         let created = of_subject(&readers, "orders.created.o1");
         assert_eq!(created.len(), 1);
-        assert_eq!(created[0].service, Producer::Voucher);
+        assert_eq!(created[0].service, Producer::VOUCHER);
         let paid = of_subject(&readers, "payments.succeeded.o1");
         assert_eq!(paid.len(), 1);
-        assert_eq!(paid[0].service, Producer::Stock);
+        assert_eq!(paid[0].service, Producer::STOCK);
     }
 }

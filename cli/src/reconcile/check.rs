@@ -62,10 +62,10 @@ pub struct Sources {
 impl Sources {
     pub async fn connect(targets: &Targets) -> anyhow::Result<Self> {
         Ok(Sources {
-            order: targets.read_only_pool(Producer::Order).await?,
-            payment: targets.read_only_pool(Producer::Payment).await?,
-            stock: targets.read_only_pool(Producer::Stock).await?,
-            voucher: targets.read_only_pool(Producer::Voucher).await?,
+            order: targets.read_only_pool(Producer::ORDER).await?,
+            payment: targets.read_only_pool(Producer::PAYMENT).await?,
+            stock: targets.read_only_pool(Producer::STOCK).await?,
+            voucher: targets.read_only_pool(Producer::VOUCHER).await?,
         })
     }
 }

@@ -127,10 +127,10 @@ impl RepairAction {
     /// The service that makes the change and emits the event.
     pub const fn service(self) -> Producer {
         match self {
-            RepairAction::CancelOverdue => Producer::Order,
-            RepairAction::Refund => Producer::Payment,
-            RepairAction::ReleaseStock => Producer::Stock,
-            RepairAction::ReleaseVoucher | RepairAction::RedeemVoucher => Producer::Voucher,
+            RepairAction::CancelOverdue => Producer::ORDER,
+            RepairAction::Refund => Producer::PAYMENT,
+            RepairAction::ReleaseStock => Producer::STOCK,
+            RepairAction::ReleaseVoucher | RepairAction::RedeemVoucher => Producer::VOUCHER,
         }
     }
 

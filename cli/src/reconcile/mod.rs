@@ -245,7 +245,7 @@ mod tests {
         ];
         let person = Difference::for_person(
             Kind::StatusMismatch,
-            Producer::Voucher,
+            Producer::VOUCHER,
             Entity::Order(overdue),
             "redeemed".into(),
         );

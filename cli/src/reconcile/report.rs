@@ -311,7 +311,7 @@ mod tests {
     fn person() -> Difference {
         Difference::for_person(
             Kind::AmountMismatch,
-            Producer::Payment,
+            Producer::PAYMENT,
             Entity::Order(OrderId::new_random()),
             "charged 10.00, but total 10.00 − discount 0.50 is 9.50".into(),
         )

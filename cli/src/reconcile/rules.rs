@@ -140,7 +140,7 @@ fn total(facts: &OrderFacts, out: &mut Vec<Difference>) {
     if lines != facts.order.total_cents {
         out.push(Difference::for_person(
             Kind::AmountMismatch,
-            Producer::Order,
+            Producer::ORDER,
             order_entity(facts),
             format!(
                 "order total {}, its lines add up to {}",
@@ -170,7 +170,7 @@ fn confirmed(facts: &OrderFacts) -> Vec<Difference> {
     match &facts.payment {
         None => out.push(Difference::for_person(
             Kind::Missing,
-            Producer::Payment,
+            Producer::PAYMENT,
             entity.clone(),
             "order is CONFIRMED but payment has no charge for it".into(),
         )),
@@ -180,7 +180,7 @@ fn confirmed(facts: &OrderFacts) -> Vec<Difference> {
                 if p.amount_cents != expected {
                     out.push(Difference::for_person(
                         Kind::AmountMismatch,
-                        Producer::Payment,
+                        Producer::PAYMENT,
                         entity.clone(),
                         format!(
                             "charged {}, but total {} − discount {} is {}",
@@ -195,7 +195,7 @@ fn confirmed(facts: &OrderFacts) -> Vec<Difference> {
         }
         Some(p) => out.push(Difference::for_person(
             Kind::StatusMismatch,
-            Producer::Payment,
+            Producer::PAYMENT,
             entity.clone(),
             format!(
                 "order is CONFIRMED but its payment is {} ({})",
@@ -210,21 +210,21 @@ fn confirmed(facts: &OrderFacts) -> Vec<Difference> {
         match facts.reservations.iter().find(|r| r.sku == *sku) {
             None => out.push(Difference::for_person(
                 Kind::Missing,
-                Producer::Stock,
+                Producer::STOCK,
                 entity.clone(),
                 format!("order is CONFIRMED but sku {sku} ×{quantity} is not reserved"),
             )),
             Some(r) if r.status == ReservationStatus::Released => {
                 out.push(Difference::for_person(
                     Kind::StatusMismatch,
-                    Producer::Stock,
+                    Producer::STOCK,
                     entity.clone(),
                     format!("order is CONFIRMED but its reservation of sku {sku} ×{quantity} is RELEASED"),
                 ));
             }
             Some(r) if r.quantity != *quantity => out.push(Difference::for_person(
                 Kind::AmountMismatch,
-                Producer::Stock,
+                Producer::STOCK,
                 entity.clone(),
                 format!(
                     "sku {sku}: ×{} reserved, the order line has ×{quantity}",
@@ -238,7 +238,7 @@ fn confirmed(facts: &OrderFacts) -> Vec<Difference> {
         if !lines.contains_key(r.sku.as_str()) {
             out.push(Difference::for_person(
                 Kind::AmountMismatch,
-                Producer::Stock,
+                Producer::STOCK,
                 entity.clone(),
                 format!(
                     "sku {} ×{} is reserved ({}) but the order has no such line",
@@ -270,7 +270,7 @@ fn confirmed_voucher(facts: &OrderFacts, out: &mut Vec<Difference>) {
         if Some(v.code.as_str()) != named {
             out.push(Difference::for_person(
                 Kind::StatusMismatch,
-                Producer::Voucher,
+                Producer::VOUCHER,
                 entity.clone(),
                 format!(
                     "voucher {} is {} by this order, which names {}",
@@ -303,7 +303,7 @@ fn confirmed_voucher(facts: &OrderFacts, out: &mut Vec<Difference>) {
             };
             out.push(Difference::for_person(
                 Kind::Missing,
-                Producer::Voucher,
+                Producer::VOUCHER,
                 entity.clone(),
                 format!("order is CONFIRMED with voucher {code}, but {found}"),
             ));
@@ -314,7 +314,7 @@ fn confirmed_voucher(facts: &OrderFacts, out: &mut Vec<Difference>) {
         if order.discount_cents != Some(expected) {
             out.push(Difference::for_person(
                 Kind::AmountMismatch,
-                Producer::Order,
+                Producer::ORDER,
                 entity,
                 format!(
                     "order discount {}, voucher {code} gives {}",
@@ -374,7 +374,7 @@ fn cancelled(facts: &OrderFacts) -> Vec<Difference> {
             )),
             VoucherStatus::Redeemed => out.push(Difference::for_person(
                 Kind::StatusMismatch,
-                Producer::Voucher,
+                Producer::VOUCHER,
                 entity.clone(),
                 format!(
                     "order is CANCELLED but voucher {} is REDEEMED by it",
@@ -392,7 +392,7 @@ fn cancelled(facts: &OrderFacts) -> Vec<Difference> {
 pub fn orphan_payment(p: &PaymentRow) -> Difference {
     Difference::for_person(
         Kind::Missing,
-        Producer::Payment,
+        Producer::PAYMENT,
         Entity::Order(p.order_id),
         format!(
             "payment {} is {} ({}) for an order the order service does not know",
@@ -411,7 +411,7 @@ pub fn orphan_reservations(order_id: OrderId, rows: &[ReservationRow]) -> Differ
         .collect();
     Difference::for_person(
         Kind::Missing,
-        Producer::Stock,
+        Producer::STOCK,
         Entity::Order(order_id),
         format!(
             "stock has {} for an order the order service does not know",
@@ -425,7 +425,7 @@ pub fn orphan_voucher(v: &VoucherRow) -> Option<Difference> {
     let order_id = v.order_id?;
     Some(Difference::for_person(
         Kind::Missing,
-        Producer::Voucher,
+        Producer::VOUCHER,
         Entity::Order(order_id),
         format!(
             "voucher {} is {} by an order the order service does not know",
@@ -445,7 +445,7 @@ pub fn account_difference(
     (credited != books).then(|| {
         Difference::for_person(
             Kind::Conservation,
-            Producer::Payment,
+            Producer::PAYMENT,
             Entity::Customer(customer),
             format!(
                 "credited {} ≠ balance {} + charged {} (off by {})",
@@ -479,7 +479,7 @@ pub fn sku_difference(
     (!problems.is_empty()).then(|| {
         Difference::for_person(
             Kind::Conservation,
-            Producer::Stock,
+            Producer::STOCK,
             Entity::Sku(sku.to_owned()),
             problems.join("; "),
         )
@@ -592,7 +592,7 @@ mod tests {
             kinds(&d),
             [(
                 Kind::Stuck,
-                Producer::Order,
+                Producer::ORDER,
                 Some(RepairAction::CancelOverdue)
             )]
         );
@@ -621,17 +621,17 @@ mod tests {
             [
                 (
                     Kind::StatusMismatch,
-                    Producer::Payment,
+                    Producer::PAYMENT,
                     Some(RepairAction::Refund)
                 ),
                 (
                     Kind::StatusMismatch,
-                    Producer::Stock,
+                    Producer::STOCK,
                     Some(RepairAction::ReleaseStock)
                 ),
                 (
                     Kind::StatusMismatch,
-                    Producer::Voucher,
+                    Producer::VOUCHER,
                     Some(RepairAction::ReleaseVoucher)
                 ),
             ]
@@ -645,7 +645,7 @@ mod tests {
         f.vouchers[0].order_id = Some(f.order.order_id);
         assert_eq!(
             kinds(&judged(&f)),
-            [(Kind::StatusMismatch, Producer::Voucher, None)]
+            [(Kind::StatusMismatch, Producer::VOUCHER, None)]
         );
     }
 
@@ -657,7 +657,7 @@ mod tests {
             kinds(&judged(&f)),
             [(
                 Kind::StatusMismatch,
-                Producer::Voucher,
+                Producer::VOUCHER,
                 Some(RepairAction::RedeemVoucher)
             )]
         );
@@ -674,9 +674,9 @@ mod tests {
         assert_eq!(
             kinds(&d),
             [
-                (Kind::Missing, Producer::Payment, None),
-                (Kind::Missing, Producer::Stock, None),
-                (Kind::Missing, Producer::Voucher, None),
+                (Kind::Missing, Producer::PAYMENT, None),
+                (Kind::Missing, Producer::STOCK, None),
+                (Kind::Missing, Producer::VOUCHER, None),
             ]
         );
         assert!(d[2].detail.contains("it is AVAILABLE"), "{}", d[2].detail);
@@ -698,10 +698,10 @@ mod tests {
         assert_eq!(
             kinds(&d),
             [
-                (Kind::AmountMismatch, Producer::Payment, None),
-                (Kind::AmountMismatch, Producer::Stock, None),
-                (Kind::AmountMismatch, Producer::Stock, None),
-                (Kind::AmountMismatch, Producer::Order, None),
+                (Kind::AmountMismatch, Producer::PAYMENT, None),
+                (Kind::AmountMismatch, Producer::STOCK, None),
+                (Kind::AmountMismatch, Producer::STOCK, None),
+                (Kind::AmountMismatch, Producer::ORDER, None),
             ]
         );
         assert_eq!(
@@ -718,8 +718,8 @@ mod tests {
         assert_eq!(
             kinds(&judged(&f)),
             [
-                (Kind::StatusMismatch, Producer::Payment, None),
-                (Kind::StatusMismatch, Producer::Stock, None),
+                (Kind::StatusMismatch, Producer::PAYMENT, None),
+                (Kind::StatusMismatch, Producer::STOCK, None),
             ]
         );
     }
@@ -730,7 +730,7 @@ mod tests {
         f.order.total_cents = 999;
         assert_eq!(
             kinds(&judged(&f)),
-            [(Kind::AmountMismatch, Producer::Order, None)]
+            [(Kind::AmountMismatch, Producer::ORDER, None)]
         );
     }
 
@@ -741,7 +741,7 @@ mod tests {
         let d = account_difference(c, 1000, 300, 600).unwrap();
         assert_eq!(
             (d.kind, d.service, d.repair),
-            (Kind::Conservation, Producer::Payment, None)
+            (Kind::Conservation, Producer::PAYMENT, None)
         );
         assert_eq!(
             d.detail,
@@ -756,12 +756,12 @@ mod tests {
     fn records_of_unknown_orders_are_missing_in_the_order_service() {
         let f = consistent(true);
         let p = orphan_payment(f.payment.as_ref().unwrap());
-        assert_eq!((p.kind, p.service), (Kind::Missing, Producer::Payment));
+        assert_eq!((p.kind, p.service), (Kind::Missing, Producer::PAYMENT));
         assert!(p.detail.contains("CHARGED (9.00)"), "{}", p.detail);
         let s = orphan_reservations(f.order.order_id, &f.reservations);
-        assert_eq!((s.kind, s.service), (Kind::Missing, Producer::Stock));
+        assert_eq!((s.kind, s.service), (Kind::Missing, Producer::STOCK));
         let v = orphan_voucher(&f.vouchers[0]).unwrap();
-        assert_eq!((v.kind, v.service), (Kind::Missing, Producer::Voucher));
+        assert_eq!((v.kind, v.service), (Kind::Missing, Producer::VOUCHER));
         assert!(p.needs_person() && s.needs_person() && v.needs_person());
     }
 }

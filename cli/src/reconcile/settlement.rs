@@ -195,7 +195,7 @@ pub fn compare(
         match ledger {
             None => out.push(Difference::for_person(
                 Kind::MissingOurs,
-                Producer::Payment,
+                Producer::PAYMENT,
                 entity,
                 format!(
                     "settled {} at {} (line {}), not in our ledger",
@@ -206,7 +206,7 @@ pub fn compare(
             )),
             Some(p) if p.status == PaymentStatus::Failed => out.push(Difference::for_person(
                 Kind::MissingOurs,
-                Producer::Payment,
+                Producer::PAYMENT,
                 entity,
                 format!(
                     "settled {} (line {}), but our payment for order {} FAILED: we took nothing",
@@ -217,7 +217,7 @@ pub fn compare(
             )),
             Some(p) if p.amount_cents != row.amount_cents => out.push(Difference::for_person(
                 Kind::AmountMismatch,
-                Producer::Payment,
+                Producer::PAYMENT,
                 entity,
                 format!(
                     "settled {} (line {}), our ledger charged {} for order {}",
@@ -237,7 +237,7 @@ pub fn compare(
         {
             out.push(Difference::for_person(
                 Kind::MissingTheirs,
-                Producer::Payment,
+                Producer::PAYMENT,
                 Entity::Payment(p.payment_id),
                 format!(
                     "we charged {} for order {} at {} ({}), not in the settlement file",

@@ -143,44 +143,17 @@ pub fn start(args: &ReplayArgs) -> ReplayStart {
 }
 
 fn migrations(producer: Producer) -> &'static Migrator {
-    match producer {
-        Producer::Order => &order_service::MIGRATIONS,
-        Producer::Voucher => &voucher_service::MIGRATIONS,
-        Producer::Payment => &payment_service::MIGRATIONS,
-        Producer::Stock => &stock_service::MIGRATIONS,
-    }
+    crate::participants::of(producer).migrations
 }
 
 /// The business state `--verify` compares.
 fn state_tables(producer: Producer) -> &'static [saga_kit::facts::StateTable] {
-    match producer {
-        Producer::Order => order_service::state::TABLES,
-        Producer::Voucher => voucher_service::state::TABLES,
-        Producer::Payment => payment_service::state::TABLES,
-        Producer::Stock => stock_service::state::TABLES,
-    }
+    crate::participants::of(producer).state
 }
 
 /// The service's consumers and restorer, from the same declarations the service runs.
 fn wire(replay: &mut Replay, producer: Producer) {
-    match producer {
-        Producer::Order => {
-            order_service::consumers::wire(replay);
-            replay.restore_with(order_service::restore::Restorer);
-        }
-        Producer::Voucher => {
-            voucher_service::consumers::wire(replay);
-            replay.restore_with(voucher_service::restore::Restorer);
-        }
-        Producer::Payment => {
-            payment_service::consumers::wire(replay);
-            replay.restore_with(payment_service::restore::Restorer);
-        }
-        Producer::Stock => {
-            stock_service::consumers::wire(replay);
-            replay.restore_with(stock_service::restore::Restorer);
-        }
-    }
+    (crate::participants::of(producer).wire_replay)(replay)
 }
 
 /// `--from-scratch` only rebuilds a database that holds nothing yet.

@@ -101,7 +101,7 @@ async fn drop_scratch(scratch: Scratch) -> anyhow::Result<()> {
 /// How many orders the streams hold: the rebuild's unit of work.
 async fn orders_in_streams(js: &async_nats::jetstream::Context) -> anyhow::Result<u64> {
     use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-    let stream = js.get_stream(Producer::Order.stream()).await?;
+    let stream = js.get_stream(Producer::ORDER.stream()).await?;
     let mut counter = stream
         .create_consumer(pull::Config {
             filter_subject: "orders.created.*".to_owned(),

@@ -80,7 +80,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
     let mut service =
-        Service::start(config.settings, Producer::Order, &MIGRATIONS, shutdown).await?;
+        Service::start(config.settings, Producer::ORDER, &MIGRATIONS, shutdown).await?;
     consumers::wire(&mut service);
     let sweep = config.deadline_sweep;
     service.spawn_task(move |rt, shutdown| {

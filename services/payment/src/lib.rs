@@ -55,7 +55,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
-    let mut service = Service::start(settings, Producer::Payment, &MIGRATIONS, shutdown).await?;
+    let mut service = Service::start(settings, Producer::PAYMENT, &MIGRATIONS, shutdown).await?;
     consumers::wire(&mut service);
     let api = api::router(service.runtime().clone());
     service.serve(listener, api).await

@@ -57,7 +57,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
-    let mut service = Service::start(settings, Producer::Stock, &MIGRATIONS, shutdown).await?;
+    let mut service = Service::start(settings, Producer::STOCK, &MIGRATIONS, shutdown).await?;
     consumers::wire(&mut service);
     let rt = service.runtime().clone();
     service.serve(listener, api::router(rt)).await

@@ -37,6 +37,10 @@ pub trait EventSet: Sized + Send + Sync + Clone + std::fmt::Debug + 'static {
     /// Every `ce-type` this set can decode.
     fn ce_types() -> &'static [&'static str];
 
+    /// The subject filter of one variant, named as in the enum: `"VoucherReserved"` gives
+    /// `vouchers.reserved.*`. `None` for a name that is not a variant.
+    fn subject_filter(variant: &str) -> Option<&'static str>;
+
     /// The JSON body.
     fn to_payload(&self) -> Vec<u8>;
 
@@ -51,10 +55,14 @@ pub trait Keyed {
 
 /// Declares an event enum and implements [`EventSet`] for it.
 ///
+/// The producer is declared here, once: its service name, its stream and the subject domain
+/// every `ce-type` and subject is derived from.
+///
 /// ```text
 /// event_set! {
 ///     /// doc
-///     pub enum OrderEvent: Producer::Order, "orders" {
+///     pub enum OrderEvent {
+///         service: "order", stream: "ORDERS", domain: "orders";
 ///         OrderCreated(OrderCreated) = "created",
 ///     }
 /// }
@@ -63,7 +71,8 @@ pub trait Keyed {
 macro_rules! event_set {
     (
         $(#[$doc:meta])*
-        pub enum $name:ident : $producer:expr, $domain:literal {
+        pub enum $name:ident {
+            service: $service:literal, stream: $stream:literal, domain: $domain:literal;
             $( $(#[$vdoc:meta])* $variant:ident($payload:ty) = $token:literal ),+ $(,)?
         }
     ) => {
@@ -74,7 +83,8 @@ macro_rules! event_set {
         }
 
         impl $crate::EventSet for $name {
-            const PRODUCER: $crate::Producer = $producer;
+            const PRODUCER: $crate::Producer =
+                $crate::Producer::declare($service, $stream, $domain, concat!("jetsaga/", $service));
 
             fn ce_type(&self) -> &'static str {
                 match self {
@@ -99,6 +109,15 @@ macro_rules! event_set {
                 &[ $( concat!("jetsaga.", $domain, ".", $token, ".v1"), )+ ]
             }
 
+            fn subject_filter(variant: &str) -> Option<&'static str> {
+                $(
+                    if variant == stringify!($variant) {
+                        return Some(concat!($domain, ".", $token, ".*"));
+                    }
+                )+
+                None
+            }
+
             fn to_payload(&self) -> Vec<u8> {
                 // Serializing plain data structs with string keys cannot fail.
                 match self {
@@ -119,7 +138,7 @@ macro_rules! event_set {
                 )+
                 Err($crate::DecodeError::UnknownType {
                     ce_type: ce_type.to_owned(),
-                    producer: $producer,
+                    producer: <$name as $crate::EventSet>::PRODUCER,
                 })
             }
         }

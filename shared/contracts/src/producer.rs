@@ -1,75 +1,99 @@
-//! The producing services: each owns one stream and one subject prefix.
+//! A producing service: the one stream it owns and the subject prefix of its events.
+//!
+//! A producer is data, declared once by its event set (`event_set!`): the kit works from that
+//! declaration and never enumerates producers. [`Producer::ALL`] is jetsaga's own list, for its
+//! tools.
 
 use std::fmt;
+
+use crate::{EventSet, OrderEvent, PaymentEvent, StockEvent, VoucherEvent};
 
 /// A service that produces events. Its identity on the wire is the stream and the subject prefix an
 /// event arrives on; consumers take it from there, never from a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Producer {
-    Order,
-    Voucher,
-    Payment,
-    Stock,
+pub struct Producer {
+    service: &'static str,
+    stream: &'static str,
+    domain: &'static str,
+    source: &'static str,
 }
 
 impl Producer {
+    /// Declared by `event_set!`, which also derives every `ce-type` and subject from `domain`.
+    #[doc(hidden)]
+    pub const fn declare(
+        service: &'static str,
+        stream: &'static str,
+        domain: &'static str,
+        source: &'static str,
+    ) -> Self {
+        Producer {
+            service,
+            stream,
+            domain,
+            source,
+        }
+    }
+
+    pub const ORDER: Producer = OrderEvent::PRODUCER;
+    pub const VOUCHER: Producer = VoucherEvent::PRODUCER;
+    pub const PAYMENT: Producer = PaymentEvent::PRODUCER;
+    pub const STOCK: Producer = StockEvent::PRODUCER;
+
+    /// jetsaga's producing services, in saga order.
     pub const ALL: [Producer; 4] = [
-        Producer::Order,
-        Producer::Voucher,
-        Producer::Payment,
-        Producer::Stock,
+        Producer::ORDER,
+        Producer::VOUCHER,
+        Producer::PAYMENT,
+        Producer::STOCK,
     ];
 
     /// The JetStream stream holding this producer's events.
     pub const fn stream(self) -> &'static str {
-        match self {
-            Producer::Order => "ORDERS",
-            Producer::Voucher => "VOUCHERS",
-            Producer::Payment => "PAYMENTS",
-            Producer::Stock => "STOCK",
-        }
+        self.stream
     }
 
     /// The first subject token: `<domain>.<event>.<key>`.
     pub const fn domain(self) -> &'static str {
-        match self {
-            Producer::Order => "orders",
-            Producer::Voucher => "vouchers",
-            Producer::Payment => "payments",
-            Producer::Stock => "stock",
-        }
+        self.domain
     }
 
     /// The short service name: `order`, `voucher`, `payment`, `stock`.
     pub const fn service(self) -> &'static str {
-        match self {
-            Producer::Order => "order",
-            Producer::Voucher => "voucher",
-            Producer::Payment => "payment",
-            Producer::Stock => "stock",
-        }
+        self.service
     }
 
     /// The CloudEvents `ce-source` of this producer's events.
     pub const fn source(self) -> &'static str {
-        match self {
-            Producer::Order => "jetsaga/order",
-            Producer::Voucher => "jetsaga/voucher",
-            Producer::Payment => "jetsaga/payment",
-            Producer::Stock => "jetsaga/stock",
-        }
+        self.source
     }
 
-    /// The producer that owns a subject, by its first token.
+    /// Every subject of this producer: `<domain>.>`, the subjects of its stream.
+    pub fn subjects(self) -> String {
+        format!("{}.>", self.domain)
+    }
+
+    /// Whether `subject` is one of this producer's (its first token is the domain).
+    pub fn owns_subject(self, subject: &str) -> bool {
+        subject.split('.').next() == Some(self.domain)
+    }
+
+    /// Which of `producers` owns a subject, by its first token.
+    pub fn owning(producers: &[Producer], subject: &str) -> Option<Producer> {
+        producers.iter().copied().find(|p| p.owns_subject(subject))
+    }
+
+    /// jetsaga's producer that owns a subject.
     pub fn from_subject(subject: &str) -> Option<Producer> {
-        let domain = subject.split('.').next()?;
-        Producer::ALL.into_iter().find(|p| p.domain() == domain)
+        Producer::owning(&Producer::ALL, subject)
     }
 
+    /// jetsaga's producer of a stream.
     pub fn from_stream(stream: &str) -> Option<Producer> {
         Producer::ALL.into_iter().find(|p| p.stream() == stream)
     }
 
+    /// jetsaga's producer of a service name.
     pub fn from_service(service: &str) -> Option<Producer> {
         Producer::ALL.into_iter().find(|p| p.service() == service)
     }
@@ -89,10 +113,24 @@ mod tests {
     fn producer_is_found_by_subject_stream_and_name() {
         assert_eq!(
             Producer::from_subject("payments.succeeded.x"),
-            Some(Producer::Payment)
+            Some(Producer::PAYMENT)
         );
         assert_eq!(Producer::from_subject("paymentsx.succeeded"), None);
-        assert_eq!(Producer::from_stream("STOCK"), Some(Producer::Stock));
-        assert_eq!(Producer::from_service("voucher"), Some(Producer::Voucher));
+        assert_eq!(Producer::from_stream("STOCK"), Some(Producer::STOCK));
+        assert_eq!(Producer::from_service("voucher"), Some(Producer::VOUCHER));
+    }
+
+    #[test]
+    fn each_producer_is_declared_once_by_its_event_set() {
+        assert_eq!(Producer::ORDER.stream(), "ORDERS");
+        assert_eq!(Producer::ORDER.source(), "jetsaga/order");
+        assert_eq!(Producer::STOCK.subjects(), "stock.>");
+        let domains: std::collections::BTreeSet<_> =
+            Producer::ALL.iter().map(|p| p.domain()).collect();
+        assert_eq!(
+            domains.len(),
+            Producer::ALL.len(),
+            "one domain per producer"
+        );
     }
 }

@@ -709,8 +709,7 @@ impl<H: Handler> Consumer<H> {
             event_id,
         };
         // Trust the stream and subject, never the payload: the producer is who may publish there.
-        let subject_owner = Producer::from_subject(&raw.subject);
-        if raw.stream != input.stream() || subject_owner != Some(input) {
+        if raw.stream != input.stream() || !input.owns_subject(&raw.subject) {
             return Err(reject(
                 DeadLetterKind::WrongProducer,
                 format!(
@@ -724,19 +723,20 @@ impl<H: Handler> Consumer<H> {
             Envelope::from_message(&raw.subject, raw.headers.as_ref(), raw.payload.clone())
                 .map_err(|e| reject(DeadLetterKind::Undecodable, e.to_string(), None))?;
         let event_id = Some(*envelope.id.as_uuid());
-        let type_owner = envelope
+        // A `ce-type` names its producer's domain (`jetsaga.<domain>.<event>.vN`): another domain
+        // on this producer's subject is a forgery, whoever that domain belongs to.
+        let type_domain = envelope
             .ce_type
             .strip_prefix("jetsaga.")
-            .and_then(Producer::from_subject);
-        if type_owner.is_some() && type_owner != Some(input) {
+            .and_then(|rest| rest.split('.').next());
+        if let Some(domain) = type_domain.filter(|d| *d != input.domain()) {
             return Err(reject(
                 DeadLetterKind::WrongProducer,
                 format!(
-                    "event {} of type {} arrived on {}, a subject of {input}; only {} may emit it",
+                    "event {} of type {} arrived on {}, a subject of {input}; only the producer of {domain}.> may emit it",
                     envelope.id,
                     envelope.ce_type,
                     raw.subject,
-                    type_owner.map(|p| p.to_string()).unwrap_or_default()
                 ),
                 event_id,
             ));

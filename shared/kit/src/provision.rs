@@ -272,11 +272,12 @@ pub fn stream_config(
     }
 }
 
-/// Every stream jetsaga uses: one per producer, and the DLQ.
-pub fn all_stream_configs(settings: &StreamSettings) -> Vec<stream::Config> {
-    let mut configs: Vec<stream::Config> = Producer::ALL
-        .into_iter()
-        .map(|p| stream_config(p.stream(), vec![format!("{}.>", p.domain())], settings))
+/// The streams of `producers` (each one's own, `<domain>.>`) and the DLQ. The kit provisions what
+/// it is given: a service its own stream and those it reads, the operator every producer's.
+pub fn stream_configs(producers: &[Producer], settings: &StreamSettings) -> Vec<stream::Config> {
+    let mut configs: Vec<stream::Config> = producers
+        .iter()
+        .map(|p| producer_stream_config(*p, settings))
         .collect();
     configs.push(stream_config(
         DLQ_STREAM,
@@ -284,6 +285,11 @@ pub fn all_stream_configs(settings: &StreamSettings) -> Vec<stream::Config> {
         settings,
     ));
     configs
+}
+
+/// The stream `producer` owns.
+pub fn producer_stream_config(producer: Producer, settings: &StreamSettings) -> stream::Config {
+    stream_config(producer.stream(), vec![producer.subjects()], settings)
 }
 
 /// A setting in which an existing stream differs from the configuration asked for.
@@ -404,22 +410,24 @@ pub enum Provisioner {
     Operator,
 }
 
-/// Makes sure each stream exists with these settings ([`ensure_stream`] for each of
-/// [`all_stream_configs`]), as a service starting does.
+/// Makes sure the streams of `producers` and the DLQ exist with these settings ([`ensure_stream`]
+/// for each of [`stream_configs`]), as a service starting does.
 pub async fn ensure_streams(
     js: &jetstream::Context,
+    producers: &[Producer],
     settings: &StreamSettings,
 ) -> Result<(), ProvisionError> {
-    ensure_streams_as(js, settings, Provisioner::Service).await
+    ensure_streams_as(js, producers, settings, Provisioner::Service).await
 }
 
 /// [`ensure_streams`], by `who`.
 pub async fn ensure_streams_as(
     js: &jetstream::Context,
+    producers: &[Producer],
     settings: &StreamSettings,
     who: Provisioner,
 ) -> Result<(), ProvisionError> {
-    for config in all_stream_configs(settings) {
+    for config in stream_configs(producers, settings) {
         ensure_stream_as(js, &config, who).await?;
     }
     Ok(())
@@ -562,7 +570,7 @@ mod tests {
     #[test]
     fn streams_keep_unconsumed_events_and_dedupe_explicitly() {
         let s = StreamSettings::default();
-        let configs = all_stream_configs(&s);
+        let configs = stream_configs(&Producer::ALL, &s);
         let names: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["ORDERS", "VOUCHERS", "PAYMENTS", "STOCK", "DLQ"]);
         for c in &configs {

@@ -837,7 +837,7 @@ mod tests {
 
     #[test]
     fn a_service_is_audited_on_its_own_stream_and_its_dead_letter_copies() {
-        let scopes = StreamScope::of_service(Producer::Payment);
+        let scopes = StreamScope::of_service(Producer::PAYMENT);
         let named: Vec<(&str, String)> = scopes.iter().map(|s| (s.stream(), s.filter())).collect();
         assert_eq!(
             named,

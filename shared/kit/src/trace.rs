@@ -37,13 +37,14 @@ pub struct TraceError {
     pub message: String,
 }
 
-/// Every event of saga `order_id` across the four producer streams, oldest first.
+/// Every event of saga `order_id` across the streams of `producers`, oldest first.
 pub async fn read_saga(
     js: &jetstream::Context,
+    producers: &[Producer],
     order_id: &str,
 ) -> Result<Vec<TraceEvent>, TraceError> {
     let mut events = Vec::new();
-    for producer in Producer::ALL {
+    for &producer in producers {
         let fail = |message: String| TraceError {
             order_id: order_id.to_owned(),
             stream: producer.stream(),

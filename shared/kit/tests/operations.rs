@@ -250,7 +250,12 @@ async fn a_missing_dlq_stream_holds_back_only_its_own_rows() -> anyhow::Result<(
             .await?;
     assert!(attempts >= 1 && error.is_some(), "{attempts} {error:?}");
     // Once the stream is back, the copy follows after its back-off.
-    provision::ensure_streams(&h.js, &StreamSettings::default()).await?;
+    provision::ensure_streams(
+        &h.js,
+        &jetsaga_contracts::Producer::ALL,
+        &StreamSettings::default(),
+    )
+    .await?;
     wait_until("the DLQ copy published", WAIT, || async {
         let _ = h.relay_until_empty(&relay).await;
         h.stream_messages(DLQ_STREAM)
@@ -443,9 +448,20 @@ async fn a_service_starting_keeps_an_operators_stream_settings() -> anyhow::Resu
         duplicate_window: Duration::from_secs(300),
         ..StreamSettings::default()
     };
-    provision::ensure_streams_as(&h.js, &tuned, provision::Provisioner::Operator).await?;
+    provision::ensure_streams_as(
+        &h.js,
+        &jetsaga_contracts::Producer::ALL,
+        &tuned,
+        provision::Provisioner::Operator,
+    )
+    .await?;
     // An instance started with the defaults, as one without the operator's settings would be.
-    provision::ensure_streams(&h.js, &StreamSettings::default()).await?;
+    provision::ensure_streams(
+        &h.js,
+        &jetsaga_contracts::Producer::ALL,
+        &StreamSettings::default(),
+    )
+    .await?;
     let mut stream = h.js.get_stream("PAYMENTS").await?;
     let config = stream.info().await?.config.clone();
     assert_eq!(

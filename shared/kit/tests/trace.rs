@@ -28,7 +28,12 @@ async fn saga_is_read_back_across_streams_in_time_order() -> anyhow::Result<()> 
     h.commit_event(&order_created("SKU-2")).await?;
     h.relay_until_empty(&h.relay()).await?;
 
-    let saga = saga_kit::trace::read_saga(&h.js, &order_id.to_string()).await?;
+    let saga = saga_kit::trace::read_saga(
+        &h.js,
+        &jetsaga_contracts::Producer::ALL,
+        &order_id.to_string(),
+    )
+    .await?;
     let ids: Vec<String> = saga.iter().map(|e| e.event_id.clone()).collect();
     assert_eq!(
         ids,
@@ -45,10 +50,12 @@ async fn saga_is_read_back_across_streams_in_time_order() -> anyhow::Result<()> 
     );
     assert_eq!(saga[2].service, "stock");
     assert_eq!(saga[1].payload["reason"], "stock_failed");
-    assert!(
-        saga_kit::trace::read_saga(&h.js, &OrderId::new_random().to_string())
-            .await?
-            .is_empty()
-    );
+    assert!(saga_kit::trace::read_saga(
+        &h.js,
+        &jetsaga_contracts::Producer::ALL,
+        &OrderId::new_random().to_string()
+    )
+    .await?
+    .is_empty());
     Ok(())
 }

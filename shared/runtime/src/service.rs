@@ -100,6 +100,7 @@ pub struct Service {
     background: JoinSet<()>,
     relay_stop: CancellationToken,
     relay: tokio::task::JoinHandle<()>,
+    streams: StreamSettings,
 }
 
 async fn connect_pool(settings: &Settings, service: &'static str) -> Result<PgPool, ServiceError> {
@@ -181,7 +182,8 @@ impl Service {
             max_bytes: settings.stream_max_bytes,
             ..StreamSettings::default()
         };
-        provision::ensure_streams(&js, &streams)
+        // Its own stream and the DLQ; each consumer makes sure of the stream it reads.
+        provision::ensure_streams(&js, &[producer], &streams)
             .await
             .map_err(nats)?;
         let metrics = Arc::new(Metrics::new());
@@ -208,6 +210,7 @@ impl Service {
             background: JoinSet::new(),
             relay_stop,
             relay,
+            streams,
         })
     }
 
@@ -230,7 +233,21 @@ impl Service {
             Arc::new(handler),
             self.rt.metrics.clone(),
         );
-        self.consumers.spawn(consumer.run(self.shutdown.clone()));
+        let (js, streams, shutdown) = (
+            self.rt.js.clone(),
+            self.streams.clone(),
+            self.shutdown.clone(),
+        );
+        self.consumers.spawn(async move {
+            // The input stream is its producer's; a service that starts first creates it. When it
+            // may not (a locked-down user), the runner waits for the operator's provisioning.
+            let input = <H::Input as jetsaga_contracts::EventSet>::PRODUCER;
+            let config = provision::producer_stream_config(input, &streams);
+            if let Err(e) = provision::ensure_stream(&js, &config).await {
+                tracing::warn!(durable, stream = input.stream(), error = %e, "cannot make sure of the input stream");
+            }
+            consumer.run(shutdown).await
+        });
     }
 
     /// Runs a background task (a timer, a sweeper) until shutdown.

@@ -19,9 +19,13 @@ pub async fn timeline(
     if store::find_order(&state.rt.pool, order_id).await?.is_none() {
         return Err(order_not_found(order_id));
     }
-    let events = saga_kit::trace::read_saga(&state.rt.js, &order_id.to_string())
-        .await
-        .map_err(|e| ApiError::unavailable("reading the saga from JetStream failed", &e))?;
+    let events = saga_kit::trace::read_saga(
+        &state.rt.js,
+        &jetsaga_contracts::Producer::ALL,
+        &order_id.to_string(),
+    )
+    .await
+    .map_err(|e| ApiError::unavailable("reading the saga from JetStream failed", &e))?;
     let events: Vec<_> = events
         .into_iter()
         .map(|e| {

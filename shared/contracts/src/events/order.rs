@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
-use crate::{event_set, CustomerId, Money, OrderId, Producer, Sku, VoucherCode};
+use crate::{event_set, CustomerId, Money, OrderId, Sku, VoucherCode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -85,7 +85,8 @@ impl Keyed for ProductPriced {
 
 event_set! {
     /// Everything the order service says.
-    pub enum OrderEvent: Producer::Order, "orders" {
+    pub enum OrderEvent {
+        service: "order", stream: "ORDERS", domain: "orders";
         OrderCreated(OrderCreated) = "created",
         OrderConfirmed(OrderConfirmed) = "confirmed",
         OrderCancelled(OrderCancelled) = "cancelled",

@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
-use crate::{event_set, CustomerId, Money, OrderId, Producer};
+use crate::{event_set, CustomerId, Money, OrderId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -55,7 +55,8 @@ impl Keyed for AccountCredited {
 
 event_set! {
     /// Everything the payment service says.
-    pub enum PaymentEvent: Producer::Payment, "payments" {
+    pub enum PaymentEvent {
+        service: "payment", stream: "PAYMENTS", domain: "payments";
         AccountCredited(AccountCredited) = "credited",
         PaymentSucceeded(PaymentSucceeded) = "succeeded",
         PaymentFailed(PaymentFailed) = "failed",

@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, StockLine};
 use crate::event_set::Keyed;
-use crate::{event_set, OrderId, Producer, Sku};
+use crate::{event_set, OrderId, Sku};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -52,7 +52,8 @@ impl Keyed for StockAdjusted {
 
 event_set! {
     /// Everything the stock service says.
-    pub enum StockEvent: Producer::Stock, "stock" {
+    pub enum StockEvent {
+        service: "stock", stream: "STOCK", domain: "stock";
         StockAdjusted(StockAdjusted) = "adjusted",
         StockReserved(StockReserved) = "reserved",
         StockFailed(StockFailed) = "failed",

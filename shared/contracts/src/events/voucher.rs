@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
-use crate::{event_set, CustomerId, Money, OrderId, Producer, VoucherCode};
+use crate::{event_set, CustomerId, Money, OrderId, VoucherCode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -79,7 +79,8 @@ impl Keyed for VoucherIssued {
 
 event_set! {
     /// Everything the voucher service says.
-    pub enum VoucherEvent: Producer::Voucher, "vouchers" {
+    pub enum VoucherEvent {
+        service: "voucher", stream: "VOUCHERS", domain: "vouchers";
         VoucherIssued(VoucherIssued) = "issued",
         VoucherReserved(VoucherReserved) = "reserved",
         VoucherRejected(VoucherRejected) = "rejected",

@@ -46,7 +46,7 @@ impl Harness {
         saga_kit::migrate::migrate(db.pool(), Some(&TEST_MIGRATIONS)).await?;
         let client = provision::connect(&nats.url(), "kit-test").await?;
         let js = jetstream::new(client.clone());
-        provision::ensure_streams(&js, &settings).await?;
+        provision::ensure_streams(&js, &jetsaga_contracts::Producer::ALL, &settings).await?;
         Ok(Harness {
             nats,
             db,
