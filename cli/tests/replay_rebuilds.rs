@@ -268,7 +268,7 @@ async fn last_unit_goes_to_the_order_the_service_served_first_in_the_rebuild_too
         .publish(&paid(OrderId::new_random(), customer, &last))
         .await?;
     // A was nak'ed once (a lock timeout), so B, stored after it, took the last unit.
-    let on_payments = stock_service::consumers::ON_PAYMENTS;
+    let on_payments = stock_service::consumers::OnPayments::DURABLE;
     assert_eq!(
         bench.handle(on_payments, "PAYMENTS", b, 1).await?,
         Disposition::Applied
@@ -308,7 +308,7 @@ async fn an_input_dead_lettered_and_discarded_by_an_operator_stays_unapplied() -
         .publish(&paid(OrderId::new_random(), CustomerId::new_random(), &s))
         .await?;
     // It failed five times while the database was fine; its sixth delivery dead-letters it.
-    let on_payments = stock_service::consumers::ON_PAYMENTS;
+    let on_payments = stock_service::consumers::OnPayments::DURABLE;
     sqlx::query(
         "INSERT INTO kit_delivery_failures (consumer, stream, stream_seq, failures, last_error)
          VALUES ($1, 'PAYMENTS', $2, 5, 'the card network said no')",
@@ -399,7 +399,7 @@ async fn a_decision_the_database_cannot_hold_any_more_is_a_divergence_and_fails_
     let seq = bench
         .publish(&paid(OrderId::new_random(), CustomerId::new_random(), &s))
         .await?;
-    let on_payments = stock_service::consumers::ON_PAYMENTS;
+    let on_payments = stock_service::consumers::OnPayments::DURABLE;
     assert_eq!(
         bench.handle(on_payments, "PAYMENTS", seq, 1).await?,
         Disposition::Applied
@@ -481,7 +481,7 @@ async fn an_order_cancelled_by_its_deadline_before_its_stock_came_stays_cancelle
         )
         .await?;
     bench.relay().await?;
-    let on_stock = order_service::consumers::ON_STOCK;
+    let on_stock = order_service::consumers::OnStock::DURABLE;
     assert_eq!(
         bench.handle(on_stock, "STOCK", reserved, 1).await?,
         Disposition::Applied
@@ -543,7 +543,7 @@ async fn a_charge_that_a_top_up_made_possible_stays_charged() -> anyhow::Result<
             }),
         )
         .await?;
-    let on_vouchers = payment_service::consumers::ON_VOUCHERS;
+    let on_vouchers = payment_service::consumers::OnVouchers::DURABLE;
     assert_eq!(
         bench.handle(on_vouchers, "VOUCHERS", reserved, 1).await?,
         Disposition::Applied
@@ -598,7 +598,7 @@ async fn a_voucher_issued_after_its_order_was_stored_stays_reserved_and_redeemab
             }),
         )
         .await?;
-    let on_orders = voucher_service::consumers::ON_ORDERS;
+    let on_orders = voucher_service::consumers::OnOrders::DURABLE;
     assert_eq!(
         bench.handle(on_orders, "ORDERS", created, 1).await?,
         Disposition::Applied

@@ -30,7 +30,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use saga_kit::consumer::ConsumerConfig;
 use saga_kit::provision::{self, StreamSettings};
-use saga_kit::{Consumer, EventContext, Handler, HandlerError, Metrics, Relay, RelayConfig};
+use saga_kit::{Consumer, EventContext, Handler, HandlerError, Metrics, Relay, RelayConfig, Route};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 use std::future::Future;
@@ -129,8 +129,7 @@ impl NullSystem {
         let (order, voucher, payment, stock) = (&pools[0], &pools[1], &pools[2], &pools[3]);
         let mut spawn = |pool: &PgPool,
                          service,
-                         durable,
-                         filters: &[&str],
+                         (durable, filters): (&'static str, Vec<&'static str>),
                          run: Box<dyn FnOnce(Consumers) -> ConsumerTask>| {
             let mut config = ConsumerConfig::new(
                 service,
@@ -147,65 +146,53 @@ impl NullSystem {
             };
             tasks.spawn(run(parts));
         };
-        // The real services' consumers and filters.
+        // The real services' consumers and filters, as the services declare them.
         spawn(
             voucher,
             "voucher",
-            "voucher-on-orders",
-            &[
-                "orders.created.*",
-                "orders.confirmed.*",
-                "orders.cancelled.*",
-            ],
+            declared::<voucher_service::consumers::OnOrders>(),
             Box::new(|c| c.run(VoucherOnOrders)),
         );
         spawn(
             payment,
             "payment",
-            "payment-on-vouchers",
-            &["vouchers.reserved.*"],
+            declared::<payment_service::consumers::OnVouchers>(),
             Box::new(|c| c.run(PaymentOnVouchers)),
         );
         spawn(
             payment,
             "payment",
-            "payment-on-orders",
-            &["orders.cancelled.*"],
+            declared::<payment_service::consumers::OnOrders>(),
             Box::new(|c| c.run(PaymentOnOrders)),
         );
         spawn(
             order,
             "order",
-            "order-on-vouchers",
-            &["vouchers.reserved.*", "vouchers.rejected.*"],
+            declared::<order_service::consumers::OnVouchers>(),
             Box::new(|c| c.run(OrderOnVouchers)),
         );
         spawn(
             order,
             "order",
-            "order-on-payments",
-            &["payments.failed.*"],
+            declared::<order_service::consumers::OnPayments>(),
             Box::new(|c| c.run(OrderOnPayments)),
         );
         spawn(
             stock,
             "stock",
-            "stock-on-payments",
-            &["payments.succeeded.*"],
+            declared::<stock_service::consumers::OnPayments>(),
             Box::new(|c| c.run(StockOnPayments)),
         );
         spawn(
             stock,
             "stock",
-            "stock-on-orders",
-            &["orders.cancelled.*"],
+            declared::<stock_service::consumers::OnOrders>(),
             Box::new(|c| c.run(StockOnOrders)),
         );
         spawn(
             order,
             "order",
-            "order-on-stock",
-            &["stock.reserved.*", "stock.failed.*"],
+            declared::<order_service::consumers::OnStock>(),
             Box::new(|c| c.run(OrderOnStock)),
         );
         Ok(NullSystem {
@@ -230,6 +217,11 @@ impl NullSystem {
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The durable name and filters a real service declares for this consumer.
+fn declared<R: Route>() -> (&'static str, Vec<&'static str>) {
+    (R::DURABLE, R::filter_subjects())
 }
 
 type ConsumerTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;

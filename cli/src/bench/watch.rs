@@ -4,7 +4,8 @@
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use futures::StreamExt;
-use jetsaga_contracts::{EventSet, OrderEvent};
+use jetsaga_contracts::events::order::{OrderCancelled, OrderConfirmed};
+use jetsaga_contracts::{EventSet, OrderEvent, Producer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
@@ -66,10 +67,13 @@ impl std::fmt::Debug for Watcher {
 impl Watcher {
     /// Starts reading the ORDERS stream's terminal events from now on, until `stop`.
     pub async fn start(js: &jetstream::Context, stop: CancellationToken) -> anyhow::Result<Self> {
-        let stream = js.get_stream("ORDERS").await?;
+        let stream = js.get_stream(Producer::ORDER.stream()).await?;
         let consumer = stream
             .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                filter_subjects: vec!["orders.confirmed.*".into(), "orders.cancelled.*".into()],
+                filter_subjects: vec![
+                    OrderConfirmed::SUBJECT_FILTER.into(),
+                    OrderCancelled::SUBJECT_FILTER.into(),
+                ],
                 deliver_policy: DeliverPolicy::New,
                 ..Default::default()
             })

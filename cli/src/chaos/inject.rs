@@ -12,6 +12,7 @@ use super::timeouts::Stall;
 use anyhow::Context as _;
 use async_nats::jetstream::stream::DiscardPolicy;
 use async_nats::HeaderMap;
+use jetsaga_contracts::events::payment::PaymentSucceeded;
 use jetsaga_contracts::Producer;
 use jetsaga_scenarios::netcut::Cut;
 use jetsaga_scenarios::{inject, Svc, System};
@@ -191,7 +192,7 @@ impl Injector {
             }
             Kind::DuplicateEvents => self.duplicate_events().await?,
             Kind::Poison => {
-                let subject = format!("payments.succeeded.{}", uuid::Uuid::new_v4());
+                let subject = PaymentSucceeded::subject_of(uuid::Uuid::new_v4());
                 self.poison(&subject, b"\x00poison{".to_vec(), HeaderMap::new())
                     .await?;
                 subject
@@ -491,7 +492,7 @@ impl Injector {
             "jetsaga chaos: dlq_full: the DLQ stream refuses writes for {:.1} s",
             hold.as_secs_f64()
         );
-        let subject = format!("payments.succeeded.{}", uuid::Uuid::new_v4());
+        let subject = PaymentSucceeded::subject_of(uuid::Uuid::new_v4());
         self.poison(
             &subject,
             b"\x00poison while the DLQ is full{".to_vec(),

@@ -104,7 +104,8 @@ async fn orders_in_streams(js: &async_nats::jetstream::Context) -> anyhow::Resul
     let stream = js.get_stream(Producer::ORDER.stream()).await?;
     let mut counter = stream
         .create_consumer(pull::Config {
-            filter_subject: "orders.created.*".to_owned(),
+            filter_subject: jetsaga_contracts::events::order::OrderCreated::SUBJECT_FILTER
+                .to_owned(),
             deliver_policy: DeliverPolicy::All,
             ack_policy: AckPolicy::None,
             inactive_threshold: std::time::Duration::from_secs(10),

@@ -16,7 +16,7 @@ use jetsaga_contracts::{
 };
 use jetsaga_servicetest::facts::{self, Fact};
 use jetsaga_testkit::TestDb;
-use order_service::consumers::{OnStock, OnVouchers, ON_PAYMENTS, ON_STOCK, ON_VOUCHERS};
+use order_service::consumers::{OnPayments, OnStock, OnVouchers};
 use order_service::restore::Restorer;
 use order_service::state::TABLES;
 use order_service::store;
@@ -106,7 +106,7 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
     anyhow::ensure!(pending.status == 202, "{pending:?}");
 
     app.voucher_reserved(kept, 50).await?;
-    app.wait_applied(ON_VOUCHERS, 1).await?;
+    app.wait_applied(OnVouchers::DURABLE, 1).await?;
     app.stock_reserved(kept).await?;
     app.wait_status(kept, "CONFIRMED").await?;
     app.inject(&VoucherEvent::VoucherRejected(VoucherRejected {
@@ -118,9 +118,9 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
     app.wait_status(rejected, "CANCELLED").await?;
     // The voucher step passed (recorded, nothing said), then the payment failed.
     let unpaid_voucher = app.voucher_reserved(unpaid, 0).await?;
-    app.wait_applied(ON_VOUCHERS, 3).await?;
+    app.wait_applied(OnVouchers::DURABLE, 3).await?;
     app.payment_failed(unpaid).await?;
-    app.wait_applied(ON_PAYMENTS, 1).await?;
+    app.wait_applied(OnPayments::DURABLE, 1).await?;
 
     let rebuilt = empty_db().await?;
     let recorded = facts::recorded::<OrderEvent>(app.db.pool()).await?;
@@ -137,7 +137,7 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
     assert_ne!(facts::state(rebuilt.pool(), TABLES).await?, live);
     let input = VoucherEvent::from_payload(&unpaid_voucher.ce_type, &unpaid_voucher.payload)?;
     assert!(
-        facts::handle(rebuilt.pool(), &OnVouchers, ON_VOUCHERS, input)
+        facts::handle(rebuilt.pool(), &OnVouchers, OnVouchers::DURABLE, input)
             .await?
             .is_empty()
     );
@@ -178,7 +178,7 @@ async fn an_order_cancelled_at_its_deadline_stays_cancelled_when_stock_answers_l
             quantity: 2,
         }],
     });
-    assert!(facts::handle(db.pool(), &OnStock, ON_STOCK, late)
+    assert!(facts::handle(db.pool(), &OnStock, OnStock::DURABLE, late)
         .await?
         .is_empty());
     assert_eq!(

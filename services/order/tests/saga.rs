@@ -8,7 +8,7 @@ use jetsaga_contracts::events::stock::StockFailed;
 use jetsaga_contracts::events::voucher::VoucherRejected;
 use jetsaga_contracts::{OrderId, RejectReason, Sku, StockEvent, VoucherCode, VoucherEvent};
 use jetsaga_testkit::wait_until;
-use order_service::consumers::{ON_PAYMENTS, ON_STOCK, ON_VOUCHERS};
+use order_service::consumers::{OnPayments, OnStock, OnVouchers};
 use saga_kit::envelope::keyed_event_id;
 use serde_json::json;
 use std::time::Duration;
@@ -36,7 +36,7 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
         }))
         .await?;
     app.voucher_reserved(first, 100).await?;
-    app.wait_applied(ON_VOUCHERS, 1).await?;
+    app.wait_applied(OnVouchers::DURABLE, 1).await?;
     assert_eq!(app.order(first).await?["discount_cents"], 100);
 
     // When stock is reserved, then it is confirmed and says so with the discount.
@@ -57,11 +57,12 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
     let second = app.place_order(&order_body(&[("TEA", 1)])).await?;
     app.stock_reserved(second).await?;
     // Both orders' StockReserved are applied: the second one is recorded, not retried.
-    app.wait_applied(ON_STOCK, 2).await?;
+    app.wait_applied(OnStock::DURABLE, 2).await?;
     assert_eq!(app.order(second).await?["status"], "PENDING");
     assert_eq!(
         app.metric(&format!(
-            "jetsaga_handler_retries_total{{consumer=\"{ON_STOCK}\"}}"
+            "jetsaga_handler_retries_total{{consumer=\"{}\"}}",
+            OnStock::DURABLE
         ))
         .await?,
         0
@@ -79,8 +80,8 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
     // A second VoucherReserved (another discount) and a second StockReserved change nothing.
     app.voucher_reserved(second, 50).await?;
     app.stock_reserved(second).await?;
-    app.wait_applied(ON_STOCK, 3).await?;
-    app.wait_applied(ON_VOUCHERS, 3).await?;
+    app.wait_applied(OnStock::DURABLE, 3).await?;
+    app.wait_applied(OnVouchers::DURABLE, 3).await?;
     assert_eq!(app.order(second).await?["discount_cents"], 0);
     assert_eq!(app.emitted_for(CONFIRMED, second).await?.len(), 1);
 
@@ -119,8 +120,8 @@ async fn payment_failed_cancels_the_order_and_a_late_stock_reserved_does_not_con
     }))
     .await?;
     app.payment_failed(id).await?;
-    app.wait_applied(ON_STOCK, 2).await?;
-    app.wait_applied(ON_PAYMENTS, 2).await?;
+    app.wait_applied(OnStock::DURABLE, 2).await?;
+    app.wait_applied(OnPayments::DURABLE, 2).await?;
 
     // Then the order stays cancelled for the first reason and nothing more is said.
     let order = app.order(id).await?;
@@ -229,7 +230,7 @@ async fn pending_order_past_its_deadline_is_cancelled_with_reason_timeout() -> a
     // When the stuck order's steps answer late, it stays cancelled and nothing is confirmed.
     app.voucher_reserved(stuck, 0).await?;
     app.stock_reserved(stuck).await?;
-    app.wait_applied(ON_STOCK, 2).await?;
+    app.wait_applied(OnStock::DURABLE, 2).await?;
     let order = app.order(stuck).await?;
     assert_eq!(order["status"], "CANCELLED");
     assert_eq!(order["cancel_reason"], "timeout");

@@ -1,22 +1,9 @@
-//! The durable consumers of the payment service and their handlers, which only dispatch each input
-//! variant to its handler in `handlers/` and count the business outcome.
+//! The payment service's inputs, declared once: which event goes to which file in
+//! [`crate::handlers`], on which durable consumer. Filters, dispatch and ignored events follow.
 
 use crate::handlers;
 use jetsaga_contracts::{OrderEvent, PaymentEvent, VoucherEvent};
-use saga_kit::{EventContext, Handler, HandlerError, Metrics};
-use sqlx::PgConnection;
-
-/// VoucherReserved → charge. Renaming re-delivers the whole stream and changes every id derived
-/// from it.
-pub const ON_VOUCHERS: &str = "payment-on-vouchers";
-/// The subjects [`ON_VOUCHERS`] receives.
-pub const ON_VOUCHERS_FILTER: &[&str] = &["vouchers.reserved.*"];
-
-/// OrderCancelled → refund. Renaming re-delivers the whole stream and changes every id derived
-/// from it.
-pub const ON_ORDERS: &str = "payment-on-orders";
-/// The subjects [`ON_ORDERS`] receives.
-pub const ON_ORDERS_FILTER: &[&str] = &["orders.cancelled.*"];
+use saga_kit::Metrics;
 
 /// The business outcome counter: `jetsaga_payments_total{outcome="succeeded|failed|refunded"}`.
 pub const PAYMENTS_TOTAL: &str = "jetsaga_payments_total";
@@ -33,68 +20,14 @@ fn count_outcomes(metrics: &Metrics, events: &[PaymentEvent]) {
     }
 }
 
-/// The handler of [`ON_VOUCHERS`].
-#[derive(Debug, Clone)]
-pub struct OnVouchers;
-
-impl Handler for OnVouchers {
-    type Input = VoucherEvent;
-    type Output = PaymentEvent;
-
-    fn committed(&self, emitted: &[PaymentEvent], metrics: &Metrics) {
-        count_outcomes(metrics, emitted);
+saga_kit::routes! {
+    emits PaymentEvent, committed count_outcomes;
+    /// VoucherReserved → charge.
+    consumer OnVouchers("payment-on-vouchers"): VoucherEvent {
+        VoucherReserved => step handlers::voucher_reserved::handle,
     }
-
-    async fn handle(
-        &self,
-        tx: &mut PgConnection,
-        event: VoucherEvent,
-        ctx: &EventContext,
-    ) -> Result<Vec<PaymentEvent>, HandlerError> {
-        let events = match event {
-            VoucherEvent::VoucherReserved(e) => {
-                handlers::voucher_reserved::handle(tx, e, ctx).await?
-            }
-            _ => vec![],
-        };
-        Ok(events)
+    /// OrderCancelled → refund.
+    consumer OnOrders("payment-on-orders"): OrderEvent {
+        OrderCancelled => compensation handlers::order_cancelled::handle,
     }
-}
-
-/// The handler of [`ON_ORDERS`].
-#[derive(Debug, Clone)]
-pub struct OnOrders;
-
-impl Handler for OnOrders {
-    type Input = OrderEvent;
-    type Output = PaymentEvent;
-
-    /// OrderCancelled undoes this service's step (through the barrier).
-    fn compensates(&self, event: &OrderEvent) -> bool {
-        matches!(event, OrderEvent::OrderCancelled(_))
-    }
-
-    fn committed(&self, emitted: &[PaymentEvent], metrics: &Metrics) {
-        count_outcomes(metrics, emitted);
-    }
-
-    async fn handle(
-        &self,
-        tx: &mut PgConnection,
-        event: OrderEvent,
-        ctx: &EventContext,
-    ) -> Result<Vec<PaymentEvent>, HandlerError> {
-        let events = match event {
-            OrderEvent::OrderCancelled(e) => handlers::order_cancelled::handle(tx, e, ctx).await?,
-            _ => vec![],
-        };
-        Ok(events)
-    }
-}
-
-/// Declares this service's consumers once, for whoever runs them: the service (durable consumers)
-/// or `jetsaga replay` (the same handlers over the same subjects).
-pub fn wire(wiring: &mut impl saga_kit::replay::Wiring) {
-    wiring.consumer(ON_VOUCHERS, ON_VOUCHERS_FILTER, OnVouchers);
-    wiring.consumer(ON_ORDERS, ON_ORDERS_FILTER, OnOrders);
 }

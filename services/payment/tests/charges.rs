@@ -4,7 +4,7 @@ mod common;
 
 use common::{voucher_reserved, PaymentService, FAILED, SUCCEEDED};
 use jetsaga_contracts::{CustomerId, OrderId};
-use payment_service::consumers::ON_VOUCHERS;
+use payment_service::consumers::OnVouchers;
 
 #[tokio::test]
 async fn voucher_reserved_charges_total_minus_discount_once() -> anyhow::Result<()> {
@@ -20,7 +20,7 @@ async fn voucher_reserved_charges_total_minus_discount_once() -> anyhow::Result<
     svc.inject(&event).await?;
     // And the very same event is redelivered past the stream's dedupe (the inbox's case)
     svc.publish(&first, "redelivery-of-the-first").await?;
-    svc.wait_finished(ON_VOUCHERS, 3).await?;
+    svc.wait_finished(OnVouchers::DURABLE, 3).await?;
 
     // Then the customer was charged 25.00 exactly once
     assert_eq!(svc.balance(customer).await?, 7_500);
@@ -38,7 +38,8 @@ async fn voucher_reserved_charges_total_minus_discount_once() -> anyhow::Result<
     assert!(svc.emitted_of(FAILED).await?.is_empty());
     assert_eq!(
         svc.metric(&format!(
-            "jetsaga_events_duplicate_total{{consumer=\"{ON_VOUCHERS}\"}}"
+            "jetsaga_events_duplicate_total{{consumer=\"{}\"}}",
+            OnVouchers::DURABLE
         ))
         .await?,
         1
@@ -61,7 +62,7 @@ async fn insufficient_funds_fails_the_payment_and_charges_nothing() -> anyhow::R
 
     svc.inject(&voucher_reserved(order, customer, 1_500, 500))
         .await?;
-    svc.wait_finished(ON_VOUCHERS, 1).await?;
+    svc.wait_finished(OnVouchers::DURABLE, 1).await?;
 
     // Then nothing was charged and the failure is announced with the amount asked
     assert_eq!(svc.balance(customer).await?, 999);
@@ -88,7 +89,7 @@ async fn insufficient_funds_fails_the_payment_and_charges_nothing() -> anyhow::R
     let other = OrderId::new_random();
     svc.inject(&voucher_reserved(other, stranger, 100, 0))
         .await?;
-    svc.wait_finished(ON_VOUCHERS, 2).await?;
+    svc.wait_finished(OnVouchers::DURABLE, 2).await?;
     assert_eq!(svc.emitted_of(FAILED).await?.len(), 2);
     assert_eq!(svc.balance(stranger).await?, 0);
     svc.stop().await

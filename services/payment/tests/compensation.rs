@@ -4,7 +4,7 @@ mod common;
 
 use common::{order_cancelled, voucher_reserved, PaymentService, FAILED, REFUNDED, SUCCEEDED};
 use jetsaga_contracts::{CustomerId, OrderId};
-use payment_service::consumers::{ON_ORDERS, ON_VOUCHERS};
+use payment_service::consumers::{OnOrders, OnVouchers};
 
 #[tokio::test]
 async fn cancellation_refunds_a_charge_exactly_once() -> anyhow::Result<()> {
@@ -15,7 +15,7 @@ async fn cancellation_refunds_a_charge_exactly_once() -> anyhow::Result<()> {
     // Given a charged order
     svc.inject(&voucher_reserved(order, customer, 2_000, 0))
         .await?;
-    svc.wait_finished(ON_VOUCHERS, 1).await?;
+    svc.wait_finished(OnVouchers::DURABLE, 1).await?;
     assert_eq!(svc.balance(customer).await?, 3_000);
     let succeeded = svc.emitted_of(SUCCEEDED).await?;
     assert_eq!(succeeded.len(), 1);
@@ -26,7 +26,7 @@ async fn cancellation_refunds_a_charge_exactly_once() -> anyhow::Result<()> {
     svc.inject(&cancelled).await?;
     svc.publish(&first, "redelivery-of-the-cancellation")
         .await?;
-    svc.wait_finished(ON_ORDERS, 3).await?;
+    svc.wait_finished(OnOrders::DURABLE, 3).await?;
 
     // Then the charge went back exactly once
     assert_eq!(svc.balance(customer).await?, 5_000);
@@ -55,10 +55,10 @@ async fn cancellation_refunds_a_charge_exactly_once() -> anyhow::Result<()> {
     let failed_order = OrderId::new_random();
     svc.inject(&voucher_reserved(failed_order, poor, 100, 0))
         .await?;
-    svc.wait_finished(ON_VOUCHERS, 2).await?;
+    svc.wait_finished(OnVouchers::DURABLE, 2).await?;
     assert_eq!(svc.emitted_of(FAILED).await?.len(), 1);
     svc.inject(&order_cancelled(failed_order)).await?;
-    svc.wait_finished(ON_ORDERS, 4).await?;
+    svc.wait_finished(OnOrders::DURABLE, 4).await?;
     assert_eq!(svc.balance(poor).await?, 0);
     assert_eq!(svc.emitted_of(REFUNDED).await?.len(), 1);
     let (_, _, status, _) = svc.payment(failed_order).await?.expect("a payment row");
@@ -75,11 +75,11 @@ async fn cancellation_before_the_charge_prevents_it() -> anyhow::Result<()> {
 
     // Given the order was cancelled before payment saw it (a null compensation)
     svc.inject(&order_cancelled(order)).await?;
-    svc.wait_finished(ON_ORDERS, 1).await?;
+    svc.wait_finished(OnOrders::DURABLE, 1).await?;
     // When its VoucherReserved arrives late (a hanging step)
     svc.inject(&voucher_reserved(order, customer, 2_000, 0))
         .await?;
-    svc.wait_finished(ON_VOUCHERS, 1).await?;
+    svc.wait_finished(OnVouchers::DURABLE, 1).await?;
 
     // Then nothing was charged, refunded or announced
     assert_eq!(svc.balance(customer).await?, 5_000);

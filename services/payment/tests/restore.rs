@@ -11,7 +11,7 @@ use jetsaga_contracts::events::payment::{
 use jetsaga_contracts::{CustomerId, EventId, OrderId, PaymentEvent};
 use jetsaga_servicetest::facts::{self, Fact};
 use jetsaga_testkit::TestDb;
-use payment_service::consumers::{OnOrders, OnVouchers, ON_ORDERS, ON_VOUCHERS};
+use payment_service::consumers::{OnOrders, OnVouchers};
 use payment_service::domain::payment_id_for;
 use payment_service::handlers::BRANCH;
 use payment_service::restore::Restorer;
@@ -84,11 +84,11 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
         .await?;
     svc.inject(&voucher_reserved(free_refunded, never_credited, 50, 50))
         .await?;
-    svc.wait_applied(ON_VOUCHERS, 5).await?;
+    svc.wait_applied(OnVouchers::DURABLE, 5).await?;
     svc.inject(&order_cancelled(refunded)).await?;
     // A refund of 0 opens the account with a balance of 0, as the handler does.
     svc.inject(&order_cancelled(free_refunded)).await?;
-    svc.wait_applied(ON_ORDERS, 2).await?;
+    svc.wait_applied(OnOrders::DURABLE, 2).await?;
 
     let rebuilt = empty_db().await?;
     let recorded = facts::recorded::<PaymentEvent>(svc.db.pool()).await?;
@@ -189,13 +189,17 @@ async fn restored_refund_leaves_the_barrier_so_a_late_voucher_reserved_charges_n
     // The voucher step's answer again under another id, and the cancellation again: neither
     // charges nor refunds anything.
     let late = voucher_reserved(order, customer, 500, 0);
-    assert!(facts::handle(db.pool(), &OnVouchers, ON_VOUCHERS, late)
-        .await?
-        .is_empty());
+    assert!(
+        facts::handle(db.pool(), &OnVouchers, OnVouchers::DURABLE, late)
+            .await?
+            .is_empty()
+    );
     let again = order_cancelled(order);
-    assert!(facts::handle(db.pool(), &OnOrders, ON_ORDERS, again)
-        .await?
-        .is_empty());
+    assert!(
+        facts::handle(db.pool(), &OnOrders, OnOrders::DURABLE, again)
+            .await?
+            .is_empty()
+    );
     assert_eq!(balance(&db, customer).await?, Some(1_000));
     Ok(())
 }
@@ -215,7 +219,7 @@ async fn a_repairs_refund_is_restored_like_the_handlers() -> anyhow::Result<()> 
     assert_eq!(balance(&db, customer).await?, Some(1_000));
 
     let late = order_cancelled(order);
-    assert!(facts::handle(db.pool(), &OnOrders, ON_ORDERS, late)
+    assert!(facts::handle(db.pool(), &OnOrders, OnOrders::DURABLE, late)
         .await?
         .is_empty());
     assert_eq!(balance(&db, customer).await?, Some(1_000));

@@ -5,7 +5,7 @@ mod common;
 use common::{cancelled, paid, StockService};
 use jetsaga_contracts::events::stock::{StockReleased, StockReserved};
 use jetsaga_contracts::{CancelReason, OrderId, Sku, StockEvent, StockLine};
-use stock_service::consumers::{ON_ORDERS, ON_PAYMENTS};
+use stock_service::consumers::{OnOrders, OnPayments};
 
 fn line(sku: &str, quantity: u32) -> StockLine {
     StockLine {
@@ -27,7 +27,7 @@ async fn cancellation_releases_held_stock_once() -> anyhow::Result<()> {
     // The order is cancelled (say, the deadline passed), and the cancellation comes twice.
     svc.inject(&cancelled(order, CancelReason::Timeout)).await?;
     svc.inject(&cancelled(order, CancelReason::Timeout)).await?;
-    svc.wait_applied(ON_ORDERS, 2).await?;
+    svc.wait_applied(OnOrders::DURABLE, 2).await?;
 
     let lines = vec![line("A", 3), line("B", 2)];
     assert_eq!(
@@ -64,9 +64,9 @@ async fn cancellation_before_payment_reserves_nothing() -> anyhow::Result<()> {
 
     // The cancellation overtakes the payment: a null compensation, then a hanging forward step.
     svc.inject(&cancelled(order, CancelReason::Timeout)).await?;
-    svc.wait_applied(ON_ORDERS, 1).await?;
+    svc.wait_applied(OnOrders::DURABLE, 1).await?;
     svc.inject(&paid(order, &[("A", 1)])).await?;
-    svc.wait_applied(ON_PAYMENTS, 1).await?;
+    svc.wait_applied(OnPayments::DURABLE, 1).await?;
 
     assert!(svc.emitted_for(order).await?.is_empty());
     assert_eq!(svc.stock("A").await?, (4, 0));

@@ -5,7 +5,7 @@ mod common;
 use common::{paid, StockService};
 use jetsaga_contracts::events::stock::{StockFailed, StockReserved};
 use jetsaga_contracts::{OrderId, Sku, StockEvent, StockLine};
-use stock_service::consumers::ON_PAYMENTS;
+use stock_service::consumers::OnPayments;
 
 fn line(sku: &str, quantity: u32) -> StockLine {
     StockLine {
@@ -26,7 +26,7 @@ async fn payment_succeeded_reserves_every_line_once() -> anyhow::Result<()> {
     let payment = paid(order, &[("B", 1), ("A", 2), ("A", 1)]);
     svc.inject(&payment).await?;
     svc.inject(&payment).await?;
-    svc.wait_applied(ON_PAYMENTS, 2).await?;
+    svc.wait_applied(OnPayments::DURABLE, 2).await?;
 
     let events = svc.emitted_for(order).await?;
     assert_eq!(

@@ -13,7 +13,7 @@ use jetsaga_contracts::{
 use jetsaga_servicetest::facts::{self, Fact};
 use jetsaga_testkit::TestDb;
 use saga_kit::barrier::{self, Gate};
-use stock_service::consumers::{OnOrders, OnPayments, ON_ORDERS, ON_PAYMENTS};
+use stock_service::consumers::{OnOrders, OnPayments};
 use stock_service::handlers::BRANCH;
 use stock_service::restore::Restorer;
 use stock_service::state::TABLES;
@@ -81,10 +81,10 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
     svc.inject(&paid(held, &[("A", 2), ("B", 1)])).await?;
     svc.inject(&paid(short, &[("B", 5)])).await?;
     svc.inject(&paid(given_back, &[("A", 1)])).await?;
-    svc.wait_applied(ON_PAYMENTS, 3).await?;
+    svc.wait_applied(OnPayments::DURABLE, 3).await?;
     svc.inject(&cancelled(given_back, CancelReason::Timeout))
         .await?;
-    svc.wait_applied(ON_ORDERS, 1).await?;
+    svc.wait_applied(OnOrders::DURABLE, 1).await?;
 
     let rebuilt = empty_db().await?;
     let recorded = facts::recorded::<StockEvent>(svc.db.pool()).await?;
@@ -195,13 +195,17 @@ async fn restored_release_leaves_the_barrier_so_a_late_payment_is_a_hanging_step
         payment_id: uuid::Uuid::new_v4(),
         ..payment
     });
-    assert!(facts::handle(db.pool(), &OnPayments, ON_PAYMENTS, late)
-        .await?
-        .is_empty());
+    assert!(
+        facts::handle(db.pool(), &OnPayments, OnPayments::DURABLE, late)
+            .await?
+            .is_empty()
+    );
     let again: OrderEvent = cancelled(order, CancelReason::Timeout);
-    assert!(facts::handle(db.pool(), &OnOrders, ON_ORDERS, again)
-        .await?
-        .is_empty());
+    assert!(
+        facts::handle(db.pool(), &OnOrders, OnOrders::DURABLE, again)
+            .await?
+            .is_empty()
+    );
     assert_eq!(units(&db, "A").await?, (5, 0));
     Ok(())
 }
@@ -225,7 +229,7 @@ async fn a_repairs_release_is_restored_like_the_handlers() -> anyhow::Result<()>
     assert_eq!(units(&db, "A").await?, (5, 0));
 
     let late = cancelled(order, CancelReason::Timeout);
-    assert!(facts::handle(db.pool(), &OnOrders, ON_ORDERS, late)
+    assert!(facts::handle(db.pool(), &OnOrders, OnOrders::DURABLE, late)
         .await?
         .is_empty());
     assert_eq!(units(&db, "A").await?, (5, 0));

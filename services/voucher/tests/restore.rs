@@ -15,7 +15,7 @@ use jetsaga_servicetest::facts::{self, Fact};
 use jetsaga_testkit::TestDb;
 use saga_kit::barrier::{self, Gate};
 use time::OffsetDateTime;
-use voucher_service::consumers::{OnOrders, ON_ORDERS};
+use voucher_service::consumers::OnOrders;
 use voucher_service::handlers::BRANCH;
 use voucher_service::restore::Restorer;
 use voucher_service::state::TABLES;
@@ -210,7 +210,7 @@ async fn restored_release_leaves_the_barrier_so_a_late_order_created_reserves_no
 
     // OrderCreated again under another id: it meets the barrier and reserves nothing.
     let late = OrderEvent::OrderCreated(created);
-    assert!(facts::handle(db.pool(), &OnOrders, ON_ORDERS, late)
+    assert!(facts::handle(db.pool(), &OnOrders, OnOrders::DURABLE, late)
         .await?
         .is_empty());
     assert_eq!(voucher(&db, "ONCE").await?, ("AVAILABLE".to_owned(), None));
@@ -232,7 +232,7 @@ async fn a_repairs_release_is_restored_like_the_handlers() -> anyhow::Result<()>
     assert_eq!(voucher(&db, "FIXED").await?, ("AVAILABLE".to_owned(), None));
 
     let late = OrderEvent::OrderCancelled(order_cancelled(order));
-    assert!(facts::handle(db.pool(), &OnOrders, ON_ORDERS, late)
+    assert!(facts::handle(db.pool(), &OnOrders, OnOrders::DURABLE, late)
         .await?
         .is_empty());
     Ok(())

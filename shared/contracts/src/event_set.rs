@@ -144,6 +144,16 @@ macro_rules! event_set {
         }
 
         $(
+            impl $payload {
+                /// The subjects of this event, for a consumer's filter: `<domain>.<event>.*`.
+                pub const SUBJECT_FILTER: &'static str = concat!($domain, ".", $token, ".*");
+
+                /// The subject of this event about `key`: `<domain>.<event>.<key>`.
+                pub fn subject_of(key: impl std::fmt::Display) -> String {
+                    format!(concat!($domain, ".", $token, ".{}"), key)
+                }
+            }
+
             impl From<$payload> for $name {
                 fn from(p: $payload) -> Self {
                     $name::$variant(p)

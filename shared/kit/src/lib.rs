@@ -21,6 +21,8 @@
 //! - [`repair`]: the outcome of an operator repair, and whether its event is emitted or restored.
 //! - [`facts`]: a service's own events applied again as recorded facts, and the state `--verify`
 //!   compares.
+//! - [`routes`]: a service's consumers declared once (input events to handler functions); the
+//!   filters, the dispatch and the ignored events follow.
 //! - [`replay`]: a service's state rebuilt from the streams: dead letters, its own facts, then the
 //!   inputs it never decided.
 //! - [`verify`]: the rebuilt state compared with the live one, row by row.
@@ -54,6 +56,7 @@ pub mod provision;
 pub mod relay;
 pub mod repair;
 pub mod replay;
+pub mod routes;
 pub mod stream_audit;
 pub mod trace;
 pub mod verify;
@@ -66,3 +69,7 @@ pub use handler::{
 };
 pub use metrics::Metrics;
 pub use relay::{Relay, RelayConfig, RelayOutcome};
+pub use routes::{Route, Wiring};
+
+#[doc(hidden)]
+pub use sqlx as __sqlx;

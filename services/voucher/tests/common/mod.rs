@@ -11,7 +11,7 @@ use jetsaga_contracts::{
 use jetsaga_servicetest::ServiceUnderTest;
 use serde_json::Value;
 use std::ops::Deref;
-use voucher_service::consumers::ON_ORDERS;
+use voucher_service::consumers::OnOrders;
 
 /// The voucher service under test; everything generic comes from [`ServiceUnderTest`].
 #[derive(Debug)]
@@ -67,9 +67,9 @@ impl TestService {
     /// Injects an order event and waits until the consumer has applied it. Every delivery has a
     /// fresh event id and waits for the one before, so applying it is one more applied message.
     pub async fn deliver(&self, event: impl Into<OrderEvent>) -> anyhow::Result<()> {
-        let before = self.applied(ON_ORDERS).await?;
+        let before = self.applied(OnOrders::DURABLE).await?;
         self.inject(&event.into()).await?;
-        self.wait_applied(ON_ORDERS, before + 1).await
+        self.wait_applied(OnOrders::DURABLE, before + 1).await
     }
 }
 

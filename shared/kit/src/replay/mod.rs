@@ -53,12 +53,7 @@ use time::OffsetDateTime;
 
 pub use crate::facts::{FactContext, Restore, StateTable};
 
-/// Where a service declares its consumers once, for whoever runs them: the service process
-/// (durable consumers) or a replay (ephemeral consumers over the same subjects, same handlers).
-pub trait Wiring {
-    /// `handler` consumes `filter_subjects` of its input stream as durable consumer `durable`.
-    fn consumer<H: Handler>(&mut self, durable: &'static str, filter_subjects: &[&str], handler: H);
-}
+pub use crate::routes::Wiring;
 
 /// Where a replay starts reading each stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
