@@ -74,18 +74,6 @@ pub struct Targets {
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 impl Targets {
-    /// Where a system started by this process (bench, chaos) is.
-    pub fn of_system(sys: &jetsaga_scenarios::System) -> Targets {
-        use jetsaga_scenarios::Svc;
-        Targets {
-            nats_url: Some(sys.nats_url().to_owned()),
-            order_db: sys.database_url(Svc::Order).ok(),
-            voucher_db: sys.database_url(Svc::Voucher).ok(),
-            payment_db: sys.database_url(Svc::Payment).ok(),
-            stock_db: sys.database_url(Svc::Stock).ok(),
-        }
-    }
-
     /// The NATS URL given, or the design's default.
     pub fn nats_url(&self) -> &str {
         self.nats_url.as_deref().unwrap_or(DEFAULT_NATS_URL)

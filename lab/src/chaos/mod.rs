@@ -38,13 +38,13 @@ use crate::bench::catalogue::{Catalogue, Sizes};
 use crate::bench::drive::{drive, HttpPlacer, Shape, Until};
 use crate::bench::mix::Mix;
 use crate::bench::watch::Watcher;
-use crate::cli::Outcome;
-use crate::output::Table;
-use crate::progress;
-use crate::reconcile::check;
-use crate::targets::Targets;
 use anyhow::Context as _;
 use clap::Args;
+use jetsaga_cli::cli::Outcome;
+use jetsaga_cli::output::Table;
+use jetsaga_cli::progress;
+use jetsaga_cli::reconcile::check;
+use jetsaga_cli::targets::Targets;
 use jetsaga_scenarios::checker::wait_quiet;
 use jetsaga_scenarios::{Svc, System, SystemOptions};
 use schedule::Kind;
@@ -349,7 +349,7 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
         !sys.is_external(),
         "chaos kills and pauses processes: it runs its own system, not an external deployment"
     );
-    let targets = Targets::of_system(&sys);
+    let targets = crate::targets_of(&sys);
     let js = targets.nats().await?;
     let catalogue = Arc::new(
         Catalogue::seed(

@@ -1,4 +1,4 @@
-//! `jetsaga bench` end to end, small: it runs its own system, reports a ratio against the null
+//! `jetsaga bench` end to end, small, run as users run it (`jetsaga` hands it to `jetsaga-lab`): it runs its own system, reports a ratio against the null
 //! saga and the plot, and checks that nothing was lost. (Its figures are never asserted here:
 //! performance is measured by the command, not by tests.)
 
@@ -8,7 +8,8 @@ use anyhow::Context as _;
 async fn a_small_bench_run_passes_its_checks_and_reports_a_ratio_and_a_plot() -> anyhow::Result<()>
 {
     let out = std::env::temp_dir().join(format!("jetsaga-bench-{}", uuid::Uuid::new_v4().simple()));
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_jetsaga"))
+    // Through the operator binary, as users run it: `jetsaga bench` is handed to jetsaga-lab.
+    let run = tokio::process::Command::new(jetsaga_scenarios::system::workspace_binary("jetsaga")?)
         .args([
             "bench",
             "--orders",

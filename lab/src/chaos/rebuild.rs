@@ -1,8 +1,8 @@
 //! The last check of a chaos run: each service rebuilt from the streams alone must be the live
 //! service, row for row (`jetsaga replay --verify`, for every service).
 
-use crate::replay::rebuild_and_compare;
-use crate::targets::Targets;
+use jetsaga_cli::replay::rebuild_and_compare;
+use jetsaga_cli::targets::Targets;
 use jetsaga_contracts::Producer;
 use std::collections::BTreeMap;
 

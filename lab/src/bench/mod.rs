@@ -30,14 +30,14 @@ pub mod report;
 pub mod sample;
 pub mod watch;
 
-use crate::cli::Outcome;
-use crate::progress;
-use crate::reconcile::check;
-use crate::targets::Targets;
 use anyhow::Context as _;
 use catalogue::{Catalogue, Sizes};
 use clap::Args;
 use drive::{drive, HttpPlacer, LoadResult, Placer, Shape, Until};
+use jetsaga_cli::cli::Outcome;
+use jetsaga_cli::progress;
+use jetsaga_cli::reconcile::check;
+use jetsaga_cli::targets::Targets;
 use jetsaga_scenarios::{Svc, System, SystemOptions};
 use mix::Mix;
 use report::{BenchReport, Latency, Phase};
@@ -251,7 +251,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     let sys = System::start(options)
         .await
         .context("starting the system")?;
-    let targets = Targets::of_system(&sys);
+    let targets = crate::targets_of(&sys);
     let js = targets.nats().await?;
     let mut pools = Vec::new();
     for producer in jetsaga_contracts::Producer::ALL {

@@ -1,5 +1,5 @@
 //! Who reads a subject: the services' durable consumers and their filters, taken from the
-//! services' own wiring (`consumers::wire`, through [`crate::participants`]), so chaos never
+//! services' own wiring (`consumers::wire`, through [`jetsaga_cli::participants`]), so chaos never
 //! retypes a consumer's name or filter.
 //! A poison message is one dead letter for each consumer that reads its subject.
 
@@ -26,7 +26,7 @@ impl Reader {
 
 /// Every durable consumer of every service, in [`Producer::ALL`] order.
 pub fn all() -> Vec<Reader> {
-    crate::participants::ALL
+    jetsaga_cli::participants::ALL
         .iter()
         .flat_map(|p| {
             (p.consumers)().into_iter().map(|d| Reader {

@@ -1,7 +1,7 @@
 //! The benchmark's report: a table for people, and one JSON line for programs (the last line).
 
 use super::watch::Completed;
-use crate::output::Table;
+use jetsaga_cli::output::Table;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

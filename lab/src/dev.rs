@@ -5,10 +5,10 @@
 //! the design's ports (their migrations run at start-up), seeds a small demo catalogue through the
 //! public APIs, prints the URLs and commands to try, and on Ctrl-C stops everything in order.
 
-use crate::cli::Outcome;
-use crate::targets::Targets;
 use anyhow::Context as _;
 use clap::Args;
+use jetsaga_cli::cli::Outcome;
+use jetsaga_cli::targets::Targets;
 use jetsaga_contracts::Producer;
 use jetsaga_runtime::Settings;
 use jetsaga_testkit::NatsServer;
@@ -77,7 +77,7 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
 
     let mut services = tokio::task::JoinSet::new();
     for (producer, database_url) in urls {
-        let defaults = crate::participants::of(producer).defaults;
+        let defaults = jetsaga_cli::participants::of(producer).defaults;
         let mut settings = Settings::with_defaults(defaults);
         settings.nats_url = nats_url.clone();
         settings.database_url = database_url;
@@ -90,9 +90,9 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
         })?;
         let token = shutdown.clone();
         let deadline = Duration::from_secs(args.order_deadline_secs.max(1));
-        let run = crate::participants::of(producer).run;
+        let run = jetsaga_cli::participants::of(producer).run;
         services.spawn(async move {
-            let result = run(crate::participants::DevRun {
+            let result = run(jetsaga_cli::participants::DevRun {
                 settings,
                 listener,
                 shutdown: token,

@@ -4,8 +4,8 @@
 
 use super::inject::{Expected, Held};
 use super::timeouts::{self, Allowance, TimedOut};
-use crate::targets::Targets;
 use anyhow::Context as _;
+use jetsaga_cli::targets::Targets;
 use jetsaga_contracts::Producer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
