@@ -176,14 +176,30 @@ pub enum Disposition {
     Contended(Duration),
     /// Only in a replay: the handler emitted, under an id its stream already holds, other content
     /// than the stream holds. Nothing was committed.
-    Diverged(String),
+    Diverged(Box<Divergence>),
+}
+
+/// A handler emitted, under an id its stream already holds, other content than the stream holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "event {event_id} ({subject}) is in the stream at seq {seq} as {recorded_type} {recorded}, \
+     but the handler now emits {emitted_type} {emitted}"
+)]
+pub struct Divergence {
+    pub event_id: uuid::Uuid,
+    pub subject: String,
+    pub seq: u64,
+    pub recorded_type: String,
+    pub recorded: serde_json::Value,
+    pub emitted_type: String,
+    pub emitted: serde_json::Value,
 }
 
 /// Checks each event a handler emits before it is committed (a replay's guard against saying
 /// something else under an id the stream already holds).
 pub trait EmitGuard: Send + Sync + std::fmt::Debug {
     /// `Err` with what differs when `emitted` must not be committed.
-    fn check(&self, emitted: &Envelope) -> Result<(), String>;
+    fn check(&self, emitted: &Envelope) -> Result<(), Box<Divergence>>;
 }
 
 /// A message as the runner sees it, whichever way it arrived.
@@ -451,7 +467,7 @@ impl<H: Handler> Consumer<H> {
     ) {
         let durable = self.config.durable;
         loop {
-            let failure = std::sync::Mutex::new(None::<String>);
+            let failure = std::sync::Mutex::new(None::<async_nats::Error>);
             pulls(consumer, batch, self.config.pull_expires, shutdown)
                 .for_each_concurrent(self.config.concurrency.max(1), |item| async {
                     match item {
@@ -468,7 +484,7 @@ impl<H: Handler> Consumer<H> {
             let error = failure
                 .into_inner()
                 .unwrap_or_else(|p| p.into_inner())
-                .unwrap_or_else(|| "the pull ended".to_owned());
+                .map_or_else(|| "the pull ended".to_owned(), |e| e.to_string());
             // The durable may have been deleted (by an operator, a re-provisioned stream, a lost
             // consumer on a cluster node): say so, and set it up again.
             tracing::warn!(consumer = durable, error = %error, "cannot pull; setting the consumer up again");
@@ -865,7 +881,7 @@ fn pulls<'a>(
     batch: usize,
     expires: Duration,
     shutdown: &'a CancellationToken,
-) -> impl Stream<Item = Result<jetstream::Message, String>> + 'a {
+) -> impl Stream<Item = Result<jetstream::Message, async_nats::Error>> + 'a {
     struct State {
         current: Option<pull::Batch>,
         failed: bool,
@@ -884,7 +900,7 @@ fn pulls<'a>(
                     Some(Ok(msg)) => return Some((Ok(msg), state)),
                     Some(Err(e)) => {
                         state.failed = true;
-                        return Some((Err(e.to_string()), state));
+                        return Some((Err(e), state));
                     }
                     None => state.current = None,
                 }
@@ -902,7 +918,7 @@ fn pulls<'a>(
                 Ok(next) => state.current = Some(next),
                 Err(e) => {
                     state.failed = true;
-                    return Some((Err(e.to_string()), state));
+                    return Some((Err(e.into()), state));
                 }
             }
         }

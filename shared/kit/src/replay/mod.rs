@@ -32,7 +32,7 @@ mod inputs;
 mod own;
 mod read;
 
-pub use read::Bounds;
+pub use read::{Bounds, ReadError};
 
 use crate::consumer::{Consumer, ConsumerConfig, RawMessage};
 use crate::envelope::Envelope;
@@ -204,11 +204,12 @@ impl ReplaySummary {
 /// Why a replay could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("replay of {service}: stream {stream}: {message}")]
+    #[error("replay of {service}: stream {stream}: {source}")]
     Stream {
         service: &'static str,
         stream: &'static str,
-        message: String,
+        #[source]
+        source: read::ReadError,
     },
     #[error("replay of {service}: database: {source}")]
     Database {
@@ -337,12 +338,12 @@ impl Replay {
         }));
     }
 
-    fn stream_error(&self, stream: &'static str) -> impl Fn(String) -> ReplayError {
+    fn stream_error(&self, stream: &'static str) -> impl Fn(read::ReadError) -> ReplayError {
         let service = self.producer.service();
-        move |message| ReplayError::Stream {
+        move |source| ReplayError::Stream {
             service,
             stream,
-            message,
+            source,
         }
     }
 
@@ -419,7 +420,15 @@ impl Replay {
                 bounds.first, bounds.last, bounds.first
             );
             if from_scratch {
-                return Err(fail(message));
+                return Err(ReplayError::Gap {
+                    service: self.producer.service(),
+                    source_name: "its dead letters".to_owned(),
+                    stream,
+                    needed: 1,
+                    first: bounds.first,
+                    last: bounds.last,
+                    missing_to: bounds.first - 1,
+                });
             }
             notes.push(message);
         }

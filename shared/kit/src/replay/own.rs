@@ -2,7 +2,7 @@
 //! never decided again; and what the replay knows of it, to guard the handlers it runs.
 
 use super::Step;
-use crate::consumer::EmitGuard;
+use crate::consumer::{Divergence, EmitGuard};
 use crate::envelope::{derived_event_id, Envelope};
 use crate::facts::{FactContext, Restore};
 use crate::handler::HandlerError;
@@ -229,7 +229,7 @@ impl Known {
 
 impl EmitGuard for Known {
     /// A handler run again may emit an id the stream holds only with the same type and content.
-    fn check(&self, emitted: &Envelope) -> Result<(), String> {
+    fn check(&self, emitted: &Envelope) -> Result<(), Box<Divergence>> {
         let Ok(events) = self.events.lock() else {
             return Ok(());
         };
@@ -241,16 +241,15 @@ impl EmitGuard for Known {
         if known.ce_type == emitted.ce_type && known.payload == payload {
             return Ok(());
         }
-        Err(format!(
-            "event {} ({}) is in the stream at seq {} as {} {}, but the handler now emits {} {}",
-            emitted.id,
-            emitted.subject,
-            known.seq,
-            known.ce_type,
-            known.payload,
-            emitted.ce_type,
-            payload
-        ))
+        Err(Box::new(Divergence {
+            event_id: *emitted.id.as_uuid(),
+            subject: emitted.subject.clone(),
+            seq: known.seq,
+            recorded_type: known.ce_type.clone(),
+            recorded: known.payload.clone(),
+            emitted_type: emitted.ce_type.clone(),
+            emitted: payload,
+        }))
     }
 }
 
@@ -307,7 +306,7 @@ mod tests {
         assert!(known.check(&original).is_ok());
         let mut other = fact(1, 8).envelope;
         other.id = original.id;
-        assert!(known.check(&other).unwrap_err().contains("seq 7"));
+        assert_eq!(known.check(&other).unwrap_err().seq, 7);
         assert!(known.check(&fact(2, 9).envelope).is_ok());
     }
 }

@@ -16,6 +16,48 @@ const EMPTY_FETCHES: u32 = 30;
 /// Messages per fetch.
 const BATCH: usize = 256;
 
+/// Why a stream could not be read. Each keeps the server's error as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{stream}: {step}: {source}")]
+    Nats {
+        stream: &'static str,
+        step: &'static str,
+        #[source]
+        source: async_nats::Error,
+    },
+    #[error(
+        "{stream}: the server holds {pending} more message(s) of {filters} from seq {next} but \
+         delivered none in {fetches} fetches"
+    )]
+    Stalled {
+        stream: &'static str,
+        filters: String,
+        next: u64,
+        pending: u64,
+        fetches: u32,
+    },
+    #[error("{stream}: reading from seq {next} keeps failing: {source}")]
+    KeepsFailing {
+        stream: &'static str,
+        next: u64,
+        #[source]
+        source: Box<ReadError>,
+    },
+}
+
+/// Turns a server error at `step` of reading `stream` into a [`ReadError`].
+fn nats<E>(stream: &'static str, step: &'static str) -> impl Fn(E) -> ReadError
+where
+    E: Into<async_nats::Error>,
+{
+    move |e| ReadError::Nats {
+        stream,
+        step,
+        source: e.into(),
+    }
+}
+
 /// What a stream held when the replay began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -26,9 +68,17 @@ pub struct Bounds {
 }
 
 /// The bounds of `stream` now.
-pub async fn bounds(js: &jetstream::Context, stream: &str) -> Result<Bounds, String> {
-    let mut s = js.get_stream(stream).await.map_err(|e| e.to_string())?;
-    let state = s.info().await.map_err(|e| e.to_string())?.state.clone();
+pub async fn bounds(js: &jetstream::Context, stream: &'static str) -> Result<Bounds, ReadError> {
+    let mut s = js
+        .get_stream(stream)
+        .await
+        .map_err(nats(stream, "looking up the stream"))?;
+    let state = s
+        .info()
+        .await
+        .map_err(nats(stream, "reading the stream's state"))?
+        .state
+        .clone();
     Ok(Bounds {
         first: if state.messages == 0 {
             state.last_sequence + 1
@@ -42,11 +92,14 @@ pub async fn bounds(js: &jetstream::Context, stream: &str) -> Result<Bounds, Str
 /// The sequence of the first message of `filters` stored at or after `time`, if any.
 pub async fn first_at(
     js: &jetstream::Context,
-    stream: &str,
+    stream: &'static str,
     filters: &[String],
     time: OffsetDateTime,
-) -> Result<Option<u64>, String> {
-    let s = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+) -> Result<Option<u64>, ReadError> {
+    let s = js
+        .get_stream(stream)
+        .await
+        .map_err(nats(stream, "looking up the stream"))?;
     let probe = s
         .create_consumer(pull::Config {
             filter_subjects: filters.to_vec(),
@@ -57,19 +110,19 @@ pub async fn first_at(
             ..Default::default()
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(nats(stream, "probing where a time starts"))?;
     let mut batch = probe
         .fetch()
         .max_messages(1)
         .expires(Duration::from_secs(2))
         .messages()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(nats(stream, "probing where a time starts"))?;
     let first = match batch.next().await {
         Some(msg) => Some(
-            msg.map_err(|e| e.to_string())?
+            msg.map_err(nats(stream, "probing where a time starts"))?
                 .info()
-                .map_err(|e| e.to_string())?
+                .map_err(nats(stream, "reading a message's sequence"))?
                 .stream_sequence,
         ),
         None => None,
@@ -123,7 +176,7 @@ impl Reader {
         label: &str,
         start: u64,
         end: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ReadError> {
         let mut reader = Reader {
             js: js.clone(),
             stream,
@@ -146,12 +199,12 @@ impl Reader {
         Ok(reader)
     }
 
-    async fn create(&self) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+    async fn create(&self) -> Result<jetstream::consumer::Consumer<pull::Config>, ReadError> {
         let s = self
             .js
             .get_stream(self.stream)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(nats(self.stream, "looking up the stream"))?;
         s.create_consumer(pull::Config {
             name: Some(format!(
                 "replay-{}-{}",
@@ -169,17 +222,17 @@ impl Reader {
             ..Default::default()
         })
         .await
-        .map_err(|e| e.to_string())
+        .map_err(nats(self.stream, "creating a reading consumer"))
     }
 
     /// The next message without taking it; `None` once `end` is reached.
-    pub async fn peek(&mut self) -> Result<Option<&Read>, String> {
+    pub async fn peek(&mut self) -> Result<Option<&Read>, ReadError> {
         self.fill().await?;
         Ok(self.buffer.front())
     }
 
     /// The next message; `None` once `end` is reached.
-    pub async fn next(&mut self) -> Result<Option<Read>, String> {
+    pub async fn next(&mut self) -> Result<Option<Read>, ReadError> {
         self.fill().await?;
         Ok(self.buffer.pop_front())
     }
@@ -187,15 +240,20 @@ impl Reader {
     /// Fetches when the buffer is empty. A short or empty fetch is not the end: the read ends at
     /// `end`, or when the server has nothing pending for the filters. A consumer that went away is
     /// created again from where the read stands.
-    async fn fill(&mut self) -> Result<(), String> {
+    async fn fill(&mut self) -> Result<(), ReadError> {
         let mut empty = 0u32;
         let mut recreated = 0u32;
         while self.buffer.is_empty() && !self.done {
             let fetched = self.fetch().await;
             match fetched {
                 Ok(0) if !self.done => {
+                    let stream = self.stream;
                     let pending = match self.consumer.as_mut() {
-                        Some(c) => c.info().await.map(|i| i.num_pending),
+                        Some(c) => c
+                            .info()
+                            .await
+                            .map(|i| i.num_pending)
+                            .map_err(nats(stream, "asking what is pending")),
                         None => Ok(1),
                     };
                     match pending {
@@ -203,16 +261,16 @@ impl Reader {
                         Ok(n) => {
                             empty += 1;
                             if empty >= EMPTY_FETCHES {
-                                return Err(format!(
-                                    "{}: the server holds {n} more message(s) of {} from seq {} but delivered none in {} fetches",
-                                    self.stream,
-                                    self.filters.join(","),
-                                    self.next,
-                                    EMPTY_FETCHES
-                                ));
+                                return Err(ReadError::Stalled {
+                                    stream,
+                                    filters: self.filters.join(","),
+                                    next: self.next,
+                                    pending: n,
+                                    fetches: EMPTY_FETCHES,
+                                });
                             }
                         }
-                        Err(e) => self.recreate(&mut recreated, e.to_string()).await?,
+                        Err(e) => self.recreate(&mut recreated, e).await?,
                     }
                 }
                 Ok(_) => {}
@@ -222,13 +280,14 @@ impl Reader {
         Ok(())
     }
 
-    async fn recreate(&mut self, times: &mut u32, error: String) -> Result<(), String> {
+    async fn recreate(&mut self, times: &mut u32, error: ReadError) -> Result<(), ReadError> {
         *times += 1;
         if *times > 5 {
-            return Err(format!(
-                "{}: reading from seq {} keeps failing: {error}",
-                self.stream, self.next
-            ));
+            return Err(ReadError::KeepsFailing {
+                stream: self.stream,
+                next: self.next,
+                source: Box::new(error),
+            });
         }
         tracing::warn!(stream = self.stream, next = self.next, error = %error, "replay consumer lost; creating it again");
         tokio::time::sleep(Duration::from_millis(500 * u64::from(*times))).await;
@@ -237,9 +296,13 @@ impl Reader {
     }
 
     /// One fetch; returns how many messages it buffered.
-    async fn fetch(&mut self) -> Result<usize, String> {
+    async fn fetch(&mut self) -> Result<usize, ReadError> {
+        let stream = self.stream;
+        if self.consumer.is_none() {
+            self.consumer = Some(self.create().await?);
+        }
         let Some(consumer) = self.consumer.as_ref() else {
-            return Err("no consumer".to_owned());
+            return Ok(0);
         };
         let mut batch = consumer
             .fetch()
@@ -247,11 +310,13 @@ impl Reader {
             .expires(Duration::from_secs(2))
             .messages()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(nats(stream, "fetching"))?;
         let mut n = 0;
         while let Some(msg) = batch.next().await {
-            let msg = msg.map_err(|e| e.to_string())?;
-            let info = msg.info().map_err(|e| e.to_string())?;
+            let msg = msg.map_err(nats(stream, "fetching"))?;
+            let info = msg
+                .info()
+                .map_err(nats(stream, "reading a message's sequence"))?;
             let (seq, stored) = (info.stream_sequence, info.published);
             if seq < self.next {
                 continue;
