@@ -9,10 +9,8 @@
 //! found: running the same repair again over the same state names the same event, and a second,
 //! later repair of the same order (the row went wrong again) is announced as a new event.
 
-use crate::domain::{self, PaymentStatus};
+use crate::handlers::order_cancelled::{refund, Refund, RefundError};
 use crate::handlers::BRANCH;
-use crate::store;
-use jetsaga_contracts::events::payment::PaymentRefunded;
 use jetsaga_contracts::{EventId, OrderId, PaymentEvent};
 use saga_kit::barrier;
 use saga_kit::envelope::keyed_event_id;
@@ -75,41 +73,22 @@ pub async fn refund_cancelled(
     barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
         .await
         .map_err(db)?;
-    let Some(payment) = store::lock_payment(conn, order_id).await.map_err(db)? else {
-        return no_payment();
-    };
-    let refunded = match payment.status.transition(PaymentStatus::Refunded) {
-        Ok(status) => status,
-        Err(_) => {
-            return Ok(Repaired::AlreadyConsistent(format!(
-                "the payment is {}",
-                payment.status.as_str()
-            )))
+    let refunded = match refund(conn, order_id).await {
+        Ok(Refund::Refunded(refunded)) => refunded,
+        Ok(Refund::Nothing(found)) => return Ok(Repaired::AlreadyConsistent(found)),
+        Err(RefundError::Database(source)) => return Err(db(source)),
+        Err(refused @ RefundError::Refused { .. }) => {
+            return Err(RepairError::Refused {
+                order_id,
+                reason: refused.to_string(),
+            })
         }
     };
-    let balance = store::lock_or_open_account(conn, payment.customer_id)
-        .await
-        .map_err(db)?;
-    let new_balance =
-        domain::credit(balance, payment.amount).map_err(|e| RepairError::Refused {
-            order_id,
-            reason: format!("customer {}: {e}", payment.customer_id),
-        })?;
-    store::set_balance(conn, payment.customer_id, new_balance)
-        .await
-        .map_err(db)?;
-    store::set_payment_status(conn, order_id, refunded)
-        .await
-        .map_err(db)?;
-    let event = PaymentEvent::PaymentRefunded(PaymentRefunded {
-        order_id,
-        payment_id: payment.payment_id,
-        customer_id: payment.customer_id,
-        amount: payment.amount,
-    });
+    let amount = refunded.amount;
+    let event = PaymentEvent::PaymentRefunded(refunded);
     let repaired = saga_kit::repair::emit(conn, event_id, &event)
         .await
         .map_err(db)?;
-    tracing::info!(%order_id, amount = payment.amount.cents(), "reconciler refunded a cancelled order");
+    tracing::info!(%order_id, amount = amount.cents(), "reconciler refunded a cancelled order");
     Ok(repaired)
 }

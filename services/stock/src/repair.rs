@@ -11,10 +11,9 @@
 //! later repair of the same order (the rows went wrong again) is announced as a new event.
 
 use crate::domain::ReservationStatus;
+use crate::handlers::order_cancelled::{release, ReleaseError};
 use crate::handlers::BRANCH;
-use crate::store;
-use jetsaga_contracts::events::stock::StockReleased;
-use jetsaga_contracts::{EventId, OrderId, Sku, StockEvent, StockLine};
+use jetsaga_contracts::{EventId, OrderId, StockEvent};
 use saga_kit::barrier;
 use saga_kit::envelope::keyed_event_id;
 pub use saga_kit::repair::Repaired;
@@ -54,7 +53,6 @@ pub async fn release_cancelled(
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError::Database { order_id, source };
-    let refused = |reason: String| RepairError::Refused { order_id, reason };
     let nothing = || {
         Ok(Repaired::AlreadyConsistent(
             "the order holds no stock".into(),
@@ -78,40 +76,19 @@ pub async fn release_cancelled(
     barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
         .await
         .map_err(db)?;
-    let held = store::lock_held(conn, order_id).await.map_err(db)?;
-    if held.is_empty() {
-        return nothing();
-    }
-
-    let mut lines = Vec::with_capacity(held.len());
-    for row in held {
-        let status = ReservationStatus::parse(&row.status)
-            .ok_or_else(|| refused(format!("sku {} has status {:?}", row.sku, row.status)))?;
-        let released = status
-            .release()
-            .map_err(|e| refused(format!("sku {}: {e}", row.sku)))?;
-        let quantity = u32::try_from(row.quantity)
-            .map_err(|_| refused(format!("sku {} holds {} units", row.sku, row.quantity)))?;
-        let sku = Sku::parse(row.sku.as_str())
-            .map_err(|e| refused(format!("stored sku {:?}: {e}", row.sku)))?;
-        lines.push((StockLine { sku, quantity }, released));
-    }
-    let skus: Vec<&Sku> = lines.iter().map(|(l, _)| &l.sku).collect();
-    store::lock(conn, &skus).await.map_err(db)?;
-    for (line, released) in &lines {
-        store::hold(conn, &line.sku, -i64::from(line.quantity))
-            .await
-            .map_err(db)?;
-        store::set_reservation_status(conn, order_id, &line.sku, *released)
-            .await
-            .map_err(db)?;
-    }
+    let event = match release(conn, order_id).await {
+        Ok(Some(released)) => StockEvent::StockReleased(released),
+        Ok(None) => return nothing(),
+        Err(ReleaseError::Database(source)) => return Err(db(source)),
+        Err(refused) => {
+            return Err(RepairError::Refused {
+                order_id,
+                reason: refused.to_string(),
+            })
+        }
+    };
     // Duplicate (the handler ran, then the rows were changed by hand) is expected here: the
     // barrier only has to know that the compensation has happened.
-    let event = StockEvent::StockReleased(StockReleased {
-        order_id,
-        lines: lines.into_iter().map(|(l, _)| l).collect(),
-    });
     let repaired = saga_kit::repair::emit(conn, event_id, &event)
         .await
         .map_err(db)?;

@@ -1,20 +1,18 @@
 //! Repairs the reconciler asks of the voucher service: what an operator's `jetsaga reconcile
 //! --repair` may fix here, with the rules and SQL the handlers use.
 //!
-//! A repair is an ordinary change of this service: it runs in the caller's transaction, moves the
-//! voucher only through [`VoucherStatus::apply`], and writes the event that announces the change to
-//! the outbox in that same transaction, for the service's relay to publish.
+//! A repair is an ordinary change of this service: it runs in the caller's transaction, changes the
+//! voucher only through the functions the handlers use (`release`, `redeem`), and writes the event
+//! that announces the change to the outbox in that same transaction, for the relay to publish.
 //!
 //! The event id is derived from the order, the repair and the version (`updated_at`) of the
 //! voucher row it found: the same repair over the same state names the same event, and a later
 //! repair of the same order (the row went wrong again) is announced as a new event.
-//!
-//! [`VoucherStatus::apply`]: crate::domain::VoucherStatus::apply
 
-use crate::domain::{Transition, Voucher, VoucherStatus};
+use crate::handlers::order_cancelled::release;
+use crate::handlers::order_confirmed::redeem;
+use crate::handlers::Unchanged;
 use crate::handlers::BRANCH;
-use crate::store;
-use jetsaga_contracts::events::voucher::{VoucherRedeemed, VoucherReleased};
 use jetsaga_contracts::{EventId, EventSet, OrderId, VoucherEvent};
 use saga_kit::barrier;
 use saga_kit::envelope::keyed_event_id;
@@ -50,15 +48,9 @@ pub async fn release_cancelled(
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError { order_id, source };
-    let version: Option<OffsetDateTime> =
-        sqlx::query_scalar("SELECT updated_at FROM vouchers WHERE order_id = $1")
-            .bind(order_id.as_uuid())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?;
-    let Some(version) = version else {
+    let Some(version) = version(conn, order_id).await.map_err(db)? else {
         return Ok(Repaired::AlreadyConsistent(
-            "the order holds no voucher".into(),
+            Unchanged::NoVoucher.to_string(),
         ));
     };
     let event_id = repair_event_id("release", order_id, version);
@@ -67,20 +59,10 @@ pub async fn release_cancelled(
     barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
         .await
         .map_err(db)?;
-    let Held { voucher, next, .. } = match held(conn, order_id, Transition::Release)
-        .await
-        .map_err(db)?
-    {
-        Ok(held) => held,
-        Err(found) => return Ok(Repaired::AlreadyConsistent(found)),
+    let event = match release(conn, order_id).await.map_err(db)? {
+        Ok(released) => VoucherEvent::VoucherReleased(released),
+        Err(found) => return Ok(Repaired::AlreadyConsistent(found.to_string())),
     };
-    store::set_state(conn, &voucher.code, next, None)
-        .await
-        .map_err(db)?;
-    let event = VoucherEvent::VoucherReleased(VoucherReleased {
-        order_id,
-        voucher_code: voucher.code,
-    });
     emit(conn, event_id, &event).await.map_err(db)
 }
 
@@ -92,57 +74,28 @@ pub async fn redeem_confirmed(
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
     let db = |source| RepairError { order_id, source };
-    let Held {
-        voucher,
-        next,
-        version,
-    } = match held(conn, order_id, Transition::Redeem).await.map_err(db)? {
-        Ok(held) => held,
-        Err(found) => return Ok(Repaired::AlreadyConsistent(found)),
+    let Some(version) = version(conn, order_id).await.map_err(db)? else {
+        return Ok(Repaired::AlreadyConsistent(
+            Unchanged::NoVoucher.to_string(),
+        ));
     };
     let event_id = repair_event_id("redeem", order_id, version);
-    store::set_state(conn, &voucher.code, next, Some(order_id))
-        .await
-        .map_err(db)?;
-    let event = VoucherEvent::VoucherRedeemed(VoucherRedeemed {
-        order_id,
-        voucher_code: voucher.code,
-    });
+    let event = match redeem(conn, order_id).await.map_err(db)? {
+        Ok(redeemed) => VoucherEvent::VoucherRedeemed(redeemed),
+        Err(found) => return Ok(Repaired::AlreadyConsistent(found.to_string())),
+    };
     emit(conn, event_id, &event).await.map_err(db)
 }
 
-/// The voucher an order holds, locked, the status `transition` takes it to, and the version of
-/// its row.
-struct Held {
-    voucher: Voucher,
-    next: VoucherStatus,
-    version: OffsetDateTime,
-}
-
-/// Locks the voucher `order_id` holds and applies `transition` to its status by the domain rule;
-/// `Err` says what was found when there is nothing to change.
-async fn held(
+/// The version (`updated_at`) of the voucher row an order holds, if it holds one.
+async fn version(
     conn: &mut PgConnection,
     order_id: OrderId,
-    transition: Transition,
-) -> Result<Result<Held, String>, sqlx::Error> {
-    let Some(voucher) = store::lock_by_order(conn, order_id).await? else {
-        return Ok(Err("the order holds no voucher".into()));
-    };
-    let next = match voucher.status.apply(transition) {
-        Ok(next) => next,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
-    let version: OffsetDateTime =
-        sqlx::query_scalar("SELECT updated_at FROM vouchers WHERE code = $1")
-            .bind(voucher.code.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(Ok(Held {
-        voucher,
-        next,
-        version,
-    }))
+) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    sqlx::query_scalar("SELECT updated_at FROM vouchers WHERE order_id = $1")
+        .bind(order_id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await
 }
 
 async fn emit(

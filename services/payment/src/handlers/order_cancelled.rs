@@ -10,7 +10,7 @@ use crate::domain::{self, PaymentStatus};
 use crate::store;
 use jetsaga_contracts::events::order::OrderCancelled;
 use jetsaga_contracts::events::payment::PaymentRefunded;
-use jetsaga_contracts::PaymentEvent;
+use jetsaga_contracts::{CustomerId, OrderId, PaymentEvent};
 use saga_kit::barrier::{self, Gate};
 use saga_kit::{EventContext, HandlerError};
 use sqlx::PgConnection;
@@ -29,30 +29,69 @@ pub async fn handle(
         return Ok(vec![]);
     }
 
-    let Some(payment) = store::lock_payment(tx, order_id).await? else {
-        return Ok(vec![]);
-    };
-    let refunded = match payment.status.transition(PaymentStatus::Refunded) {
-        Ok(status) => status,
-        Err(not_refundable) => {
-            // A FAILED payment took no money; there is nothing to give back.
-            tracing::info!(%order_id, %not_refundable, "nothing to refund");
-            return Ok(vec![]);
+    match refund(tx, order_id).await {
+        Ok(Refund::Refunded(refunded)) => Ok(vec![PaymentEvent::PaymentRefunded(refunded)]),
+        Ok(Refund::Nothing(found)) => {
+            // No payment, or a FAILED one that took no money: nothing to give back.
+            tracing::info!(%order_id, %found, "nothing to refund");
+            Ok(vec![])
         }
+        Err(RefundError::Database(e)) => Err(e.into()),
+        Err(refused @ RefundError::Refused { .. }) => {
+            Err(HandlerError::permanent(refused.to_string()))
+        }
+    }
+}
+
+/// What refunding an order found.
+#[derive(Debug)]
+pub enum Refund {
+    /// The charge went back to the customer's balance.
+    Refunded(PaymentRefunded),
+    /// Nothing to refund: what was found instead.
+    Nothing(String),
+}
+
+/// Why a refund could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RefundError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("refund of order {order_id} to customer {customer_id}: {source}")]
+    Refused {
+        order_id: OrderId,
+        customer_id: CustomerId,
+        #[source]
+        source: domain::CreditError,
+    },
+}
+
+/// Gives an order's charge back, once: the payment moves to REFUNDED by the domain rule and its
+/// amount returns to the balance. The one refund of this service: the OrderCancelled handler and
+/// the reconciler's repair both call it, after the barrier.
+pub async fn refund(conn: &mut PgConnection, order_id: OrderId) -> Result<Refund, RefundError> {
+    let Some(payment) = store::lock_payment(conn, order_id).await? else {
+        return Ok(Refund::Nothing("the order has no payment".into()));
     };
-    let balance = store::lock_or_open_account(tx, payment.customer_id).await?;
-    let new_balance = domain::credit(balance, payment.amount).map_err(|e| {
-        HandlerError::permanent(format!(
-            "refund of order {order_id} to customer {}: {e}",
-            payment.customer_id
-        ))
-    })?;
-    store::set_balance(tx, payment.customer_id, new_balance).await?;
-    store::set_payment_status(tx, order_id, refunded).await?;
-    Ok(vec![PaymentEvent::PaymentRefunded(PaymentRefunded {
+    let Ok(refunded) = payment.status.transition(PaymentStatus::Refunded) else {
+        return Ok(Refund::Nothing(format!(
+            "the payment is {}",
+            payment.status.as_str()
+        )));
+    };
+    let balance = store::lock_or_open_account(conn, payment.customer_id).await?;
+    let new_balance =
+        domain::credit(balance, payment.amount).map_err(|source| RefundError::Refused {
+            order_id,
+            customer_id: payment.customer_id,
+            source,
+        })?;
+    store::set_balance(conn, payment.customer_id, new_balance).await?;
+    store::set_payment_status(conn, order_id, refunded).await?;
+    Ok(Refund::Refunded(PaymentRefunded {
         order_id,
         payment_id: payment.payment_id,
         customer_id: payment.customer_id,
         amount: payment.amount,
-    })])
+    }))
 }

@@ -1,11 +1,11 @@
 //! OrderCancelled → StockReleased, when this order holds units.
 
-use super::{stored_sku, BRANCH};
+use super::BRANCH;
 use crate::domain::ReservationStatus;
 use crate::store;
 use jetsaga_contracts::events::order::OrderCancelled;
 use jetsaga_contracts::events::stock::StockReleased;
-use jetsaga_contracts::{StockEvent, StockLine};
+use jetsaga_contracts::{OrderId, Sku, StockEvent, StockLine};
 use saga_kit::barrier::{self, Gate};
 use saga_kit::{EventContext, HandlerError};
 use sqlx::PgConnection;
@@ -30,40 +30,68 @@ pub async fn handle(
         }
     }
 
-    let held = store::lock_held(tx, order_id).await?;
+    match release(tx, order_id).await {
+        Ok(Some(released)) => Ok(vec![StockEvent::StockReleased(released)]),
+        // A cancelled order whose reservation had failed holds nothing; nothing is said.
+        Ok(None) => Ok(vec![]),
+        Err(ReleaseError::Database(e)) => Err(e.into()),
+        Err(refused) => Err(HandlerError::permanent(refused.to_string())),
+    }
+}
+
+/// Why an order's stock could not be given back: the database, or a stored row the rules refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("reservation of order {order_id}, sku {sku}: {reason}")]
+    Refused {
+        order_id: OrderId,
+        sku: String,
+        reason: String,
+    },
+}
+
+/// Gives back what an order holds: its HELD reservations move to RELEASED by the domain rule and
+/// their units return to the stock, rows locked in SKU order like every other writer. `None` when
+/// it holds nothing. The one release of this service: the OrderCancelled handler and the
+/// reconciler's repair both call it, after the barrier.
+pub async fn release(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<Option<StockReleased>, ReleaseError> {
+    let held = store::lock_held(conn, order_id).await?;
     if held.is_empty() {
-        return Ok(vec![]);
+        return Ok(None);
     }
     let mut lines = Vec::with_capacity(held.len());
     for row in held {
-        let status = ReservationStatus::parse(&row.status).ok_or_else(|| {
-            HandlerError::permanent(format!(
-                "reservation of order {order_id}, sku {}, has unknown status {:?}",
-                row.sku, row.status
-            ))
-        })?;
-        let released = status.release().map_err(|e| {
-            HandlerError::permanent(format!("order {order_id}, sku {}: {e}", row.sku))
-        })?;
+        let refused = |reason: String| ReleaseError::Refused {
+            order_id,
+            sku: row.sku.clone(),
+            reason,
+        };
+        let status = ReservationStatus::parse(&row.status)
+            .ok_or_else(|| refused(format!("unknown status {:?}", row.status)))?;
+        let released = status.release().map_err(|e| refused(e.to_string()))?;
         let quantity = u32::try_from(row.quantity).map_err(|_| {
-            HandlerError::permanent(format!(
-                "reservation of order {order_id}, sku {}, holds {} units, more than an order line can",
-                row.sku, row.quantity
+            refused(format!(
+                "holds {} units, more than an order line can",
+                row.quantity
             ))
         })?;
-        let sku = stored_sku(row.sku)?;
+        let sku = Sku::parse(row.sku.as_str()).map_err(|e| refused(format!("stored sku: {e}")))?;
         lines.push((StockLine { sku, quantity }, released));
     }
-
     // The reservations are locked; now their stock rows, in SKU order like every other writer.
     let skus: Vec<_> = lines.iter().map(|(l, _)| &l.sku).collect();
-    store::lock(tx, &skus).await?;
+    store::lock(conn, &skus).await?;
     for (line, released) in &lines {
-        store::hold(tx, &line.sku, -i64::from(line.quantity)).await?;
-        store::set_reservation_status(tx, order_id, &line.sku, *released).await?;
+        store::hold(conn, &line.sku, -i64::from(line.quantity)).await?;
+        store::set_reservation_status(conn, order_id, &line.sku, *released).await?;
     }
-    Ok(vec![StockEvent::StockReleased(StockReleased {
+    Ok(Some(StockReleased {
         order_id,
         lines: lines.into_iter().map(|(l, _)| l).collect(),
-    })])
+    }))
 }

@@ -7,3 +7,12 @@ pub mod order_created;
 
 /// This service's branch of every saga in the barrier (`kit_barrier.branch`).
 pub const BRANCH: &str = "voucher";
+
+/// Why a voucher step changed nothing for an order: what was found instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Unchanged {
+    #[error("the order holds no voucher")]
+    NoVoucher,
+    #[error(transparent)]
+    Status(#[from] crate::domain::InvalidTransition),
+}

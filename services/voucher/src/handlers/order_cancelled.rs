@@ -1,11 +1,11 @@
 //! OrderCancelled → VoucherReleased, when this service holds a voucher for that order.
 
-use super::BRANCH;
+use super::{Unchanged, BRANCH};
 use crate::domain::Transition;
 use crate::store;
 use jetsaga_contracts::events::order::OrderCancelled;
 use jetsaga_contracts::events::voucher::VoucherReleased;
-use jetsaga_contracts::VoucherEvent;
+use jetsaga_contracts::{OrderId, VoucherEvent};
 use saga_kit::barrier::{self, Gate};
 use saga_kit::{EventContext, HandlerError};
 use sqlx::PgConnection;
@@ -24,23 +24,36 @@ pub async fn handle(
             return Ok(vec![]);
         }
     }
-    let Some(voucher) = store::lock_by_order(tx, event.order_id).await? else {
+    match release(tx, event.order_id).await? {
+        Ok(released) => Ok(vec![VoucherEvent::VoucherReleased(released)]),
         // The order had no voucher, or its voucher was rejected.
-        return Ok(vec![]);
-    };
-    match voucher.status.apply(Transition::Release) {
-        Ok(next) => {
-            store::set_state(tx, &voucher.code, next, None).await?;
-            Ok(vec![VoucherEvent::VoucherReleased(VoucherReleased {
-                order_id: event.order_id,
-                voucher_code: voucher.code,
-            })])
-        }
-        Err(e) => {
+        Err(Unchanged::NoVoucher) => Ok(vec![]),
+        Err(Unchanged::Status(e)) => {
             // A redeemed voucher stays redeemed: a cancellation never undoes a confirmation.
-            tracing::warn!(order_id = %event.order_id, code = %voucher.code, error = %e,
+            tracing::warn!(order_id = %event.order_id, error = %e,
                 "OrderCancelled for an order whose voucher cannot be released");
             Ok(vec![])
         }
     }
+}
+
+/// Makes the voucher an order holds available again, by the domain rule (a redeemed voucher stays
+/// redeemed). The one release of this service: the OrderCancelled handler and the reconciler's
+/// repair both call it, after the barrier.
+pub async fn release(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<Result<VoucherReleased, Unchanged>, sqlx::Error> {
+    let Some(voucher) = store::lock_by_order(conn, order_id).await? else {
+        return Ok(Err(Unchanged::NoVoucher));
+    };
+    let next = match voucher.status.apply(Transition::Release) {
+        Ok(next) => next,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    store::set_state(conn, &voucher.code, next, None).await?;
+    Ok(Ok(VoucherReleased {
+        order_id,
+        voucher_code: voucher.code,
+    }))
 }
