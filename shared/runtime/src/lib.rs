@@ -11,10 +11,12 @@
 //! - [`json`]: [`Json`], a JSON extractor whose every rejection is an [`ApiError`].
 //! - [`ops`]: the `/health` and `/metrics` routes.
 //! - [`service`]: [`Service`]: start-up, tasks and graceful shutdown.
+//! - [`binary`]: a service binary's whole `main` ([`service_main!`]).
 //! - [`signal`]: graceful shutdown on Ctrl-C or SIGTERM.
 //! - [`telemetry`]: logging set-up for binaries.
 
 pub mod api_error;
+pub mod binary;
 pub mod json;
 pub mod ops;
 pub mod service;
