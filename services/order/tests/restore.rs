@@ -206,17 +206,7 @@ async fn restoring_the_same_facts_twice_changes_nothing() -> anyhow::Result<()> 
             EventId::new_random(),
         ),
     ];
-    facts::restore_all(&Restorer, db.pool(), &recorded).await?;
-    let once = facts::state(db.pool(), TABLES).await?;
-
-    // Each fact again right after itself, then all of them again.
-    let doubled: Vec<_> = recorded
-        .iter()
-        .flat_map(|f| [f.clone(), f.clone()])
-        .collect();
-    facts::restore_all(&Restorer, db.pool(), &doubled).await?;
-
-    assert_eq!(facts::state(db.pool(), TABLES).await?, once);
+    facts::assert_restoring_twice_changes_nothing(&Restorer, db.pool(), TABLES, &recorded).await?;
     assert_eq!(
         order_row(&db, kept.order_id).await?,
         ("CONFIRMED".to_owned(), Some(100), None)

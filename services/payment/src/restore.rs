@@ -19,8 +19,7 @@ use crate::store::{self, Payment};
 use jetsaga_contracts::events::payment::{
     AccountCredited, PaymentFailed, PaymentRefunded, PaymentSucceeded,
 };
-use jetsaga_contracts::{Money, OrderId, PaymentEvent};
-use saga_kit::barrier::{self, Restored};
+use jetsaga_contracts::{Money, PaymentEvent};
 use saga_kit::facts::{FactContext, Restore};
 use saga_kit::HandlerError;
 use sqlx::PgConnection;
@@ -82,7 +81,9 @@ async fn succeeded(
     let what = format!("restoring the charge of order {order_id}");
     let db = |err| HandlerError::database(&what, err);
     let refused = |reason: String| HandlerError::permanent(format!("{what}: {reason}"));
-    forward_passed(tx, order_id, ctx).await.map_err(db)?;
+    ctx.restore_forward(tx, &order_id.to_string(), BRANCH)
+        .await
+        .map_err(db)?;
     if let Some(found) = store::lock_payment(tx, order_id).await.map_err(db)? {
         // Restored before (and perhaps refunded since); a FAILED payment contradicts the charge.
         return match found.status {
@@ -126,7 +127,9 @@ async fn failed(
     let order_id = e.order_id;
     let what = format!("restoring the failed payment of order {order_id}");
     let db = |err| HandlerError::database(&what, err);
-    forward_passed(tx, order_id, ctx).await.map_err(db)?;
+    ctx.restore_forward(tx, &order_id.to_string(), BRANCH)
+        .await
+        .map_err(db)?;
     if let Some(found) = store::lock_payment(tx, order_id).await.map_err(db)? {
         return match found.status {
             PaymentStatus::Failed => Ok(()),
@@ -159,15 +162,9 @@ async fn refunded(
     let db = |err| HandlerError::database(&what, err);
     let refused = |reason: String| HandlerError::permanent(format!("{what}: {reason}"));
     // The handler's compensation, or a repair's (a root event, whose causation id is its own).
-    barrier::restore(
-        tx,
-        &order_id.to_string(),
-        BRANCH,
-        Restored::Compensation,
-        ctx.causation_id,
-    )
-    .await
-    .map_err(db)?;
+    ctx.restore_compensation(tx, &order_id.to_string(), BRANCH)
+        .await
+        .map_err(db)?;
 
     let payment = store::lock_payment(tx, order_id)
         .await
@@ -203,21 +200,4 @@ async fn refunded(
         .await
         .map_err(db)?;
     Ok(())
-}
-
-/// The barrier record of a charge that proceeded (PaymentSucceeded and PaymentFailed both passed
-/// it), under the VoucherReserved it answered.
-async fn forward_passed(
-    tx: &mut PgConnection,
-    order_id: OrderId,
-    ctx: &FactContext,
-) -> Result<(), sqlx::Error> {
-    barrier::restore(
-        tx,
-        &order_id.to_string(),
-        BRANCH,
-        Restored::Forward,
-        ctx.causation_id,
-    )
-    .await
 }

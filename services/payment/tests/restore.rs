@@ -91,22 +91,15 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
     svc.wait_applied(OnOrders::DURABLE, 2).await?;
 
     let rebuilt = empty_db().await?;
-    let recorded = facts::recorded::<PaymentEvent>(svc.db.pool()).await?;
-    assert_eq!(
-        recorded.len(),
+    facts::assert_rebuilt_from_facts(
+        &Restorer,
+        svc.db.pool(),
+        rebuilt.pool(),
+        TABLES,
         9,
-        "2 credits, 4 charges, 1 failure, 2 refunds"
-    );
-    facts::restore_all(&Restorer, rebuilt.pool(), &recorded).await?;
-
-    assert_eq!(
-        facts::state(rebuilt.pool(), TABLES).await?,
-        facts::state(svc.db.pool(), TABLES).await?
-    );
-    assert_eq!(
-        facts::barrier(rebuilt.pool()).await?,
-        facts::barrier(svc.db.pool()).await?
-    );
+        "2 credits, 4 charges, 1 failure, 2 refunds",
+    )
+    .await?;
     assert_eq!(balance(&rebuilt, never_credited).await?, Some(0));
     svc.stop().await
 }
@@ -152,19 +145,7 @@ async fn restoring_the_same_facts_twice_changes_nothing() -> anyhow::Result<()> 
         ),
         Fact::answer(refunded(given_back, customer, 500), EventId::new_random()),
     ];
-    facts::restore_all(&Restorer, db.pool(), &recorded).await?;
-    let once = facts::state(db.pool(), TABLES).await?;
-    let barrier_once = facts::barrier(db.pool()).await?;
-
-    // Each fact again right after itself, then all of them again.
-    let doubled: Vec<_> = recorded
-        .iter()
-        .flat_map(|f| [f.clone(), f.clone()])
-        .collect();
-    facts::restore_all(&Restorer, db.pool(), &doubled).await?;
-
-    assert_eq!(facts::state(db.pool(), TABLES).await?, once);
-    assert_eq!(facts::barrier(db.pool()).await?, barrier_once);
+    facts::assert_restoring_twice_changes_nothing(&Restorer, db.pool(), TABLES, &recorded).await?;
     assert_eq!(balance(&db, customer).await?, Some(700));
     Ok(())
 }

@@ -17,8 +17,7 @@ use crate::domain::{self, ReservationStatus};
 use crate::handlers::BRANCH;
 use crate::store;
 use jetsaga_contracts::events::stock::{StockAdjusted, StockFailed, StockReleased, StockReserved};
-use jetsaga_contracts::{OrderId, Sku, StockEvent, StockLine};
-use saga_kit::barrier::{self, Restored};
+use jetsaga_contracts::{Sku, StockEvent, StockLine};
 use saga_kit::facts::{FactContext, Restore};
 use saga_kit::HandlerError;
 use sqlx::PgConnection;
@@ -82,7 +81,9 @@ async fn reserved(
     let order_id = e.order_id;
     let what = format!("restoring the reservation of order {order_id}");
     let db = |err| HandlerError::database(&what, err);
-    forward_passed(tx, order_id, ctx).await.map_err(db)?;
+    ctx.restore_forward(tx, &order_id.to_string(), BRANCH)
+        .await
+        .map_err(db)?;
     if store::has_reservations(tx, order_id).await.map_err(db)? {
         return Ok(());
     }
@@ -107,12 +108,14 @@ async fn failed(
     e: StockFailed,
     ctx: &FactContext,
 ) -> Result<(), HandlerError> {
-    forward_passed(tx, e.order_id, ctx).await.map_err(|err| {
-        HandlerError::database(
-            format!("restoring the failed reservation of order {}", e.order_id),
-            err,
-        )
-    })
+    ctx.restore_forward(tx, &e.order_id.to_string(), BRANCH)
+        .await
+        .map_err(|err| {
+            HandlerError::database(
+                format!("restoring the failed reservation of order {}", e.order_id),
+                err,
+            )
+        })
 }
 
 /// A cancelled order's units given back: each released line's reservation becomes RELEASED and
@@ -127,15 +130,9 @@ async fn released(
     let db = |err| HandlerError::database(&what, err);
     let refused = |reason: String| HandlerError::permanent(format!("{what}: {reason}"));
     // The handler's compensation, or a repair's (a root event, whose causation id is its own).
-    barrier::restore(
-        tx,
-        &order_id.to_string(),
-        BRANCH,
-        Restored::Compensation,
-        ctx.causation_id,
-    )
-    .await
-    .map_err(db)?;
+    ctx.restore_compensation(tx, &order_id.to_string(), BRANCH)
+        .await
+        .map_err(db)?;
 
     let reservations = store::lock_reservations(tx, order_id).await.map_err(db)?;
     let mut to_release: Vec<(&StockLine, ReservationStatus)> = Vec::with_capacity(e.lines.len());
@@ -170,21 +167,4 @@ async fn released(
             .map_err(db)?;
     }
     Ok(())
-}
-
-/// The barrier record of a forward step that proceeded (StockReserved and StockFailed both
-/// passed it), under the PaymentSucceeded it answered.
-async fn forward_passed(
-    tx: &mut PgConnection,
-    order_id: OrderId,
-    ctx: &FactContext,
-) -> Result<(), sqlx::Error> {
-    barrier::restore(
-        tx,
-        &order_id.to_string(),
-        BRANCH,
-        Restored::Forward,
-        ctx.causation_id,
-    )
-    .await
 }

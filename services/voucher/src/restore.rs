@@ -20,8 +20,7 @@ use crate::store::{self, NewVoucher};
 use jetsaga_contracts::events::voucher::{
     VoucherIssued, VoucherRedeemed, VoucherRejected, VoucherReleased, VoucherReserved,
 };
-use jetsaga_contracts::{OrderId, VoucherCode, VoucherEvent};
-use saga_kit::barrier::{self, Restored};
+use jetsaga_contracts::{VoucherCode, VoucherEvent};
 use saga_kit::facts::{FactContext, Restore};
 use saga_kit::HandlerError;
 use sqlx::PgConnection;
@@ -72,7 +71,9 @@ async fn reserved(
     let order_id = e.order_id;
     let what = format!("restoring the voucher reservation of order {order_id}");
     let db = |err| HandlerError::database(&what, err);
-    forward_passed(tx, order_id, ctx).await.map_err(db)?;
+    ctx.restore_forward(tx, &order_id.to_string(), BRANCH)
+        .await
+        .map_err(db)?;
     let Some(code) = e.voucher_code else {
         return Ok(());
     };
@@ -93,12 +94,14 @@ async fn rejected(
     e: VoucherRejected,
     ctx: &FactContext,
 ) -> Result<(), HandlerError> {
-    forward_passed(tx, e.order_id, ctx).await.map_err(|err| {
-        HandlerError::database(
-            format!("restoring the voucher rejection of order {}", e.order_id),
-            err,
-        )
-    })
+    ctx.restore_forward(tx, &e.order_id.to_string(), BRANCH)
+        .await
+        .map_err(|err| {
+            HandlerError::database(
+                format!("restoring the voucher rejection of order {}", e.order_id),
+                err,
+            )
+        })
 }
 
 /// A cancelled order's voucher is AVAILABLE again. One the order no longer holds was restored
@@ -115,15 +118,9 @@ async fn released(
     );
     let db = |err| HandlerError::database(&what, err);
     // The handler's compensation, or a repair's (a root event, whose causation id is its own).
-    barrier::restore(
-        tx,
-        &order_id.to_string(),
-        BRANCH,
-        Restored::Compensation,
-        ctx.causation_id,
-    )
-    .await
-    .map_err(db)?;
+    ctx.restore_compensation(tx, &order_id.to_string(), BRANCH)
+        .await
+        .map_err(db)?;
     let voucher = lock(tx, &e.voucher_code, &what).await?;
     if voucher.order_id != Some(order_id) {
         return Ok(());
@@ -187,21 +184,4 @@ fn apply(
             .unwrap_or_default();
         HandlerError::permanent(format!("{what}: {err}{holder}"))
     })
-}
-
-/// The barrier record of a voucher step that proceeded (VoucherReserved and VoucherRejected both
-/// passed it), under the OrderCreated it answered.
-async fn forward_passed(
-    tx: &mut PgConnection,
-    order_id: OrderId,
-    ctx: &FactContext,
-) -> Result<(), sqlx::Error> {
-    barrier::restore(
-        tx,
-        &order_id.to_string(),
-        BRANCH,
-        Restored::Forward,
-        ctx.causation_id,
-    )
-    .await
 }

@@ -108,22 +108,15 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
     .await?;
 
     let rebuilt = empty_db().await?;
-    let recorded = facts::recorded::<VoucherEvent>(svc.db.pool()).await?;
-    assert_eq!(
-        recorded.len(),
+    facts::assert_rebuilt_from_facts(
+        &Restorer,
+        svc.db.pool(),
+        rebuilt.pool(),
+        TABLES,
         9,
-        "3 issued, 3 reserved, 1 rejected, 1 redeemed, 1 released"
-    );
-    facts::restore_all(&Restorer, rebuilt.pool(), &recorded).await?;
-
-    assert_eq!(
-        facts::state(rebuilt.pool(), TABLES).await?,
-        facts::state(svc.db.pool(), TABLES).await?
-    );
-    assert_eq!(
-        facts::barrier(rebuilt.pool()).await?,
-        facts::barrier(svc.db.pool()).await?
-    );
+        "3 issued, 3 reserved, 1 rejected, 1 redeemed, 1 released",
+    )
+    .await?;
     svc.stop().await
 }
 
@@ -168,19 +161,7 @@ async fn restoring_the_same_facts_twice_changes_nothing() -> anyhow::Result<()> 
         redeemed(used, "USED"),
         Fact::answer(released(given_back, "BACK"), EventId::new_random()),
     ];
-    facts::restore_all(&Restorer, db.pool(), &recorded).await?;
-    let once = facts::state(db.pool(), TABLES).await?;
-    let barrier_once = facts::barrier(db.pool()).await?;
-
-    // Each fact again right after itself, then all of them again.
-    let doubled: Vec<_> = recorded
-        .iter()
-        .flat_map(|f| [f.clone(), f.clone()])
-        .collect();
-    facts::restore_all(&Restorer, db.pool(), &doubled).await?;
-
-    assert_eq!(facts::state(db.pool(), TABLES).await?, once);
-    assert_eq!(facts::barrier(db.pool()).await?, barrier_once);
+    facts::assert_restoring_twice_changes_nothing(&Restorer, db.pool(), TABLES, &recorded).await?;
     assert_eq!(
         voucher(&db, "USED").await?,
         ("REDEEMED".to_owned(), Some(*used.as_uuid()))

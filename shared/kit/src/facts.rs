@@ -10,6 +10,7 @@
 //! A service implements [`Restore`] once, for every event of its own stream, and declares the
 //! business state `jetsaga replay --verify` compares as [`StateTable`]s.
 
+use crate::barrier::{self, Restored};
 use crate::handler::HandlerError;
 use jetsaga_contracts::{EventId, EventSet};
 use sqlx::PgConnection;
@@ -37,6 +38,36 @@ impl FactContext {
     /// True for an event no input caused (an API call, an admin change, a timer, a repair).
     pub fn is_root(&self) -> bool {
         self.causation_id == self.event_id
+    }
+
+    /// Writes the barrier record a forward step of `branch` left for saga `saga_id` (it passed the
+    /// barrier, whatever it decided), under the input it answered.
+    pub async fn restore_forward(
+        &self,
+        conn: &mut PgConnection,
+        saga_id: &str,
+        branch: &str,
+    ) -> Result<(), sqlx::Error> {
+        barrier::restore(conn, saga_id, branch, Restored::Forward, self.causation_id).await
+    }
+
+    /// Writes the barrier record a compensation of `branch` left for saga `saga_id`: the
+    /// handler's, under the cancellation it answered, or a repair's (a root event, under its own
+    /// id).
+    pub async fn restore_compensation(
+        &self,
+        conn: &mut PgConnection,
+        saga_id: &str,
+        branch: &str,
+    ) -> Result<(), sqlx::Error> {
+        barrier::restore(
+            conn,
+            saga_id,
+            branch,
+            Restored::Compensation,
+            self.causation_id,
+        )
+        .await
     }
 }
 

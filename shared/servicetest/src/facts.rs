@@ -109,6 +109,44 @@ pub async fn restore_all<R: Restore>(
     Ok(())
 }
 
+/// Rebuilds `rebuilt` (empty, migrated) from the facts `live` recorded, after checking that there
+/// are `count` of them (`what` says which), and asserts that the rebuilt state and barrier are the
+/// live ones.
+pub async fn assert_rebuilt_from_facts<R: Restore>(
+    restorer: &R,
+    live: &PgPool,
+    rebuilt: &PgPool,
+    tables: &[StateTable],
+    count: usize,
+    what: &str,
+) -> anyhow::Result<()> {
+    let recorded = recorded::<R::Event>(live).await?;
+    assert_eq!(recorded.len(), count, "{what}");
+    restore_all(restorer, rebuilt, &recorded).await?;
+    assert_eq!(state(rebuilt, tables).await?, state(live, tables).await?);
+    assert_eq!(barrier(rebuilt).await?, barrier(live).await?);
+    Ok(())
+}
+
+/// Restores `recorded` into `pool` once, then each fact again right after itself, then all of
+/// them again, and asserts that the repeats changed neither the state nor the barrier.
+pub async fn assert_restoring_twice_changes_nothing<R: Restore>(
+    restorer: &R,
+    pool: &PgPool,
+    tables: &[StateTable],
+    recorded: &[Fact<R::Event>],
+) -> anyhow::Result<()> {
+    restore_all(restorer, pool, recorded).await?;
+    let once = (state(pool, tables).await?, barrier(pool).await?);
+    let doubled: Vec<_> = recorded
+        .iter()
+        .flat_map(|f| [f.clone(), f.clone()])
+        .collect();
+    restore_all(restorer, pool, &doubled).await?;
+    assert_eq!((state(pool, tables).await?, barrier(pool).await?), once);
+    Ok(())
+}
+
 /// The business state of `pool`: per table, its `(key, state)` rows in order.
 pub async fn state(
     pool: &PgPool,
