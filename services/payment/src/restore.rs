@@ -81,9 +81,8 @@ async fn succeeded(
     let what = format!("restoring the charge of order {order_id}");
     let db = |err| HandlerError::database(&what, err);
     let refused = |reason: String| HandlerError::permanent(format!("{what}: {reason}"));
-    ctx.restore_forward(tx, &order_id.to_string(), BRANCH)
-        .await
-        .map_err(db)?;
+    ctx.restore_forward(tx, &order_id.to_string(), BRANCH, &what)
+        .await?;
     if let Some(found) = store::lock_payment(tx, order_id).await.map_err(db)? {
         // Restored before (and perhaps refunded since); a FAILED payment contradicts the charge.
         return match found.status {
@@ -127,9 +126,8 @@ async fn failed(
     let order_id = e.order_id;
     let what = format!("restoring the failed payment of order {order_id}");
     let db = |err| HandlerError::database(&what, err);
-    ctx.restore_forward(tx, &order_id.to_string(), BRANCH)
-        .await
-        .map_err(db)?;
+    ctx.restore_forward(tx, &order_id.to_string(), BRANCH, &what)
+        .await?;
     if let Some(found) = store::lock_payment(tx, order_id).await.map_err(db)? {
         return match found.status {
             PaymentStatus::Failed => Ok(()),
@@ -162,9 +160,8 @@ async fn refunded(
     let db = |err| HandlerError::database(&what, err);
     let refused = |reason: String| HandlerError::permanent(format!("{what}: {reason}"));
     // The handler's compensation, or a repair's (a root event, whose causation id is its own).
-    ctx.restore_compensation(tx, &order_id.to_string(), BRANCH)
-        .await
-        .map_err(db)?;
+    ctx.restore_compensation(tx, &order_id.to_string(), BRANCH, &what)
+        .await?;
 
     let payment = store::lock_payment(tx, order_id)
         .await

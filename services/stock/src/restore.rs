@@ -16,7 +16,7 @@
 use crate::domain::{self, ReservationStatus};
 use crate::handlers::BRANCH;
 use crate::store;
-use jetsaga_contracts::events::stock::{StockAdjusted, StockFailed, StockReleased, StockReserved};
+use jetsaga_contracts::events::stock::{StockAdjusted, StockReleased, StockReserved};
 use jetsaga_contracts::{Sku, StockEvent, StockLine};
 use saga_kit::facts::{FactContext, Restore};
 use saga_kit::HandlerError;
@@ -38,7 +38,12 @@ impl Restore for Restorer {
         match event {
             StockEvent::StockAdjusted(e) => adjusted(tx, e).await,
             StockEvent::StockReserved(e) => reserved(tx, e, ctx).await,
-            StockEvent::StockFailed(e) => failed(tx, e, ctx).await,
+            StockEvent::StockFailed(e) => {
+                // Nothing changed but the barrier.
+                let what = format!("restoring the failed reservation of order {}", e.order_id);
+                ctx.restore_forward(tx, &e.order_id.to_string(), BRANCH, &what)
+                    .await
+            }
             StockEvent::StockReleased(e) => released(tx, e, ctx).await,
         }
     }
@@ -81,9 +86,8 @@ async fn reserved(
     let order_id = e.order_id;
     let what = format!("restoring the reservation of order {order_id}");
     let db = |err| HandlerError::database(&what, err);
-    ctx.restore_forward(tx, &order_id.to_string(), BRANCH)
-        .await
-        .map_err(db)?;
+    ctx.restore_forward(tx, &order_id.to_string(), BRANCH, &what)
+        .await?;
     if store::has_reservations(tx, order_id).await.map_err(db)? {
         return Ok(());
     }
@@ -102,22 +106,6 @@ async fn reserved(
     Ok(())
 }
 
-/// A paid order that could not be held: nothing changed but the barrier.
-async fn failed(
-    tx: &mut PgConnection,
-    e: StockFailed,
-    ctx: &FactContext,
-) -> Result<(), HandlerError> {
-    ctx.restore_forward(tx, &e.order_id.to_string(), BRANCH)
-        .await
-        .map_err(|err| {
-            HandlerError::database(
-                format!("restoring the failed reservation of order {}", e.order_id),
-                err,
-            )
-        })
-}
-
 /// A cancelled order's units given back: each released line's reservation becomes RELEASED and
 /// its units go from `reserved` back to `available`. Lines already RELEASED were restored before.
 async fn released(
@@ -130,9 +118,8 @@ async fn released(
     let db = |err| HandlerError::database(&what, err);
     let refused = |reason: String| HandlerError::permanent(format!("{what}: {reason}"));
     // The handler's compensation, or a repair's (a root event, whose causation id is its own).
-    ctx.restore_compensation(tx, &order_id.to_string(), BRANCH)
-        .await
-        .map_err(db)?;
+    ctx.restore_compensation(tx, &order_id.to_string(), BRANCH, &what)
+        .await?;
 
     let reservations = store::lock_reservations(tx, order_id).await.map_err(db)?;
     let mut to_release: Vec<(&StockLine, ReservationStatus)> = Vec::with_capacity(e.lines.len());

@@ -18,7 +18,7 @@ use crate::domain::{Transition, Voucher, VoucherStatus};
 use crate::handlers::BRANCH;
 use crate::store::{self, NewVoucher};
 use jetsaga_contracts::events::voucher::{
-    VoucherIssued, VoucherRedeemed, VoucherRejected, VoucherReleased, VoucherReserved,
+    VoucherIssued, VoucherRedeemed, VoucherReleased, VoucherReserved,
 };
 use jetsaga_contracts::{VoucherCode, VoucherEvent};
 use saga_kit::facts::{FactContext, Restore};
@@ -41,7 +41,12 @@ impl Restore for Restorer {
         match event {
             VoucherEvent::VoucherIssued(e) => issued(tx, e).await,
             VoucherEvent::VoucherReserved(e) => reserved(tx, e, ctx).await,
-            VoucherEvent::VoucherRejected(e) => rejected(tx, e, ctx).await,
+            VoucherEvent::VoucherRejected(e) => {
+                // Nothing changed but the barrier.
+                let what = format!("restoring the voucher rejection of order {}", e.order_id);
+                ctx.restore_forward(tx, &e.order_id.to_string(), BRANCH, &what)
+                    .await
+            }
             VoucherEvent::VoucherReleased(e) => released(tx, e, ctx).await,
             VoucherEvent::VoucherRedeemed(e) => redeemed(tx, e).await,
         }
@@ -71,9 +76,8 @@ async fn reserved(
     let order_id = e.order_id;
     let what = format!("restoring the voucher reservation of order {order_id}");
     let db = |err| HandlerError::database(&what, err);
-    ctx.restore_forward(tx, &order_id.to_string(), BRANCH)
-        .await
-        .map_err(db)?;
+    ctx.restore_forward(tx, &order_id.to_string(), BRANCH, &what)
+        .await?;
     let Some(code) = e.voucher_code else {
         return Ok(());
     };
@@ -86,22 +90,6 @@ async fn reserved(
         .await
         .map_err(db)?;
     Ok(())
-}
-
-/// The voucher could not be used: nothing changed but the barrier.
-async fn rejected(
-    tx: &mut PgConnection,
-    e: VoucherRejected,
-    ctx: &FactContext,
-) -> Result<(), HandlerError> {
-    ctx.restore_forward(tx, &e.order_id.to_string(), BRANCH)
-        .await
-        .map_err(|err| {
-            HandlerError::database(
-                format!("restoring the voucher rejection of order {}", e.order_id),
-                err,
-            )
-        })
 }
 
 /// A cancelled order's voucher is AVAILABLE again. One the order no longer holds was restored
@@ -118,9 +106,8 @@ async fn released(
     );
     let db = |err| HandlerError::database(&what, err);
     // The handler's compensation, or a repair's (a root event, whose causation id is its own).
-    ctx.restore_compensation(tx, &order_id.to_string(), BRANCH)
-        .await
-        .map_err(db)?;
+    ctx.restore_compensation(tx, &order_id.to_string(), BRANCH, &what)
+        .await?;
     let voucher = lock(tx, &e.voucher_code, &what).await?;
     if voucher.order_id != Some(order_id) {
         return Ok(());

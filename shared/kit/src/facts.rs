@@ -41,14 +41,18 @@ impl FactContext {
     }
 
     /// Writes the barrier record a forward step of `branch` left for saga `saga_id` (it passed the
-    /// barrier, whatever it decided), under the input it answered.
+    /// barrier, whatever it decided), under the input it answered. `what` names the restore in an
+    /// error.
     pub async fn restore_forward(
         &self,
         conn: &mut PgConnection,
         saga_id: &str,
         branch: &str,
-    ) -> Result<(), sqlx::Error> {
-        barrier::restore(conn, saga_id, branch, Restored::Forward, self.causation_id).await
+        what: &str,
+    ) -> Result<(), HandlerError> {
+        barrier::restore(conn, saga_id, branch, Restored::Forward, self.causation_id)
+            .await
+            .map_err(|e| HandlerError::database(what, e))
     }
 
     /// Writes the barrier record a compensation of `branch` left for saga `saga_id`: the
@@ -59,7 +63,8 @@ impl FactContext {
         conn: &mut PgConnection,
         saga_id: &str,
         branch: &str,
-    ) -> Result<(), sqlx::Error> {
+        what: &str,
+    ) -> Result<(), HandlerError> {
         barrier::restore(
             conn,
             saga_id,
@@ -68,6 +73,7 @@ impl FactContext {
             self.causation_id,
         )
         .await
+        .map_err(|e| HandlerError::database(what, e))
     }
 }
 
