@@ -445,13 +445,13 @@ impl<H: Handler> Consumer<H> {
                     .js
                     .get_stream(stream)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(async_nats::Error::from)?
                     .consumer_info(durable)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(async_nats::Error::from)?;
                 crate::floor::record(&self.pool, durable, stream, info.ack_floor.stream_sequence)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(async_nats::Error::from)
             };
             if let Err(e) = floor.await {
                 tracing::debug!(consumer = durable, error = %e, "cannot record the ack floor");

