@@ -8,6 +8,7 @@
 //! - [`dev`]: `jetsaga dev`, the whole system in one process.
 //! - [`bench`]: `jetsaga bench`, sagas per second and latency against the null saga's ceiling.
 //! - [`chaos`]: `jetsaga chaos`, faults under load, and nothing lost, nothing doubled.
+//! - [`docs`]: `jetsaga-lab docs`, the contract documents generated from the code.
 //!
 //! Architecture Invariant: the lab depends on the operator tools (`jetsaga-cli`) and the test
 //! harness (`jetsaga-testkit`, `jetsaga-scenarios`); nothing depends on the lab.
@@ -15,6 +16,7 @@
 pub mod bench;
 pub mod chaos;
 pub mod dev;
+pub mod docs;
 
 use clap::{Parser, Subcommand};
 use jetsaga_cli::cli::{block_on, Interrupt};
@@ -43,6 +45,8 @@ pub enum LabCommand {
     Bench(bench::BenchArgs),
     /// Faults injected under load; then nothing lost, nothing doubled, every invariant holds.
     Chaos(chaos::ChaosArgs),
+    /// Write the contract documents generated from the code (docs/events); --check compares.
+    Docs(docs::DocsArgs),
 }
 
 /// Runs the command; exit codes as `jetsaga`'s.
@@ -62,6 +66,9 @@ pub fn main(cli: LabCli) -> ExitCode {
             async move { bench::run(args, &targets, json).await },
             Interrupt::StopsTheCommand,
         ),
+        LabCommand::Docs(args) => {
+            block_on(async move { docs::run(args) }, Interrupt::StopsTheCommand)
+        }
         LabCommand::Chaos(args) => block_on(
             async move { chaos::run(args, &targets, json).await },
             Interrupt::StopsTheCommand,

@@ -37,6 +37,10 @@ pub trait EventSet: Sized + Send + Sync + Clone + std::fmt::Debug + 'static {
     /// Every `ce-type` this set can decode.
     fn ce_types() -> &'static [&'static str];
 
+    /// Every event of this set as the contract documents describe it, its payload schema
+    /// registered in `generator` (`docs/events/asyncapi.json`).
+    fn documented(generator: &mut schemars::SchemaGenerator) -> Vec<MessageDoc>;
+
     /// The subject filter of one variant, named as in the enum: `"VoucherReserved"` gives
     /// `vouchers.reserved.*`. `None` for a name that is not a variant.
     fn subject_filter(variant: &str) -> Option<&'static str>;
@@ -46,6 +50,19 @@ pub trait EventSet: Sized + Send + Sync + Clone + std::fmt::Debug + 'static {
 
     /// Decodes a body by its `ce-type`.
     fn from_payload(ce_type: &str, payload: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// One event type as the contract documents describe it.
+#[derive(Debug, Clone)]
+pub struct MessageDoc {
+    /// The variant, e.g. `OrderCreated`.
+    pub name: &'static str,
+    /// e.g. `jetsaga.orders.created.v1`.
+    pub ce_type: &'static str,
+    /// The subject with its key as a parameter: `orders.created.{key}`.
+    pub address: &'static str,
+    /// The payload's JSON Schema (a reference into the generator's definitions).
+    pub payload: schemars::Schema,
 }
 
 /// A payload that knows the key its event is about.
@@ -107,6 +124,21 @@ macro_rules! event_set {
 
             fn ce_types() -> &'static [&'static str] {
                 &[ $( concat!("jetsaga.", $domain, ".", $token, ".v1"), )+ ]
+            }
+
+            fn documented(
+                generator: &mut $crate::__schemars::SchemaGenerator,
+            ) -> Vec<$crate::event_set::MessageDoc> {
+                vec![
+                    $(
+                        $crate::event_set::MessageDoc {
+                            name: stringify!($variant),
+                            ce_type: concat!("jetsaga.", $domain, ".", $token, ".v1"),
+                            address: concat!($domain, ".", $token, ".{key}"),
+                            payload: generator.subschema_for::<$payload>(),
+                        },
+                    )+
+                ]
             }
 
             fn subject_filter(variant: &str) -> Option<&'static str> {

@@ -9,7 +9,10 @@ use uuid::Uuid;
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            schemars::JsonSchema,
+        )]
         #[serde(transparent)]
         pub struct $name(Uuid);
 
@@ -78,7 +81,7 @@ pub struct InvalidKey {
 /// `.`, `*`, `>` or white space. We allow a conservative alphabet rather than ban a list.
 fn valid_key(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 64
+        && s.len() <= KEY_MAX_LEN
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
@@ -122,8 +125,29 @@ macro_rules! key_type {
                 f.write_str(&self.0)
             }
         }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "pattern": KEY_PATTERN,
+                    "minLength": 1,
+                    "maxLength": KEY_MAX_LEN,
+                    "description": concat!("A ", $what, ": 1 to 64 characters of A-Z, a-z, 0-9, '-' or '_' (the last token of a subject)."),
+                })
+            }
+        }
     };
 }
+
+/// What [`valid_key`] accepts, as a JSON Schema pattern.
+pub const KEY_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+/// The longest key.
+pub const KEY_MAX_LEN: usize = 64;
 
 key_type!(
     /// A stock keeping unit, e.g. `SKU-42`.

@@ -14,6 +14,7 @@
 //! Architecture Invariant: an event is only ever named by its typed variant. The `ce-type` string and
 //! the subject are derived from the variant here, in one place, and parsed back here, in one place.
 
+pub mod asyncapi;
 pub mod event_set;
 pub mod events;
 pub mod ids;
@@ -29,3 +30,6 @@ pub use events::{OrderLine, StockLine};
 pub use ids::{CustomerId, EventId, InvalidKey, OrderId, Sku, VoucherCode};
 pub use money::{Money, MoneyError};
 pub use producer::Producer;
+
+#[doc(hidden)]
+pub use schemars as __schemars;

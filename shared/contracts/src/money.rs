@@ -13,6 +13,21 @@ use std::fmt;
 #[serde(try_from = "i64", into = "i64")]
 pub struct Money(i64);
 
+impl schemars::JsonSchema for Money {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Money".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "description": "An amount of money in integer cents, never negative.",
+        })
+    }
+}
+
 /// Why an amount of money could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {

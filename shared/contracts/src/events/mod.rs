@@ -7,10 +7,11 @@ pub mod stock;
 pub mod voucher;
 
 use crate::{Money, Sku};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One line of an order, priced when the order was accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
     pub sku: Sku,
@@ -19,7 +20,7 @@ pub struct OrderLine {
 }
 
 /// A SKU and a quantity, as stock holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockLine {
     pub sku: Sku,

@@ -3,11 +3,12 @@
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
 use crate::{event_set, CustomerId, Money, OrderId, Sku, VoucherCode};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Why an order was cancelled. The wire names are part of the external contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelReason {
     VoucherRejected,
@@ -28,7 +29,7 @@ impl CancelReason {
 }
 
 /// A customer placed an order; the saga starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderCreated {
     pub order_id: OrderId,
@@ -39,6 +40,7 @@ pub struct OrderCreated {
     pub voucher_code: Option<VoucherCode>,
     /// The order is cancelled with reason `timeout` if its saga has not finished by then.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub deadline: OffsetDateTime,
     /// The client's `Idempotency-Key`, when it sent one, so the order service rebuilds the key's
     /// record from its own stream (the request hash is computed from the fields above). Absent
@@ -48,7 +50,7 @@ pub struct OrderCreated {
 }
 
 /// Every step succeeded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderConfirmed {
     pub order_id: OrderId,
@@ -59,7 +61,7 @@ pub struct OrderConfirmed {
 }
 
 /// The saga failed or timed out; participants compensate what they did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderCancelled {
     pub order_id: OrderId,
@@ -67,7 +69,7 @@ pub struct OrderCancelled {
 }
 
 /// An operator set a product's name and price (admin change, keyed by SKU).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPriced {
     pub sku: Sku,

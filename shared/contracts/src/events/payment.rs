@@ -3,11 +3,12 @@
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
 use crate::{event_set, CustomerId, Money, OrderId};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// An operator credited a customer's account (admin change, keyed by customer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountCredited {
     pub credit_id: Uuid,
@@ -16,7 +17,7 @@ pub struct AccountCredited {
 }
 
 /// The customer was charged `amount` (the total minus the discount). Carries the lines for stock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentSucceeded {
     pub order_id: OrderId,
@@ -27,7 +28,7 @@ pub struct PaymentSucceeded {
 }
 
 /// The balance was too low; nothing was charged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentFailed {
     pub order_id: OrderId,
@@ -36,7 +37,7 @@ pub struct PaymentFailed {
 }
 
 /// Compensation: the charge of a cancelled order went back to the balance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRefunded {
     pub order_id: OrderId,

@@ -3,11 +3,12 @@
 use super::{keyed_by_order, StockLine};
 use crate::event_set::Keyed;
 use crate::{event_set, OrderId, Sku};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// An operator added or removed units (admin change, keyed by SKU).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockAdjusted {
     pub adjustment_id: Uuid,
@@ -16,7 +17,7 @@ pub struct StockAdjusted {
 }
 
 /// Every line of the order is held.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockReserved {
     pub order_id: OrderId,
@@ -24,7 +25,7 @@ pub struct StockReserved {
 }
 
 /// At least one line could not be held; nothing is held.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockFailed {
     pub order_id: OrderId,
@@ -35,7 +36,7 @@ pub struct StockFailed {
 }
 
 /// Compensation: the units held for a cancelled order are available again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockReleased {
     pub order_id: OrderId,

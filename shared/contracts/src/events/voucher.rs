@@ -3,11 +3,12 @@
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
 use crate::{event_set, CustomerId, Money, OrderId, VoucherCode};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Why a voucher could not be used for an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     Unknown,
@@ -17,19 +18,20 @@ pub enum RejectReason {
 }
 
 /// An operator issued a voucher (admin change, keyed by code).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoucherIssued {
     pub code: VoucherCode,
     pub customer_id: CustomerId,
     pub discount: Money,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub expires_at: Option<OffsetDateTime>,
 }
 
 /// The voucher step passed: either a voucher is now held for the order, or the order has none and
 /// the discount is zero. It carries the order so payment can charge without asking anyone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoucherReserved {
     pub order_id: OrderId,
@@ -40,7 +42,7 @@ pub struct VoucherReserved {
     pub discount: Money,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoucherRejected {
     pub order_id: OrderId,
@@ -49,7 +51,7 @@ pub struct VoucherRejected {
 }
 
 /// Compensation: the voucher held for a cancelled order is available again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoucherReleased {
     pub order_id: OrderId,
@@ -57,7 +59,7 @@ pub struct VoucherReleased {
 }
 
 /// The order was confirmed; its voucher is used up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoucherRedeemed {
     pub order_id: OrderId,
