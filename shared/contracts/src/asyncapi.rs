@@ -36,22 +36,24 @@ pub fn document() -> Value {
     for (producer, documented) in SETS {
         for doc in documented(&mut generator) {
             let channel = doc.address.trim_end_matches(".{key}").to_owned();
-            channels.insert(
-                channel.clone(),
+            // Versions of one event share its subjects: one channel, a message per version.
+            let entry = channels.entry(channel.clone()).or_insert_with(|| {
                 json!({
                     "address": doc.address,
                     "description": format!(
-                        "{} on stream {} (the {} service's own stream, subjects {}).",
-                        doc.name, producer.stream(), producer.service(), producer.subjects()
+                        "On stream {} (the {} service's own stream, subjects {}).",
+                        producer.stream(), producer.service(), producer.subjects()
                     ),
                     "parameters": {
                         "key": {
                             "description": "What the event is about: the order id for saga events; the SKU, customer id or voucher code for admin events."
                         }
                     },
-                    "messages": { doc.name: { "$ref": format!("#/components/messages/{}", doc.name) } }
-                }),
-            );
+                    "messages": {}
+                })
+            });
+            entry["messages"][doc.name] =
+                json!({ "$ref": format!("#/components/messages/{}", doc.name) });
             operations.insert(
                 format!("{}.publish{}", producer.service(), doc.name),
                 json!({

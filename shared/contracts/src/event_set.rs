@@ -73,7 +73,9 @@ pub trait Keyed {
 /// Declares an event enum and implements [`EventSet`] for it.
 ///
 /// The producer is declared here, once: its service name, its stream and the subject domain
-/// every `ce-type` and subject is derived from.
+/// every `ce-type` and subject is derived from. A variant is emitted as `.v1`; `also "v2" =>
+/// Payload2` makes the decoder accept another version of the same event beside it (converted with
+/// `From`), for the time consumers and producers move from one to the other.
 ///
 /// ```text
 /// event_set! {
@@ -90,7 +92,10 @@ macro_rules! event_set {
         $(#[$doc:meta])*
         pub enum $name:ident {
             service: $service:literal, stream: $stream:literal, domain: $domain:literal;
-            $( $(#[$vdoc:meta])* $variant:ident($payload:ty) = $token:literal ),+ $(,)?
+            $(
+                $(#[$vdoc:meta])* $variant:ident($payload:ty) = $token:literal
+                $( also $version:literal => $older:ty )*
+            ),+ $(,)?
         }
     ) => {
         $(#[$doc])*
@@ -123,7 +128,10 @@ macro_rules! event_set {
             }
 
             fn ce_types() -> &'static [&'static str] {
-                &[ $( concat!("jetsaga.", $domain, ".", $token, ".v1"), )+ ]
+                &[ $(
+                    concat!("jetsaga.", $domain, ".", $token, ".v1"),
+                    $( concat!("jetsaga.", $domain, ".", $token, ".", $version), )*
+                )+ ]
             }
 
             fn documented(
@@ -137,6 +145,14 @@ macro_rules! event_set {
                             address: concat!($domain, ".", $token, ".{key}"),
                             payload: generator.subschema_for::<$payload>(),
                         },
+                        $(
+                            $crate::event_set::MessageDoc {
+                                name: stringify!($older),
+                                ce_type: concat!("jetsaga.", $domain, ".", $token, ".", $version),
+                                address: concat!($domain, ".", $token, ".{key}"),
+                                payload: generator.subschema_for::<$older>(),
+                            },
+                        )*
                     )+
                 ]
             }
@@ -167,6 +183,17 @@ macro_rules! event_set {
                                 source,
                             });
                     }
+                    $(
+                        // Another version of the same event, accepted side by side.
+                        if ce_type == concat!("jetsaga.", $domain, ".", $token, ".", $version) {
+                            return serde_json::from_slice::<$older>(payload)
+                                .map(|p| $name::$variant(p.into()))
+                                .map_err(|source| $crate::DecodeError::Malformed {
+                                    ce_type: ce_type.to_owned(),
+                                    source,
+                                });
+                        }
+                    )*
                 )+
                 Err($crate::DecodeError::UnknownType {
                     ce_type: ce_type.to_owned(),

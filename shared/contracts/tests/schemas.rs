@@ -56,6 +56,15 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             order_id,
             reason: CancelReason::Timeout,
         }),
+        (
+            "jetsaga.orders.cancelled.v2",
+            serde_json::to_vec(&order::OrderCancelledV2 {
+                order_id,
+                reason: CancelReason::Timeout,
+                detail: "the saga did not finish within 30 s".into(),
+            })
+            .unwrap(),
+        ),
         sample::<OrderEvent>(order::ProductPriced {
             sku: sku.clone(),
             name: "Mug".into(),
@@ -197,6 +206,26 @@ fn a_payload_the_decoder_refuses_is_refused_by_its_schema_too() {
         assert!(OrderEvent::from_payload(ce_type, bad.to_string().as_bytes()).is_err());
         assert!(!validator.is_valid(&bad), "{bad} passes the schema");
     }
+}
+
+#[test]
+fn both_versions_of_order_cancelled_decode_to_the_same_event_and_v1_is_what_is_emitted() {
+    let order_id = OrderId::new_random();
+    let v1 = json!({ "order_id": order_id, "reason": "stock_failed" });
+    let v2 = json!({ "order_id": order_id, "reason": "stock_failed", "detail": "SKU-1: 0 left" });
+    let from_v1 =
+        OrderEvent::from_payload("jetsaga.orders.cancelled.v1", v1.to_string().as_bytes()).unwrap();
+    let from_v2 =
+        OrderEvent::from_payload("jetsaga.orders.cancelled.v2", v2.to_string().as_bytes()).unwrap();
+    assert_eq!(from_v1, from_v2);
+    assert_eq!(from_v2.ce_type(), "jetsaga.orders.cancelled.v1");
+    // Each version keeps its own shape: a v2 without its detail is malformed.
+    assert!(
+        OrderEvent::from_payload("jetsaga.orders.cancelled.v2", v1.to_string().as_bytes()).is_err()
+    );
+    assert!(
+        OrderEvent::from_payload("jetsaga.orders.cancelled.v3", v1.to_string().as_bytes()).is_err()
+    );
 }
 
 #[test]

@@ -68,6 +68,26 @@ pub struct OrderCancelled {
     pub reason: CancelReason,
 }
 
+/// `jetsaga.orders.cancelled.v2`: OrderCancelled with the words a person reads beside the reason.
+/// Consumers accept it beside `.v1` (the detail is for people; no participant decides on it), so
+/// producers can move to it; the order service still emits `.v1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCancelledV2 {
+    pub order_id: OrderId,
+    pub reason: CancelReason,
+    pub detail: String,
+}
+
+impl From<OrderCancelledV2> for OrderCancelled {
+    fn from(v2: OrderCancelledV2) -> Self {
+        OrderCancelled {
+            order_id: v2.order_id,
+            reason: v2.reason,
+        }
+    }
+}
+
 /// An operator set a product's name and price (admin change, keyed by SKU).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -91,7 +111,7 @@ event_set! {
         service: "order", stream: "ORDERS", domain: "orders";
         OrderCreated(OrderCreated) = "created",
         OrderConfirmed(OrderConfirmed) = "confirmed",
-        OrderCancelled(OrderCancelled) = "cancelled",
+        OrderCancelled(OrderCancelled) = "cancelled" also "v2" => OrderCancelledV2,
         ProductPriced(ProductPriced) = "product_priced",
     }
 }
