@@ -1,5 +1,6 @@
 //! `jetsaga-lab docs`: writes the contract documents generated from the code:
-//! `docs/events/asyncapi.json` (every event, from the contracts crate). With `--check` it writes
+//! `docs/events/asyncapi.json` (every event, from the contracts crate) and `docs/api/<service>.json`
+//! (each service's HTTP API, from its routes). With `--check` it writes
 //! nothing and fails when a committed document is not what the code generates.
 
 use anyhow::Context as _;
@@ -19,12 +20,32 @@ pub struct DocsArgs {
 }
 
 /// Each document: its path under the docs folder and its generated text.
-fn documents() -> anyhow::Result<Vec<(PathBuf, String)>> {
+pub fn documents() -> anyhow::Result<Vec<(PathBuf, String)>> {
+    use jetsaga_runtime::openapi::to_pretty_json;
+    use utoipa::OpenApi as _;
     let asyncapi = serde_json::to_string_pretty(&jetsaga_contracts::asyncapi::document())?;
-    Ok(vec![(
-        PathBuf::from("events/asyncapi.json"),
-        format!("{asyncapi}\n"),
-    )])
+    Ok(vec![
+        (
+            PathBuf::from("events/asyncapi.json"),
+            format!("{asyncapi}\n"),
+        ),
+        (
+            PathBuf::from("api/order.json"),
+            to_pretty_json(&order_service::api::ApiDoc::openapi()),
+        ),
+        (
+            PathBuf::from("api/voucher.json"),
+            to_pretty_json(&voucher_service::api::ApiDoc::openapi()),
+        ),
+        (
+            PathBuf::from("api/payment.json"),
+            to_pretty_json(&payment_service::api::ApiDoc::openapi()),
+        ),
+        (
+            PathBuf::from("api/stock.json"),
+            to_pretty_json(&stock_service::api::ApiDoc::openapi()),
+        ),
+    ])
 }
 
 pub fn run(args: DocsArgs) -> Outcome {

@@ -128,3 +128,35 @@ async fn bad_input_is_refused_and_nothing_is_stored() -> anyhow::Result<()> {
 
     svc.stop().await
 }
+
+/// The service serves its own OpenAPI document, the one `docs/api/voucher.json` holds, and what it
+/// answers for a voucher matches the document's schema of that answer.
+#[tokio::test]
+async fn the_service_serves_its_openapi_document() -> anyhow::Result<()> {
+    use utoipa::OpenApi as _;
+    let svc = TestService::start().await?;
+    let served = svc.get("/openapi.json").await?;
+    assert_eq!(served.status, 200);
+    assert_eq!(
+        served.body,
+        serde_json::to_value(voucher_service::api::ApiDoc::openapi())?
+    );
+    let view = &served.body["components"]["schemas"]["VoucherView"];
+    let required: Vec<&str> = view["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .collect();
+    svc.issue_ok("DOC", CustomerId::new_random(), 100, None)
+        .await?;
+    let answer = svc.get("/vouchers/DOC").await?;
+    for field in required {
+        assert!(
+            answer.body.get(field).is_some(),
+            "{field} missing in {}",
+            answer.body
+        );
+    }
+    svc.stop().await
+}

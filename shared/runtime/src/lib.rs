@@ -9,6 +9,7 @@
 //! - [`settings`]: [`Settings`], from flags and environment, with per-service defaults.
 //! - [`api_error`]: [`ApiError`], the `{"error","message"}` body with a 4xx status.
 //! - [`json`]: [`Json`], a JSON extractor whose every rejection is an [`ApiError`].
+//! - [`openapi`]: the error body's schema and `GET /openapi.json`.
 //! - [`ops`]: the `/health` and `/metrics` routes.
 //! - [`service`]: [`Service`]: start-up, tasks and graceful shutdown.
 //! - [`binary`]: a service binary's whole `main` ([`service_main!`]).
@@ -18,6 +19,7 @@
 pub mod api_error;
 pub mod binary;
 pub mod json;
+pub mod openapi;
 pub mod ops;
 pub mod service;
 pub mod settings;

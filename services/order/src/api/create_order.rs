@@ -16,31 +16,52 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use jetsaga_contracts::events::order::OrderCreated;
 use jetsaga_contracts::{CustomerId, OrderEvent, OrderId, OrderLine, Sku, VoucherCode};
+use jetsaga_runtime::openapi::ErrorBody;
 use jetsaga_runtime::{ApiError, Json};
 use saga_kit::envelope::keyed_event_id;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 /// The request header that makes a POST safe to repeat.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
 
-#[derive(Debug, Deserialize)]
+/// An order: what a customer buys, and the voucher it uses.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
+    #[schema(format = Uuid)]
     pub customer_id: String,
+    /// At least one line; each SKU once.
+    #[schema(min_items = 1)]
     pub items: Vec<Item>,
+    /// A voucher of this customer.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     pub voucher_code: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One line of an order.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     pub sku: String,
     /// i64 so that zero and negative quantities get a clear validation message.
+    #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub quantity: i64,
+}
+
+/// The answer to an accepted order: its saga has started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    #[schema(value_type = String, format = Uuid)]
+    pub order_id: OrderId,
+    /// Always `PENDING`: read the order to see how its saga ended.
+    #[schema(pattern = "^PENDING$")]
+    pub status: &'static str,
 }
 
 /// A request after validation.
@@ -110,7 +131,10 @@ fn validate(body: CreateOrder) -> Result<Valid, ApiError> {
 fn accepted(order_id: OrderId) -> impl IntoResponse {
     (
         StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({ "order_id": order_id, "status": "PENDING" })),
+        axum::Json(Accepted {
+            order_id,
+            status: "PENDING",
+        }),
     )
 }
 
@@ -136,6 +160,24 @@ fn now_micros() -> OffsetDateTime {
         .unwrap_or(now)
 }
 
+/// Accepts an order and starts its saga; the same Idempotency-Key answers the same order.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    operation_id = "createOrder",
+    tag = "order",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to repeat: 1 to 200 visible ASCII characters", min_length = 1, max_length = 200)),
+    request_body = CreateOrder,
+    responses(
+        (status = 202, description = "Accepted; its saga has started", body = Accepted),
+        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
+        (status = 409, description = "Another request with this Idempotency-Key is in flight; retry", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 422, description = "An unknown SKU, or an Idempotency-Key used for another request", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+    )
+)]
 pub async fn create_order(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -5,10 +5,58 @@ use crate::domain::OrderStatus;
 use crate::store;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use jetsaga_contracts::OrderId;
+use jetsaga_contracts::{CustomerId, OrderId};
 use jetsaga_runtime::api_error::parse_id;
+use jetsaga_runtime::openapi::ErrorBody;
 use jetsaga_runtime::ApiError;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+/// An order as its customer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    #[schema(value_type = String, format = Uuid)]
+    pub order_id: OrderId,
+    #[schema(value_type = String, format = Uuid)]
+    pub customer_id: CustomerId,
+    #[schema(pattern = "^(PENDING|CONFIRMED|CANCELLED)$")]
+    pub status: &'static str,
+    #[schema(minimum = 0)]
+    pub total_cents: i64,
+    /// 0 until the voucher step has answered.
+    #[schema(minimum = 0)]
+    pub discount_cents: i64,
+    /// Only for a CANCELLED order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(voucher_rejected|payment_failed|stock_failed|timeout)$")]
+    pub cancel_reason: Option<&'static str>,
+    pub items: Vec<LineView>,
+}
+
+/// One line of an order, priced when it was accepted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineView {
+    pub sku: String,
+    #[schema(minimum = 1)]
+    pub quantity: u32,
+    #[schema(minimum = 0)]
+    pub unit_price_cents: i64,
+}
+
+/// One order, its status and its lines.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    operation_id = "getOrder",
+    tag = "order",
+    params(("id" = String, Path, format = Uuid, description = "The order")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+    )
+)]
 pub async fn get_order(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -18,31 +66,28 @@ pub async fn get_order(
         .await?
         .ok_or_else(|| order_not_found(order_id))?;
     let lines = store::lines(&state.rt.pool, order_id).await?;
-    let items: Vec<_> = lines
+    let items = lines
         .iter()
-        .map(|l| {
-            serde_json::json!({
-                "sku": l.sku.as_str(),
-                "quantity": l.quantity,
-                "unit_price_cents": l.unit_price.cents(),
-            })
+        .map(|l| LineView {
+            sku: l.sku.to_string(),
+            quantity: l.quantity,
+            unit_price_cents: l.unit_price.cents(),
         })
         .collect();
-    let mut body = serde_json::json!({
-        "order_id": order.order_id,
-        "customer_id": order.customer_id,
-        "status": order.status.as_str(),
-        "total_cents": order.total.cents(),
+    let cancel_reason = match order.status {
+        OrderStatus::Cancelled => order.cancel_reason.map(|r| r.as_str()),
+        _ => None,
+    };
+    Ok(axum::Json(OrderView {
+        order_id: order.order_id,
+        customer_id: order.customer_id,
+        status: order.status.as_str(),
+        total_cents: order.total.cents(),
         // Unknown until the voucher step has answered; 0 until then.
-        "discount_cents": order.discount.map_or(0, |d| d.cents()),
-        "items": items,
-    });
-    if order.status == OrderStatus::Cancelled {
-        if let Some(reason) = order.cancel_reason {
-            body["cancel_reason"] = reason.as_str().into();
-        }
-    }
-    Ok(axum::Json(body))
+        discount_cents: order.discount.map_or(0, |d| d.cents()),
+        cancel_reason,
+        items,
+    }))
 }
 
 /// 404 for an order this service does not know.

@@ -13,8 +13,10 @@ pub mod timeline;
 
 use axum::routing::{get, post, put};
 use axum::Router;
+use jetsaga_runtime::openapi::ErrorBody;
 use jetsaga_runtime::Runtime;
 use std::time::Duration;
+use utoipa::OpenApi;
 
 /// What the routes share.
 #[derive(Debug, Clone)]
@@ -24,7 +26,24 @@ pub struct AppState {
     pub order_deadline: Duration,
 }
 
-/// The API routes (the runtime adds `/health` and `/metrics`).
+/// The service's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "jetsaga order service",
+        description = "Orders and products: place an order, read it and its saga's timeline, set a product. Errors are {\"error\",\"message\"}."
+    ),
+    paths(
+        products::put_product,
+        create_order::create_order,
+        get_order::get_order,
+        timeline::timeline
+    ),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// The API routes and `GET /openapi.json` (the runtime adds `/health` and `/metrics`).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/products/{sku}", put(products::put_product))
@@ -32,4 +51,5 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}", get(get_order::get_order))
         .route("/orders/{id}/timeline", get(timeline::timeline))
         .with_state(state)
+        .merge(jetsaga_runtime::openapi::route(ApiDoc::openapi))
 }

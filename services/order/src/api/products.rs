@@ -8,17 +8,46 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use jetsaga_contracts::events::order::ProductPriced;
 use jetsaga_contracts::{EventId, OrderEvent, Sku};
+use jetsaga_runtime::openapi::ErrorBody;
 use jetsaga_runtime::{ApiError, Json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+/// A product's name and price.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutProduct {
     pub name: String,
     /// i64 so that a negative price gets a clear validation message rather than a type error.
+    #[schema(minimum = 0)]
     pub price_cents: i64,
 }
 
+/// A product as set.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Product {
+    pub sku: String,
+    pub name: String,
+    #[schema(minimum = 0)]
+    pub price_cents: i64,
+}
+
+/// Sets a product's name and price; announced as ProductPriced.
+#[utoipa::path(
+    put,
+    path = "/products/{sku}",
+    operation_id = "putProduct",
+    tag = "order",
+    params(("sku" = String, Path, description = "The SKU", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = PutProduct,
+    responses(
+        (status = 200, description = "The product as set", body = Product),
+        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+    )
+)]
 pub async fn put_product(
     State(state): State<AppState>,
     Path(raw_sku): Path<String>,
@@ -39,9 +68,9 @@ pub async fn put_product(
     saga_kit::outbox::emit_root(&mut tx, EventId::new_random(), &event).await?;
     tx.commit().await?;
 
-    Ok(axum::Json(serde_json::json!({
-        "sku": sku.as_str(),
-        "name": body.name,
-        "price_cents": price.cents(),
-    })))
+    Ok(axum::Json(Product {
+        sku: sku.to_string(),
+        name: body.name,
+        price_cents: price.cents(),
+    }))
 }

@@ -3,20 +3,25 @@
 //! An admin change, so an event too: the balance, the credit's ledger row and AccountCredited commit
 //! in one transaction.
 
+use super::account::Account;
 use crate::domain::{self, CreditError};
 use crate::store;
 use axum::extract::{Path, State};
 use jetsaga_contracts::events::payment::AccountCredited;
 use jetsaga_contracts::{CustomerId, EventId, PaymentEvent};
 use jetsaga_runtime::api_error::parse_id;
+use jetsaga_runtime::openapi::ErrorBody;
 use jetsaga_runtime::{ApiError, Json, Runtime};
 use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+/// A credit to an account.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreditRequest {
     /// Cents to add; must be greater than 0.
+    #[schema(minimum = 1)]
     amount_cents: i64,
 }
 
@@ -27,11 +32,27 @@ fn refused(customer_id: CustomerId, e: CreditError) -> ApiError {
     )
 }
 
+/// Credits an account; announced as AccountCredited.
+#[utoipa::path(
+    post,
+    path = "/accounts/{customer_id}/credit",
+    operation_id = "creditAccount",
+    tag = "payment",
+    params(("customer_id" = String, Path, format = Uuid, description = "The customer")),
+    request_body = CreditRequest,
+    responses(
+        (status = 200, description = "The new balance", body = Account),
+        (status = 400, description = "Invalid input, or a balance that would overflow; nothing was stored", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+    )
+)]
 pub async fn credit(
     State(rt): State<Runtime>,
     Path(raw_id): Path<String>,
     Json(body): Json<CreditRequest>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<Account>, ApiError> {
     let customer_id: CustomerId = parse_id("customer id", &raw_id)?;
     let amount = domain::credit_amount(body.amount_cents).map_err(|e| refused(customer_id, e))?;
 
@@ -55,8 +76,8 @@ pub async fn credit(
     tx.commit().await?;
     tracing::info!(%customer_id, %credit_id, amount = amount.cents(), "account credited");
 
-    Ok(axum::Json(serde_json::json!({
-        "customer_id": customer_id,
-        "balance_cents": new_balance.cents(),
-    })))
+    Ok(axum::Json(Account {
+        customer_id,
+        balance_cents: new_balance.cents(),
+    }))
 }

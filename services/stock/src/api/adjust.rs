@@ -4,29 +4,49 @@
 //! `{"sku", "available", "reserved"}`; 400 for bad input, 409 `insufficient_stock` when more units
 //! would be removed than are available (also for a SKU that has no stock yet).
 
-use super::{parse_sku, stock_body};
+use super::{parse_sku, stock_body, StockView};
 use crate::domain::{self, AdjustmentRefused};
 use crate::store;
 use axum::extract::{Path, State};
 use jetsaga_contracts::events::stock::StockAdjusted;
 use jetsaga_contracts::{EventId, StockEvent};
+use jetsaga_runtime::openapi::ErrorBody;
 use jetsaga_runtime::{ApiError, Json, Runtime};
 use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The request body.
-#[derive(Debug, Deserialize)]
+/// An adjustment of a SKU's units.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustRequest {
     /// Units to add (positive) or remove (negative); never 0, at most 1,000,000,000 either way.
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub delta: i64,
 }
 
+/// Adds or removes units of a SKU; announced as StockAdjusted.
+#[utoipa::path(
+    post,
+    path = "/stock/{sku}/adjust",
+    operation_id = "adjustStock",
+    tag = "stock",
+    params(("sku" = String, Path, description = "The SKU", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = AdjustRequest,
+    responses(
+        (status = 200, description = "Its units after the adjustment", body = StockView),
+        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
+        (status = 409, description = "More units removed than available, or too many units", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+    )
+)]
 pub async fn adjust(
     State(rt): State<Runtime>,
     Path(sku): Path<String>,
     Json(body): Json<AdjustRequest>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<StockView>, ApiError> {
     let sku = parse_sku(sku)?;
     let delta = domain::validate_delta(body.delta)
         .map_err(|e| ApiError::invalid("validation_failed", e.to_string()))?;

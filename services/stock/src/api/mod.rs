@@ -10,14 +10,42 @@ pub mod get_stock;
 use axum::routing::{get, post};
 use axum::Router;
 use jetsaga_contracts::Sku;
+use jetsaga_runtime::openapi::ErrorBody;
 use jetsaga_runtime::{ApiError, Runtime};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 
-/// The service's own routes.
+/// The service's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "jetsaga stock service",
+        description = "Stock: adjust a SKU, read one. Errors are {\"error\",\"message\"}."
+    ),
+    paths(adjust::adjust, get_stock::get_stock),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// The service's own routes, and its `GET /openapi.json`.
 pub fn router(rt: Runtime) -> Router {
     Router::new()
         .route("/stock/{sku}", get(get_stock::get_stock))
         .route("/stock/{sku}/adjust", post(adjust::adjust))
         .with_state(rt)
+        .merge(jetsaga_runtime::openapi::route(ApiDoc::openapi))
+}
+
+/// A SKU's units.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StockView {
+    pub sku: String,
+    /// Units that can be reserved.
+    #[schema(minimum = 0)]
+    pub available: i64,
+    /// Units held by orders.
+    #[schema(minimum = 0)]
+    pub reserved: i64,
 }
 
 /// A SKU from the path, or 400 `invalid_sku`.
@@ -26,14 +54,10 @@ pub(crate) fn parse_sku(raw: String) -> Result<Sku, ApiError> {
 }
 
 /// The body of every stock answer.
-pub(crate) fn stock_body(
-    sku: &str,
-    available: i64,
-    reserved: i64,
-) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({
-        "sku": sku,
-        "available": available,
-        "reserved": reserved,
-    }))
+pub(crate) fn stock_body(sku: &str, available: i64, reserved: i64) -> axum::Json<StockView> {
+    axum::Json(StockView {
+        sku: sku.to_owned(),
+        available,
+        reserved,
+    })
 }

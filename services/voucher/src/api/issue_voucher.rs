@@ -7,21 +7,39 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use jetsaga_contracts::events::voucher::VoucherIssued;
 use jetsaga_contracts::{CustomerId, EventId, Money, VoucherCode, VoucherEvent};
+use jetsaga_runtime::openapi::ErrorBody;
 use jetsaga_runtime::{ApiError, Json, Runtime};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
-/// The request body, as sent; [`validate`] turns it into a [`NewVoucher`].
-#[derive(Debug, Deserialize)]
+/// A voucher to issue (checked completely before anything is stored).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueVoucher {
+    /// 1 to 64 characters of A-Z, a-z, 0-9, '-' or '_'.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     code: String,
+    /// The only customer who may use it.
+    #[schema(format = Uuid)]
     customer_id: String,
+    /// The discount, in cents.
+    #[schema(minimum = 1)]
     discount_cents: i64,
     /// RFC 3339; absent or null means the voucher never expires.
     #[serde(default)]
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+}
+
+/// The answer to an issued voucher.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Issued {
+    pub code: String,
+    /// Always `AVAILABLE` for a new voucher.
+    #[schema(pattern = "^AVAILABLE$")]
+    pub status: &'static str,
 }
 
 /// Checks every field before anything is stored.
@@ -60,6 +78,22 @@ fn validate(req: IssueVoucher) -> Result<NewVoucher, ApiError> {
     })
 }
 
+/// Issues a voucher to one customer; it is announced as VoucherIssued.
+#[utoipa::path(
+    post,
+    path = "/vouchers",
+    operation_id = "issueVoucher",
+    tag = "voucher",
+    request_body = IssueVoucher,
+    responses(
+        (status = 201, description = "Issued", body = Issued),
+        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
+        (status = 409, description = "A voucher with this code exists", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+    )
+)]
 pub async fn issue(
     State(rt): State<Runtime>,
     Json(req): Json<IssueVoucher>,
@@ -83,10 +117,10 @@ pub async fn issue(
     tracing::info!(code = %voucher.code, customer_id = %voucher.customer_id, "voucher issued");
     Ok((
         StatusCode::CREATED,
-        axum::Json(serde_json::json!({
-            "code": voucher.code.as_str(),
-            "status": "AVAILABLE",
-        })),
+        axum::Json(Issued {
+            code: voucher.code.to_string(),
+            status: "AVAILABLE",
+        }),
     ))
 }
 
