@@ -119,8 +119,8 @@ async fn bad_input_is_refused_and_nothing_is_stored() -> anyhow::Result<()> {
     let a = svc
         .post(&format!("/accounts/{rich}/credit"), r#"{"amount_cents":1}"#)
         .await?;
-    assert_eq!(a.status, 400, "{a:?}");
-    assert_eq!(a.body["error"], "validation_failed");
+    assert_eq!(a.status, 409, "{a:?}");
+    assert_eq!(a.body["error"], "balance_overflow");
     assert_eq!(svc.balance(rich).await?, i64::MAX);
 
     // Nothing but the one good credit was stored or announced.

@@ -34,13 +34,28 @@ pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
 pub struct CreateOrder {
     #[schema(format = Uuid)]
     pub customer_id: String,
-    /// At least one line; each SKU once.
-    #[schema(min_items = 1)]
+    /// 1 to 100 lines; each SKU once.
+    #[schema(schema_with = items_schema)]
     pub items: Vec<Item>,
     /// A voucher of this customer.
     #[serde(default)]
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     pub voucher_code: Option<String>,
+}
+
+/// `items`: 1 to 100 lines, no two alike (that each SKU appears once is checked by the handler: a
+/// schema cannot say it of one field).
+fn items_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::ArrayBuilder;
+    use utoipa::openapi::Ref;
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name("Item"))
+        .min_items(Some(1))
+        .max_items(Some(crate::domain::MAX_LINES))
+        .unique_items(true)
+        .description(Some("1 to 100 lines; each SKU once."))
+        .build()
+        .into()
 }
 
 /// One line of an order.
@@ -50,7 +65,8 @@ pub struct Item {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     pub sku: String,
     /// i64 so that zero and negative quantities get a clear validation message.
-    #[schema(minimum = 1, maximum = 4294967295_i64)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(deserialize_with = "jetsaga_runtime::json::whole_number")]
     pub quantity: i64,
 }
 
@@ -166,7 +182,7 @@ fn now_micros() -> OffsetDateTime {
     path = "/orders",
     operation_id = "createOrder",
     tag = "order",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to repeat: 1 to 200 visible ASCII characters", min_length = 1, max_length = 200)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to repeat: 1 to 200 visible ASCII characters", min_length = 1, max_length = 200, pattern = "^[!-~]([ -~]*[!-~])?$")),
     request_body = CreateOrder,
     responses(
         (status = 202, description = "Accepted; its saga has started", body = Accepted),

@@ -39,7 +39,7 @@ pub struct AppState {
         get_order::get_order,
         timeline::timeline
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, create_order::Item))
 )]
 pub struct ApiDoc;
 

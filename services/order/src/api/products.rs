@@ -17,9 +17,12 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutProduct {
+    /// Not blank; at most 200 characters.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     /// i64 so that a negative price gets a clear validation message rather than a type error.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "jetsaga_runtime::json::whole_number")]
     pub price_cents: i64,
 }
 

@@ -22,14 +22,17 @@ use uuid::Uuid;
 pub struct CreditRequest {
     /// Cents to add; must be greater than 0.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "jetsaga_runtime::json::whole_number")]
     amount_cents: i64,
 }
 
+/// 400 for an amount that is never acceptable; 409 for one the balance cannot take now.
 fn refused(customer_id: CustomerId, e: CreditError) -> ApiError {
-    ApiError::invalid(
-        "validation_failed",
-        format!("credit to customer {customer_id} refused: {e}"),
-    )
+    let message = format!("credit to customer {customer_id} refused: {e}");
+    match e {
+        CreditError::Overflow { .. } => ApiError::conflict("balance_overflow", message),
+        CreditError::NotPositive(_) => ApiError::invalid("validation_failed", message),
+    }
 }
 
 /// Credits an account; announced as AccountCredited.
@@ -42,7 +45,8 @@ fn refused(customer_id: CustomerId, e: CreditError) -> ApiError {
     request_body = CreditRequest,
     responses(
         (status = 200, description = "The new balance", body = Account),
-        (status = 400, description = "Invalid input, or a balance that would overflow; nothing was stored", body = ErrorBody),
+        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
+        (status = 409, description = "The balance cannot take this credit (it would overflow); nothing was stored", body = ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 503, description = "The database is unavailable; try again", body = ErrorBody),

@@ -21,8 +21,28 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct AdjustRequest {
     /// Units to add (positive) or remove (negative); never 0, at most 1,000,000,000 either way.
-    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
+    #[schema(schema_with = delta_schema)]
+    #[serde(deserialize_with = "jetsaga_runtime::json::whole_number")]
     pub delta: i64,
+}
+
+/// `delta`: 1 ..= 1,000,000,000 or -1,000,000,000 ..= -1 (a schema cannot say "not 0" otherwise).
+fn delta_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    let range = |min: i64, max: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    OneOfBuilder::new()
+        .item(range(1, domain::MAX_ADJUSTMENT))
+        .item(range(-domain::MAX_ADJUSTMENT, -1))
+        .description(Some(
+            "Units to add (positive) or remove (negative); never 0, at most 1,000,000,000 either way.",
+        ))
+        .build()
+        .into()
 }
 
 /// Adds or removes units of a SKU; announced as StockAdjusted.

@@ -26,6 +26,7 @@ pub struct IssueVoucher {
     customer_id: String,
     /// The discount, in cents.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "jetsaga_runtime::json::whole_number")]
     discount_cents: i64,
     /// RFC 3339; absent or null means the voucher never expires.
     #[serde(default)]
