@@ -33,3 +33,27 @@ pub fn to_pretty_json(document: &OpenApi) -> String {
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     format!("{text}\n")
 }
+
+/// The answers every route with a JSON body can give besides its own: use as
+/// `responses((status = 200, body = T), JsonBodyErrors)`.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum JsonBodyErrors {
+    /// The body or a path parameter is invalid; nothing was stored.
+    #[response(status = 400, description = "Invalid input; nothing was stored")]
+    Invalid(ErrorBody),
+    #[response(status = 413, description = "The body is larger than 64 KiB")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "The body is not application/json")]
+    NotJson(ErrorBody),
+    #[response(status = 503, description = "The database is unavailable; try again")]
+    Unavailable(ErrorBody),
+}
+
+/// The answers every read route can give besides its own.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum ReadErrors {
+    #[response(status = 400, description = "The path names nothing valid")]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "The database is unavailable; try again")]
+    Unavailable(ErrorBody),
+}

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use jetsaga_contracts::events::order::OrderCreated;
 use jetsaga_contracts::{CustomerId, OrderEvent, OrderId, OrderLine, Sku, VoucherCode};
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, JsonBodyErrors};
 use jetsaga_runtime::{ApiError, Json};
 use saga_kit::envelope::keyed_event_id;
 use serde::{Deserialize, Serialize};
@@ -186,12 +186,9 @@ fn now_micros() -> OffsetDateTime {
     request_body = CreateOrder,
     responses(
         (status = 202, description = "Accepted; its saga has started", body = Accepted),
-        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
         (status = 409, description = "Another request with this Idempotency-Key is in flight; retry", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "An unknown SKU, or an Idempotency-Key used for another request", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+        JsonBodyErrors,
     )
 )]
 pub async fn create_order(

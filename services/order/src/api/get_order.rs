@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use jetsaga_contracts::{CustomerId, OrderId};
 use jetsaga_runtime::api_error::parse_id;
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, ReadErrors};
 use jetsaga_runtime::ApiError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -52,9 +52,8 @@ pub struct LineView {
     params(("id" = String, Path, format = Uuid, description = "The order")),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 400, description = "Not a UUID", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+        ReadErrors,
     )
 )]
 pub async fn get_order(

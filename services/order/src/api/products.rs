@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use jetsaga_contracts::events::order::ProductPriced;
 use jetsaga_contracts::{EventId, OrderEvent, Sku};
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::JsonBodyErrors;
 use jetsaga_runtime::{ApiError, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,10 +45,7 @@ pub struct Product {
     request_body = PutProduct,
     responses(
         (status = 200, description = "The product as set", body = Product),
-        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+        JsonBodyErrors,
     )
 )]
 pub async fn put_product(

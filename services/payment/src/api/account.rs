@@ -6,7 +6,7 @@ use crate::store;
 use axum::extract::{Path, State};
 use jetsaga_contracts::{CustomerId, Money};
 use jetsaga_runtime::api_error::parse_id;
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::ReadErrors;
 use jetsaga_runtime::{ApiError, Runtime};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -29,8 +29,7 @@ pub struct Account {
     params(("customer_id" = String, Path, format = Uuid, description = "The customer")),
     responses(
         (status = 200, description = "The balance", body = Account),
-        (status = 400, description = "Not a UUID", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+        ReadErrors,
     )
 )]
 pub async fn account(

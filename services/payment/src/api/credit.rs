@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use jetsaga_contracts::events::payment::AccountCredited;
 use jetsaga_contracts::{CustomerId, EventId, PaymentEvent};
 use jetsaga_runtime::api_error::parse_id;
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, JsonBodyErrors};
 use jetsaga_runtime::{ApiError, Json, Runtime};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -45,11 +45,8 @@ fn refused(customer_id: CustomerId, e: CreditError) -> ApiError {
     request_body = CreditRequest,
     responses(
         (status = 200, description = "The new balance", body = Account),
-        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
         (status = 409, description = "The balance cannot take this credit (it would overflow); nothing was stored", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+        JsonBodyErrors,
     )
 )]
 pub async fn credit(

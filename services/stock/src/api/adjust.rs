@@ -10,7 +10,7 @@ use crate::store;
 use axum::extract::{Path, State};
 use jetsaga_contracts::events::stock::StockAdjusted;
 use jetsaga_contracts::{EventId, StockEvent};
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, JsonBodyErrors};
 use jetsaga_runtime::{ApiError, Json, Runtime};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -55,11 +55,8 @@ fn delta_schema() -> utoipa::openapi::Schema {
     request_body = AdjustRequest,
     responses(
         (status = 200, description = "Its units after the adjustment", body = StockView),
-        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
         (status = 409, description = "More units removed than available, or too many units", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+        JsonBodyErrors,
     )
 )]
 pub async fn adjust(

@@ -3,7 +3,7 @@
 use super::{parse_sku, stock_body, StockView};
 use crate::store;
 use axum::extract::{Path, State};
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, ReadErrors};
 use jetsaga_runtime::{ApiError, Runtime};
 
 /// A SKU's available and reserved units.
@@ -15,9 +15,8 @@ use jetsaga_runtime::{ApiError, Runtime};
     params(("sku" = String, Path, description = "The SKU", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "Its units", body = StockView),
-        (status = 400, description = "Not a SKU", body = ErrorBody),
         (status = 404, description = "No stock of this SKU", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+        ReadErrors,
     )
 )]
 pub async fn get_stock(

@@ -5,7 +5,7 @@ use crate::domain;
 use crate::store;
 use axum::extract::{Path, State};
 use jetsaga_contracts::{CustomerId, VoucherCode};
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, ReadErrors};
 use jetsaga_runtime::{ApiError, Runtime};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -36,9 +36,8 @@ pub struct VoucherView {
     params(("code" = String, Path, description = "The voucher code", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "The voucher", body = VoucherView),
-        (status = 400, description = "Not a voucher code", body = ErrorBody),
         (status = 404, description = "No such voucher", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+        ReadErrors,
     )
 )]
 pub async fn get(

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use jetsaga_contracts::events::voucher::VoucherIssued;
 use jetsaga_contracts::{CustomerId, EventId, Money, VoucherCode, VoucherEvent};
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, JsonBodyErrors};
 use jetsaga_runtime::{ApiError, Json, Runtime};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -88,11 +88,8 @@ fn validate(req: IssueVoucher) -> Result<NewVoucher, ApiError> {
     request_body = IssueVoucher,
     responses(
         (status = 201, description = "Issued", body = Issued),
-        (status = 400, description = "Invalid input; nothing was stored", body = ErrorBody),
         (status = 409, description = "A voucher with this code exists", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; try again", body = ErrorBody),
+        JsonBodyErrors,
     )
 )]
 pub async fn issue(
