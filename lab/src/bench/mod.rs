@@ -9,7 +9,7 @@
 //!    target). Or `--rate R`: open-loop at R only. The outcome mix is `--mix`.
 //! 3. **Measured:** completed sagas per second; latency from the POST to the terminal event's time
 //!    in the ORDERS stream (p50/p95/p99/max); outbox backlog and consumer lag over time; CPU of
-//!    each process.
+//!    each process; per saga, PostgreSQL commits, statements and WAL, NATS publishes and acks.
 //! 4. **The ceiling:** the null saga ([`null`]) driven the same way; `ratio = sagas_per_sec /
 //!    null_saga_per_sec`.
 //! 5. **Checks:** once quiet, the reconciler; orders lost and invariant violations must be 0, or
@@ -19,9 +19,10 @@
 //! ## Layout
 //! - [`mix`]: the outcome mix. [`catalogue`]: the seeded data and order bodies.
 //! - [`drive`]: the load generator. [`watch`]: terminal events from the ORDERS stream.
-//! - [`sample`]: backlog, lag and CPU. [`null`]: the null saga. [`report`], [`plot`]: the output.
+//! - [`sample`]: backlog, lag and CPU. [`cost`]: PostgreSQL and NATS work per saga. [`null`]: the null saga. [`report`], [`plot`]: the output.
 
 pub mod catalogue;
+pub mod cost;
 pub mod drive;
 pub mod mix;
 pub mod null;
@@ -295,6 +296,8 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     let watcher = Watcher::start(&js, stop_watch.clone()).await?;
     let pids = sys.pids();
     let sampling = || Some((pools.clone(), js.clone()));
+    let meter = cost::Meter::new(&jetsaga_contracts::Producer::ALL, &pools, js.clone()).await?;
+    let (mut real_cost, mut null_cost) = (cost::Cost::default(), cost::Cost::default());
 
     let mut run = Gathered {
         run_start: time::OffsetDateTime::now_utc(),
@@ -316,7 +319,13 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
             null.nats.pid().unwrap_or_default(),
         )];
         let placer = Arc::new(null.placer());
-        Some((null, watcher, stop, pids, placer))
+        let meter = cost::Meter::new(
+            &jetsaga_contracts::Producer::ALL,
+            &null.pools,
+            null.js.clone(),
+        )
+        .await?;
+        Some((null, watcher, stop, pids, placer, meter))
     };
 
     let closed = Shape::Closed {
@@ -335,7 +344,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     )
     .await;
     run.lost += warmup.result.lost.len();
-    if let Some((_, null_watcher, _, null_pids, null_placer)) = &null {
+    if let Some((_, null_watcher, _, null_pids, null_placer, _)) = &null {
         let warm = measure(
             "null warm-up",
             null_placer.clone(),
@@ -358,6 +367,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     if args.rate.is_none() {
         for round in 1..=rounds {
             let seed = args.seed + 10 * round as u64;
+            let before = meter.read().await;
             let max = measure(
                 &format!("max {round}"),
                 placer.clone(),
@@ -370,10 +380,13 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
                 sampling(),
             )
             .await;
+            real_cost.add(&before, &meter.read().await, max.phase.completed);
             let real = max.phase.sagas_per_sec;
             real_rates.push(real);
             run.keep(max);
-            if let Some((null_system, null_watcher, _, null_pids, null_placer)) = &null {
+            if let Some((null_system, null_watcher, _, null_pids, null_placer, null_meter)) = &null
+            {
+                let before = null_meter.read().await;
                 let measured = measure(
                     &format!("null {round}"),
                     null_placer.clone(),
@@ -386,6 +399,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
                     Some((null_system.pools.clone(), null_system.js.clone())),
                 )
                 .await;
+                null_cost.add(&before, &null_meter.read().await, measured.phase.completed);
                 let ceiling = measured.phase.sagas_per_sec;
                 null_rates.push(ceiling);
                 if ceiling > 0.0 {
@@ -396,7 +410,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
             }
         }
     }
-    if let Some((null_system, _, stop, _, _)) = null {
+    if let Some((null_system, _, stop, _, _, _)) = null {
         stop.cancel();
         null_system.stop().await;
     }
@@ -465,6 +479,9 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         sagas_per_sec,
         null_sagas_per_sec: null_rate,
         ratio: (median(&ratios) * 100.0).round() / 100.0,
+        per_saga: real_cost.per_saga(),
+        null_per_saga: null_cost.per_saga(),
+        statements_counted: meter.counts_statements(),
         half_rate_per_sec: (half_rate * 10.0).round() / 10.0,
         p99_at_half_rate_ms: p99_half,
         orders_lost: run.lost,

@@ -1,5 +1,6 @@
 //! The benchmark's report: a table for people, and one JSON line for programs (the last line).
 
+use super::cost::PerSaga;
 use super::watch::Completed;
 use jetsaga_cli::output::Table;
 use serde::Serialize;
@@ -75,6 +76,12 @@ pub struct BenchReport {
     pub null_sagas_per_sec: f64,
     /// sagas_per_sec / null_sagas_per_sec, both measured in this run.
     pub ratio: f64,
+    /// What one saga of the maximum-rate rounds cost PostgreSQL and NATS (see [`super::cost`]).
+    pub per_saga: PerSaga,
+    /// The same for the null saga's rounds.
+    pub null_per_saga: PerSaga,
+    /// Whether `pg statements` were counted (the server preloads `pg_stat_statements`).
+    pub statements_counted: bool,
     pub half_rate_per_sec: f64,
     pub p99_at_half_rate_ms: f64,
     pub orders_lost: usize,
@@ -148,6 +155,7 @@ impl BenchReport {
                 max.iter().map(|p| p.unexpected_outcomes).sum::<usize>()
             ));
         }
+        text.push_str(&self.render_costs());
         text.push_str(&format!(
             "ratio = sagas_per_sec / null_saga_per_sec, median of the rounds = {:.2} (medians {:.1} and {:.1})\n",
             self.ratio, self.sagas_per_sec, self.null_sagas_per_sec
@@ -171,6 +179,36 @@ impl BenchReport {
         } else {
             "FAILED: orders were lost or invariants violated; the figures do not count\n"
         });
+        text
+    }
+}
+
+impl BenchReport {
+    /// Per saga, what the maximum-rate rounds cost, beside the null saga's.
+    fn render_costs(&self) -> String {
+        if self.per_saga.0.is_empty() {
+            return String::new();
+        }
+        let mut t = Table::new(["PER SAGA", "JETSAGA", "NULL SAGA"]);
+        for (name, value) in &self.per_saga.0 {
+            t.row([
+                name.clone(),
+                format!("{value:.2}"),
+                self.null_per_saga
+                    .0
+                    .get(name)
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        let mut text = String::from("\nWork per saga at the maximum rate\n");
+        text.push_str(&t.render());
+        if !self.statements_counted {
+            text.push_str(
+                "(no pg statements: the server does not preload pg_stat_statements; \
+                 shared_preload_libraries = 'pg_stat_statements' adds them)\n",
+            );
+        }
         text
     }
 }
