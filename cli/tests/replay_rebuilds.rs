@@ -15,7 +15,7 @@ use jetsaga_contracts::events::stock::{StockAdjusted, StockReserved};
 use jetsaga_contracts::events::voucher::{VoucherIssued, VoucherReserved};
 use jetsaga_contracts::events::{OrderLine, StockLine};
 use jetsaga_contracts::{
-    CancelReason, CustomerId, EventId, EventSet, Money, OrderEvent, OrderId, PaymentEvent,
+    Actor, CancelReason, CustomerId, EventId, EventSet, Money, OrderEvent, OrderId, PaymentEvent,
     Producer, Sku, StockEvent, VoucherCode, VoucherEvent,
 };
 use jetsaga_testkit::{NatsServer, TestDb};
@@ -243,6 +243,7 @@ async fn adjust(bench: &Bench, sku_: &Sku, delta: i64) -> anyhow::Result<()> {
                 adjustment_id: uuid::Uuid::new_v4(),
                 sku: sku_.clone(),
                 delta,
+                actor: Actor::anonymous(),
             }),
         )
         .await
@@ -540,6 +541,7 @@ async fn a_charge_that_a_top_up_made_possible_stays_charged() -> anyhow::Result<
                 credit_id: uuid::Uuid::new_v4(),
                 customer_id: customer,
                 amount: money(1000),
+                actor: Actor::anonymous(),
             }),
         )
         .await?;
@@ -595,6 +597,7 @@ async fn a_voucher_issued_after_its_order_was_stored_stays_reserved_and_redeemab
                 customer_id: customer,
                 discount: money(500),
                 expires_at: None,
+                actor: Actor::anonymous(),
             }),
         )
         .await?;

@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use jetsaga_contracts::events::payment::AccountCredited;
-use jetsaga_contracts::{CustomerId, EventId, Money, PaymentEvent};
+use jetsaga_contracts::{Actor, CustomerId, EventId, Money, PaymentEvent};
 use jetsaga_testkit::{NatsServer, TestDb};
 use saga_kit::provision::{self, StreamSettings};
 use saga_kit::{Metrics, Relay, RelayConfig, RelayOutcome};
@@ -39,6 +39,7 @@ impl Setup {
                 credit_id: Uuid::new_v4(),
                 customer_id: CustomerId::new_random(),
                 amount: Money::from_cents(500)?,
+                actor: Actor::anonymous(),
             });
             saga_kit::outbox::emit_root(&mut tx, EventId::new_random(), &credit).await?;
             tx.commit().await?;

@@ -39,13 +39,28 @@ pub struct DevArgs {
     /// An order's saga deadline, in seconds.
     #[arg(long, env = "ORDER_DEADLINE_SECS", default_value_t = 30)]
     pub order_deadline_secs: u64,
+    /// The token of the operator `dev`, the one operator every service admits to its admin
+    /// routes (at least 16 characters). Default: a new random token, printed at start.
+    #[arg(long, env = "JETSAGA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
+
+/// The operator `jetsaga dev` gives every service.
+pub const DEV_OPERATOR: &str = "dev";
 
 /// The demo customers: one with money, one without (to see a payment fail).
 pub const ALICE: &str = "7f1c0a4e-0000-4000-8000-000000000001";
 pub const BOB: &str = "7f1c0a4e-0000-4000-8000-000000000002";
 
 pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
+    let admin_token = args
+        .admin_token
+        .clone()
+        .unwrap_or_else(|| format!("dev-{}", uuid::Uuid::new_v4().simple()));
+    // The same rules as a service's ADMIN_TOKENS, checked before anything starts.
+    format!("{DEV_OPERATOR}={admin_token}")
+        .parse::<jetsaga_runtime::operators::Operators>()
+        .context("JETSAGA_ADMIN_TOKEN (--admin-token)")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(shutdown.clone()));
 
@@ -78,7 +93,10 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
     let mut services = tokio::task::JoinSet::new();
     for (producer, database_url) in urls {
         let defaults = jetsaga_cli::participants::of(producer).defaults;
-        let mut settings = Settings::with_defaults(defaults);
+        let mut settings = Settings::with_defaults(defaults).with_operator(
+            jetsaga_contracts::Actor::parse(DEV_OPERATOR).expect("a valid operator name"),
+            &admin_token,
+        );
         settings.nats_url = nats_url.clone();
         settings.database_url = database_url;
         settings.db_max_connections = 8;
@@ -115,11 +133,11 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
     }
     if !shutdown.is_cancelled() {
         if !args.no_seed {
-            seed(&client)
+            seed(&client, &admin_token)
                 .await
                 .context("seeding the demo data through the public APIs")?;
         }
-        print_banner(&nats_url, &args.state_dir);
+        print_banner(&nats_url, &args.state_dir, &admin_token);
     }
 
     // Run until Ctrl-C, or until a service fails (then stop the others too).
@@ -236,7 +254,7 @@ async fn wait_healthy(client: &reqwest::Client) -> anyhow::Result<()> {
 
 /// The demo data, through the same public APIs a user calls. Only on an empty catalogue, so a
 /// second run does not add stock and credit again.
-async fn seed(client: &reqwest::Client) -> anyhow::Result<()> {
+async fn seed(client: &reqwest::Client, admin_token: &str) -> anyhow::Result<()> {
     let product = client
         .get("http://127.0.0.1:8082/stock/MUG-1")
         .send()
@@ -253,7 +271,11 @@ async fn seed(client: &reqwest::Client) -> anyhow::Result<()> {
         return Ok(());
     }
     let send = |req: reqwest::RequestBuilder, what: String| async move {
-        let resp = req.send().await.with_context(|| what.clone())?;
+        let resp = req
+            .bearer_auth(admin_token)
+            .send()
+            .await
+            .with_context(|| what.clone())?;
         let status = resp.status();
         if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
             anyhow::bail!("{what}: {status} {}", resp.text().await.unwrap_or_default());
@@ -303,12 +325,15 @@ async fn seed(client: &reqwest::Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(nats_url: &str, state_dir: &Path) {
+fn print_banner(nats_url: &str, state_dir: &Path, admin_token: &str) {
     println!(
         r#"
 jetsaga is running (NATS at {nats_url}, dev state in {state}):
   order    http://127.0.0.1:8080     payment  http://127.0.0.1:8081
   stock    http://127.0.0.1:8082     voucher  http://127.0.0.1:8083
+
+Admin routes need the operator token (set JETSAGA_ADMIN_TOKEN to choose it):
+  operator {DEV_OPERATOR}, token {admin_token}
 
 Demo data: products MUG-1 TEE-1 BOOK-1 CAP-1 PEN-1 (only 2 pens), customer alice {ALICE}
 (200.00 credit, voucher WELCOME5), customer bob {BOB} (5.00 credit).
@@ -320,6 +345,9 @@ Try:
   # an order that is cancelled with payment_failed (bob cannot pay a book)
   curl -s -X POST localhost:8080/orders -H 'content-type: application/json' \
     -d '{{"customer_id":"{BOB}","items":[{{"sku":"BOOK-1","quantity":1}}]}}'
+  # an admin change, signed by the operator dev (recorded as the actor of StockAdjusted)
+  curl -s -X POST localhost:8082/stock/PEN-1/adjust -H 'authorization: Bearer {admin_token}' \
+    -H 'content-type: application/json' -d '{{"delta":3}}'
   # the saga of an order, across all four services
   curl -s localhost:8080/orders/<order_id>/timeline     # or: jetsaga trace <order_id>
 

@@ -25,8 +25,10 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs schemathesis on one service in `mode` (`negative` or `positive`); returns its summary.
-async fn run(svc: Svc, base: &str, mode: &str) -> anyhow::Result<String> {
+/// Runs schemathesis on one service in `mode` (`negative` or `positive`) as the operator whose
+/// `token` the admin routes admit; returns its summary. (Its `ignored_auth` check also sends each
+/// admin request without the token, and fails if one is not refused.)
+async fn run(svc: Svc, base: &str, mode: &str, token: &str) -> anyhow::Result<String> {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemathesis.toml");
     let out = tokio::process::Command::new(schemathesis()?)
         .args(["--config-file", config, "run"])
@@ -42,6 +44,8 @@ async fn run(svc: Svc, base: &str, mode: &str) -> anyhow::Result<String> {
             "2026",
         ])
         .args(["--no-color", "--suppress-health-check", "all"])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {token}"))
         .output()
         .await
         .context("running schemathesis")?;
@@ -66,7 +70,7 @@ async fn every_service_answers_as_its_openapi_document_says_and_a_refused_reques
     let services = [Svc::Order, Svc::Voucher, Svc::Payment, Svc::Stock];
     // Every service first, so that no saga started by an accepted request touches the outboxes.
     for svc in services {
-        run(svc, sys.api.base(svc), "negative").await?;
+        run(svc, sys.api.base(svc), "negative", &sys.operator_token).await?;
     }
     for svc in services {
         // Everything was refused: no business change, so no event in the outbox.
@@ -81,7 +85,7 @@ async fn every_service_answers_as_its_openapi_document_says_and_a_refused_reques
         pool.close().await;
     }
     for svc in services {
-        run(svc, sys.api.base(svc), "positive").await?;
+        run(svc, sys.api.base(svc), "positive", &sys.operator_token).await?;
     }
     Ok(())
 }

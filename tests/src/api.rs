@@ -34,6 +34,8 @@ pub struct Api {
     stock: String,
     voucher: String,
     nats_url: Option<String>,
+    /// The operator's token the admin calls carry (`Authorization: Bearer`).
+    operator_token: Option<String>,
 }
 
 impl Api {
@@ -48,6 +50,29 @@ impl Api {
             stock: stock.trim_end_matches('/').to_owned(),
             voucher: voucher.trim_end_matches('/').to_owned(),
             nats_url: None,
+            operator_token: None,
+        }
+    }
+
+    /// Admin calls (and raw sends) carry this operator's token.
+    pub fn with_operator_token(mut self, token: &str) -> Self {
+        self.operator_token = Some(token.to_owned());
+        self
+    }
+
+    /// The same API without an operator's token, to see an admin route refuse.
+    pub fn without_operator(&self) -> Self {
+        Api {
+            operator_token: None,
+            ..self.clone()
+        }
+    }
+
+    /// A request as an operator: with the token, when there is one.
+    fn as_operator(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.operator_token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
         }
     }
 
@@ -91,10 +116,11 @@ impl Api {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> anyhow::Result<Answer> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base(svc)))
-            .body(body);
+        let mut req = self.as_operator(
+            self.http
+                .request(method, format!("{}{path}", self.base(svc)))
+                .body(body),
+        );
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
@@ -108,9 +134,11 @@ impl Api {
         price_cents: i64,
     ) -> anyhow::Result<Answer> {
         Self::answer(
-            self.http
-                .put(format!("{}/products/{sku}", self.order))
-                .json(&json!({ "name": name, "price_cents": price_cents })),
+            self.as_operator(
+                self.http
+                    .put(format!("{}/products/{sku}", self.order))
+                    .json(&json!({ "name": name, "price_cents": price_cents })),
+            ),
         )
         .await
     }
@@ -149,9 +177,11 @@ impl Api {
 
     pub async fn credit(&self, customer_id: &str, amount_cents: i64) -> anyhow::Result<Answer> {
         Self::answer(
-            self.http
-                .post(format!("{}/accounts/{customer_id}/credit", self.payment))
-                .json(&json!({ "amount_cents": amount_cents })),
+            self.as_operator(
+                self.http
+                    .post(format!("{}/accounts/{customer_id}/credit", self.payment))
+                    .json(&json!({ "amount_cents": amount_cents })),
+            ),
         )
         .await
     }
@@ -168,9 +198,11 @@ impl Api {
 
     pub async fn adjust(&self, sku: &str, delta: i64) -> anyhow::Result<Answer> {
         Self::answer(
-            self.http
-                .post(format!("{}/stock/{sku}/adjust", self.stock))
-                .json(&json!({ "delta": delta })),
+            self.as_operator(
+                self.http
+                    .post(format!("{}/stock/{sku}/adjust", self.stock))
+                    .json(&json!({ "delta": delta })),
+            ),
         )
         .await
     }
@@ -197,9 +229,11 @@ impl Api {
             body["expires_at"] = json!(t);
         }
         Self::answer(
-            self.http
-                .post(format!("{}/vouchers", self.voucher))
-                .json(&body),
+            self.as_operator(
+                self.http
+                    .post(format!("{}/vouchers", self.voucher))
+                    .json(&body),
+            ),
         )
         .await
     }

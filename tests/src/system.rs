@@ -48,6 +48,9 @@ pub enum NatsSetup {
     LockedDown,
 }
 
+/// The operator the harness's services admit (`ADMIN_TOKENS`), named in its admin events.
+pub const OPERATOR: &str = "scenarios";
+
 /// How to start the system.
 #[derive(Debug, Clone)]
 pub struct SystemOptions {
@@ -222,7 +225,11 @@ struct Proc {
 #[allow(missing_debug_implementations)]
 pub struct System {
     pub nats: Option<NatsServer>,
+    /// Its admin calls carry the system's operator token.
     pub api: Api,
+    /// The token of the operator [`OPERATOR`] every service of this system admits (a new one
+    /// per system).
+    pub operator_token: String,
     /// The URL tests and tools use: the admin's when locked down.
     nats_url: String,
     /// The users when locked down; declared after `nats`, so the server stops before its
@@ -300,14 +307,19 @@ pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
 
 impl System {
     /// Whether the scenarios run against an already running deployment.
+    /// Its admin calls carry `JETSAGA_ADMIN_TOKEN`, an operator's token of that deployment.
     pub fn external() -> Option<Api> {
         let get = |name: &str| std::env::var(name).ok();
-        Some(Api::new(
+        let api = Api::new(
             &get("JETSAGA_ORDER_URL")?,
             &get("JETSAGA_PAYMENT_URL")?,
             &get("JETSAGA_STOCK_URL")?,
             &get("JETSAGA_VOUCHER_URL")?,
-        ))
+        );
+        Some(match get("JETSAGA_ADMIN_TOKEN") {
+            Some(token) => api.with_operator_token(&token),
+            None => api,
+        })
     }
 
     /// Starts nats-server, four databases and the four services, and waits until all are healthy.
@@ -317,6 +329,7 @@ impl System {
             let nats_url =
                 std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
             return Ok(System {
+                operator_token: std::env::var("JETSAGA_ADMIN_TOKEN").unwrap_or_default(),
                 nats: None,
                 api: api.with_nats(&nats_url),
                 nats_url,
@@ -383,14 +396,17 @@ impl System {
             }
         }
         let url = |i: usize| format!("http://127.0.0.1:{}", procs[i].port);
-        let api = Api::new(&url(0), &url(2), &url(3), &url(1));
-        let api = api.with_nats(&nats_url);
+        let operator_token = format!("op-{}", uuid::Uuid::new_v4().simple());
+        let api = Api::new(&url(0), &url(2), &url(3), &url(1))
+            .with_nats(&nats_url)
+            .with_operator_token(&operator_token);
         let netcut = if options.netcut {
             Some(crate::netcut::NetCut::start(([127, 0, 0, 1], nats.port()).into()).await?)
         } else {
             None
         };
         let mut system = System {
+            operator_token,
             nats_url,
             nats: Some(nats),
             users,
@@ -488,6 +504,10 @@ impl System {
                 options.order_deadline.as_secs().max(1).to_string(),
             )
             .env("DEADLINE_SWEEP_MS", "200")
+            .env(
+                "ADMIN_TOKENS",
+                format!("{OPERATOR}={}", self.operator_token),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("SERVICE_LOG").unwrap_or_else(|_| "warn".into()),

@@ -11,7 +11,7 @@ use jetsaga_contracts::events::order::{
 use jetsaga_contracts::events::stock::StockReserved;
 use jetsaga_contracts::events::voucher::VoucherRejected;
 use jetsaga_contracts::{
-    CancelReason, CustomerId, EventId, EventSet, Money, OrderEvent, OrderId, OrderLine,
+    Actor, CancelReason, CustomerId, EventId, EventSet, Money, OrderEvent, OrderId, OrderLine,
     RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
 };
 use jetsaga_servicetest::facts::{self, Fact};
@@ -197,6 +197,7 @@ async fn restoring_the_same_facts_twice_changes_nothing() -> anyhow::Result<()> 
             sku: sku("TEA"),
             name: "tea".into(),
             price: cents(300),
+            actor: Actor::anonymous(),
         })),
         Fact::root(OrderEvent::OrderCreated(kept.clone())),
         Fact::root(OrderEvent::OrderCreated(dropped.clone())),

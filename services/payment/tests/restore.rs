@@ -8,7 +8,7 @@ use common::{cents, order_cancelled, voucher_reserved, PaymentService};
 use jetsaga_contracts::events::payment::{
     AccountCredited, PaymentFailed, PaymentRefunded, PaymentSucceeded,
 };
-use jetsaga_contracts::{CustomerId, EventId, OrderId, PaymentEvent};
+use jetsaga_contracts::{Actor, CustomerId, EventId, OrderId, PaymentEvent};
 use jetsaga_servicetest::facts::{self, Fact};
 use jetsaga_testkit::TestDb;
 use payment_service::consumers::{OnOrders, OnVouchers};
@@ -27,6 +27,7 @@ fn credited(customer_id: CustomerId, amount: i64) -> Fact<PaymentEvent> {
         credit_id: uuid::Uuid::new_v4(),
         customer_id,
         amount: cents(amount),
+        actor: Actor::anonymous(),
     }))
 }
 

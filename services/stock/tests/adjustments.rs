@@ -4,7 +4,7 @@ mod common;
 
 use common::StockService;
 use jetsaga_contracts::events::stock::StockAdjusted;
-use jetsaga_contracts::{Sku, StockEvent};
+use jetsaga_contracts::{Actor, Sku, StockEvent};
 use jetsaga_servicetest::{Answer, WAIT};
 use jetsaga_testkit::wait_until;
 use serde_json::json;
@@ -31,7 +31,7 @@ async fn adjustment_adds_stock_and_is_announced() -> anyhow::Result<()> {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"sku": "SKU-1", "available": 3, "reserved": 0}));
 
-    // the ledger has both adjustments, and each was announced as StockAdjusted, in order,
+    // the ledger has both adjustments, each was announced as StockAdjusted, in order,
     let ledger: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
         "SELECT adjustment_id, delta FROM adjustments ORDER BY created_at, delta DESC",
     )
@@ -40,18 +40,22 @@ async fn adjustment_adds_stock_and_is_announced() -> anyhow::Result<()> {
     assert_eq!(ledger.len(), 2);
     let emitted = svc.emitted_events().await?;
     let sku = Sku::parse("SKU-1")?;
+    // each naming the operator whose token made it,
+    let operator = Actor::parse(jetsaga_servicetest::OPERATOR)?;
     assert_eq!(
         emitted,
         vec![
             StockEvent::StockAdjusted(StockAdjusted {
                 adjustment_id: ledger[0].0,
                 sku: sku.clone(),
-                delta: 5
+                delta: 5,
+                actor: operator.clone(),
             }),
             StockEvent::StockAdjusted(StockAdjusted {
                 adjustment_id: ledger[1].0,
                 sku,
-                delta: -2
+                delta: -2,
+                actor: operator,
             }),
         ]
     );

@@ -8,7 +8,7 @@ use common::{cancelled, paid, StockService};
 use jetsaga_contracts::events::payment::PaymentSucceeded;
 use jetsaga_contracts::events::stock::{StockAdjusted, StockFailed, StockReleased, StockReserved};
 use jetsaga_contracts::{
-    CancelReason, EventId, OrderEvent, OrderId, PaymentEvent, Sku, StockEvent, StockLine,
+    Actor, CancelReason, EventId, OrderEvent, OrderId, PaymentEvent, Sku, StockEvent, StockLine,
 };
 use jetsaga_servicetest::facts::{self, Fact};
 use jetsaga_testkit::TestDb;
@@ -38,6 +38,7 @@ fn adjusted(s: &str, delta: i64) -> Fact<StockEvent> {
         adjustment_id: uuid::Uuid::new_v4(),
         sku: sku(s),
         delta,
+        actor: Actor::anonymous(),
     }))
 }
 

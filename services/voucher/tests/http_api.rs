@@ -37,6 +37,7 @@ async fn issued_voucher_is_available_and_announced() -> anyhow::Result<()> {
             "customer_id": customer,
             "discount": 1000,
             "expires_at": "2099-12-31T23:59:59Z",
+            "actor": jetsaga_servicetest::OPERATOR,
         })]
     );
 

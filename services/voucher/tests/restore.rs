@@ -9,7 +9,7 @@ use jetsaga_contracts::events::voucher::{
     VoucherIssued, VoucherRedeemed, VoucherRejected, VoucherReleased, VoucherReserved,
 };
 use jetsaga_contracts::{
-    CustomerId, EventId, Money, OrderEvent, OrderId, RejectReason, VoucherCode, VoucherEvent,
+    Actor, CustomerId, EventId, Money, OrderEvent, OrderId, RejectReason, VoucherCode, VoucherEvent,
 };
 use jetsaga_servicetest::facts::{self, Fact};
 use jetsaga_testkit::TestDb;
@@ -38,6 +38,7 @@ fn issued(
         customer_id,
         discount: Money::from_cents(500).expect("valid money"),
         expires_at,
+        actor: Actor::anonymous(),
     }))
 }
 

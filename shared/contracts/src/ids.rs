@@ -159,6 +159,22 @@ key_type!(
     VoucherCode,
     "voucher code"
 );
+key_type!(
+    /// The operator whose credential made an admin change: the name of an `ADMIN_TOKENS` entry,
+    /// recorded in the change's event so the streams are the audit log.
+    Actor,
+    "operator name"
+);
+
+impl Actor {
+    /// The actor of a change made while admin routes were open (`--insecure-admin`), and of the
+    /// admin events written before changes carried one.
+    pub const ANONYMOUS: &'static str = "anonymous";
+
+    pub fn anonymous() -> Actor {
+        Actor(Self::ANONYMOUS.to_owned())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -171,6 +187,8 @@ mod tests {
         }
         assert_eq!(Sku::parse("SKU-1_a").unwrap().as_str(), "SKU-1_a");
         assert!(serde_json::from_str::<VoucherCode>("\"a.b\"").is_err());
+        assert!(Actor::parse("ops.alice").is_err());
+        assert_eq!(Actor::anonymous().as_str(), "anonymous");
     }
 
     #[test]

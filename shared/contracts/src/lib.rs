@@ -6,7 +6,7 @@
 //! ## Layout
 //! - [`money`]: [`Money`], an amount in integer cents that can never be negative.
 //! - [`ids`]: id newtypes ([`OrderId`], [`CustomerId`], [`EventId`], ...) and validated keys ([`Sku`],
-//!   [`VoucherCode`]) that are safe to use as a subject token.
+//!   [`VoucherCode`], the operator's [`Actor`]) that are safe to use as a subject token.
 //! - [`producer`]: the four producing services, their streams and subject prefixes.
 //! - [`event_set`]: the [`EventSet`] trait every service's event enum implements, and its decode errors.
 //! - [`events`]: one module per producing service with its past-tense event enum and payloads.
@@ -27,7 +27,7 @@ pub use events::payment::PaymentEvent;
 pub use events::stock::StockEvent;
 pub use events::voucher::{RejectReason, VoucherEvent};
 pub use events::{OrderLine, StockLine};
-pub use ids::{CustomerId, EventId, InvalidKey, OrderId, Sku, VoucherCode};
+pub use ids::{Actor, CustomerId, EventId, InvalidKey, OrderId, Sku, VoucherCode};
 pub use money::{Money, MoneyError};
 pub use producer::Producer;
 

@@ -3,7 +3,7 @@
 
 use jetsaga_contracts::events::{order, payment, stock, voucher};
 use jetsaga_contracts::{
-    asyncapi, CancelReason, CustomerId, EventSet, Money, OrderEvent, OrderId, OrderLine,
+    asyncapi, Actor, CancelReason, CustomerId, EventSet, Money, OrderEvent, OrderId, OrderLine,
     PaymentEvent, RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
 };
 use serde_json::{json, Value};
@@ -22,6 +22,7 @@ fn sample<E: EventSet>(event: impl Into<E>) -> (&'static str, Vec<u8>) {
 /// One event of every type, with the optional fields both set and left out where there are any.
 fn samples() -> Vec<(&'static str, Vec<u8>)> {
     let (order_id, customer) = (OrderId::new_random(), CustomerId::new_random());
+    let operator = Actor::parse("alice").unwrap();
     let sku = Sku::parse("SKU-1").unwrap();
     let code = VoucherCode::parse("WELCOME5").unwrap();
     let lines = vec![OrderLine {
@@ -69,12 +70,14 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             sku: sku.clone(),
             name: "Mug".into(),
             price: cents(1250),
+            actor: operator.clone(),
         }),
         sample::<VoucherEvent>(voucher::VoucherIssued {
             code: code.clone(),
             customer_id: customer,
             discount: cents(500),
             expires_at: Some(OffsetDateTime::UNIX_EPOCH),
+            actor: operator.clone(),
         }),
         sample::<VoucherEvent>(voucher::VoucherReserved {
             order_id,
@@ -101,6 +104,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             credit_id: Uuid::new_v4(),
             customer_id: customer,
             amount: cents(20_000),
+            actor: operator.clone(),
         }),
         sample::<PaymentEvent>(payment::PaymentSucceeded {
             order_id,
@@ -124,6 +128,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             adjustment_id: Uuid::new_v4(),
             sku: sku.clone(),
             delta: -3,
+            actor: Actor::anonymous(),
         }),
         sample::<StockEvent>(stock::StockReserved {
             order_id,

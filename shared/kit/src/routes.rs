@@ -209,6 +209,7 @@ mod tests {
             sku: jetsaga_contracts::Sku::parse("MUG-1").unwrap(),
             name: "Mug".to_owned(),
             price: jetsaga_contracts::Money::from_cents(100).unwrap(),
+            actor: jetsaga_contracts::Actor::anonymous(),
         });
         assert!(!OnOrders.compensates(&priced));
     }

@@ -10,6 +10,7 @@
 //! - [`api_error`]: [`ApiError`], the `{"error","message"}` body with a 4xx status.
 //! - [`json`]: [`Json`], a JSON extractor whose every rejection is an [`ApiError`].
 //! - [`openapi`]: the error body's schema and `GET /openapi.json`.
+//! - [`operators`]: `ADMIN_TOKENS`, and the [`operators::Operator`] an admin route takes.
 //! - [`ops`]: the `/health` and `/metrics` routes.
 //! - [`service`]: [`Service`]: start-up, tasks and graceful shutdown.
 //! - [`binary`]: a service binary's whole `main` ([`service_main!`]).
@@ -20,6 +21,7 @@ pub mod api_error;
 pub mod binary;
 pub mod json;
 pub mod openapi;
+pub mod operators;
 pub mod ops;
 pub mod service;
 pub mod settings;

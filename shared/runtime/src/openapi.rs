@@ -57,3 +57,38 @@ pub enum ReadErrors {
     #[response(status = 503, description = "The database is unavailable; try again")]
     Unavailable(ErrorBody),
 }
+
+/// The answer an admin route gives without an operator's token: use as
+/// `responses(..., AdminErrors, JsonBodyErrors)` with `security(("operator_token" = []))`.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum AdminErrors {
+    #[response(
+        status = 401,
+        description = "No operator's token (`Authorization: Bearer <token>`, one of ADMIN_TOKENS); nothing was stored"
+    )]
+    Unauthorized(ErrorBody),
+}
+
+/// The `operator_token` security scheme the admin routes name: a bearer token of `ADMIN_TOKENS`.
+/// Add it to a service's document with `#[openapi(modifiers(&OperatorSecurity))]`.
+#[derive(Debug)]
+pub struct OperatorSecurity;
+
+impl utoipa::Modify for OperatorSecurity {
+    fn modify(&self, openapi: &mut OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "operator_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An operator's token from the service's ADMIN_TOKENS (name=token pairs); \
+                         the name is recorded as the actor of the change's event.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}

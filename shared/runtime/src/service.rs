@@ -7,6 +7,7 @@
 //! Shutdown: stop accepting HTTP, stop pulling and finish the messages in flight, stop background
 //! tasks, and only then flush the relay, so the events of the last transactions go out too.
 
+use crate::operators::AdminAccess;
 use crate::ops;
 use crate::settings::Settings;
 use axum::extract::DefaultBodyLimit;
@@ -52,6 +53,14 @@ pub enum ServiceError {
         addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{service}: no operator may use the admin routes: set ADMIN_TOKENS (name=token,...), or pass --insecure-admin to open them to anyone")]
+    NoAdminAccess { service: &'static str },
+    #[error("{service}: {source}")]
+    AdminTokens {
+        service: &'static str,
+        #[source]
+        source: crate::operators::OperatorsError,
     },
     #[error("{service}: HTTP server failed: {source}")]
     Http {
@@ -168,6 +177,24 @@ impl Service {
         shutdown: CancellationToken,
     ) -> Result<Service, ServiceError> {
         let service = producer.service();
+        match &settings.admin {
+            AdminAccess::Unset => return Err(ServiceError::NoAdminAccess { service }),
+            AdminAccess::Invalid(e) => {
+                return Err(ServiceError::AdminTokens {
+                    service,
+                    source: e.clone(),
+                })
+            }
+            AdminAccess::Insecure => {
+                tracing::warn!(
+                    service,
+                    "--insecure-admin: admin routes are open to anyone, as anonymous"
+                )
+            }
+            AdminAccess::Operators(operators) => {
+                tracing::info!(service, operators = ?operators.names(), "admin routes need an operator's token")
+            }
+        }
         let pool = connect_pool(&settings, service).await?;
         saga_kit::migrate::migrate(&pool, Some(migrations))
             .await

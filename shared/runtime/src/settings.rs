@@ -1,6 +1,7 @@
 //! Typed settings from flags and environment. Each service passes its own [`Defaults`] (port and
 //! database name from the design's contract table); everything else is shared.
 
+use crate::operators::{AdminAccess, Operators};
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -62,6 +63,22 @@ pub struct SettingsArgs {
     /// PostgreSQL, releasing its locks (a paused or hung instance).
     #[arg(long, env = "IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 30000)]
     pub idle_in_transaction_timeout_ms: u64,
+    /// The operators who may use the admin routes, as `name=token` pairs separated by commas
+    /// (tokens of at least 16 characters). An admin request carries `Authorization: Bearer
+    /// <token>`, and the name is recorded as the `actor` of the change's event.
+    #[arg(
+        long,
+        env = "ADMIN_TOKENS",
+        hide_env_values = true,
+        conflicts_with = "insecure_admin"
+    )]
+    // Read as text and checked at start-up (Service::start), so that a malformed value is refused
+    // without clap printing the value, tokens included.
+    pub admin_tokens: Option<String>,
+    /// Open the admin routes to anyone, recorded as `anonymous`. Without this or ADMIN_TOKENS
+    /// the service refuses to start.
+    #[arg(long, env = "INSECURE_ADMIN")]
+    pub insecure_admin: bool,
 }
 
 /// The resolved settings of one service instance.
@@ -78,6 +95,8 @@ pub struct Settings {
     pub max_failures: i64,
     pub lock_timeout: Duration,
     pub idle_in_transaction_timeout: Duration,
+    /// Who may use the admin routes.
+    pub admin: AdminAccess,
 }
 
 /// Secrets stay out of logs: the URLs are shown without their passwords.
@@ -101,6 +120,7 @@ impl std::fmt::Debug for Settings {
                 "idle_in_transaction_timeout",
                 &self.idle_in_transaction_timeout,
             )
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -126,12 +146,21 @@ impl SettingsArgs {
             max_failures: self.max_failures,
             lock_timeout: Duration::from_millis(self.lock_timeout_ms),
             idle_in_transaction_timeout: Duration::from_millis(self.idle_in_transaction_timeout_ms),
+            admin: match (self.admin_tokens, self.insecure_admin) {
+                (Some(text), _) => match text.parse::<Operators>() {
+                    Ok(operators) => AdminAccess::Operators(operators),
+                    Err(e) => AdminAccess::Invalid(e),
+                },
+                (None, true) => AdminAccess::Insecure,
+                (None, false) => AdminAccess::Unset,
+            },
         }
     }
 }
 
 impl Settings {
-    /// The defaults of a service with nothing given, for tests and the dev command.
+    /// The defaults of a service with nothing given, for tests and the dev command. Its admin
+    /// access is unset: the caller names its operators (see [`Settings::with_operator`]).
     pub fn with_defaults(defaults: Defaults) -> Settings {
         SettingsArgs {
             http_addr: None,
@@ -145,7 +174,15 @@ impl Settings {
             max_failures: 5,
             lock_timeout_ms: 500,
             idle_in_transaction_timeout_ms: 30000,
+            admin_tokens: None,
+            insecure_admin: false,
         }
         .resolve(defaults)
+    }
+
+    /// These settings with one operator admitted by `token`.
+    pub fn with_operator(mut self, name: jetsaga_contracts::Actor, token: &str) -> Settings {
+        self.admin = AdminAccess::Operators(Operators::single(name, token));
+        self
     }
 }

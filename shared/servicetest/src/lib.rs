@@ -38,6 +38,9 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// The operator a service under test admits (its `ADMIN_TOKENS`), named in its admin events.
+pub const OPERATOR: &str = "servicetest";
+
 /// A running service with its own nats-server and database. Dropping it cancels the service; the
 /// database and the server go after it.
 #[derive(Debug)]
@@ -46,6 +49,8 @@ pub struct ServiceUnderTest {
     pub base: String,
     pub js: jetstream::Context,
     http: reqwest::Client,
+    /// The token of [`OPERATOR`], the one operator the service admits; requests carry it.
+    pub operator_token: String,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), ServiceError>>>,
     // Dropped last: the service must stop before its database and server go away.
@@ -68,6 +73,11 @@ impl ServiceUnderTest {
         settings.database_url = db.url();
         settings.nats_url = nats.url();
         settings.db_max_connections = 8;
+        let operator_token = format!("op-{}", uuid::Uuid::new_v4().simple());
+        let settings = settings.with_operator(
+            jetsaga_contracts::Actor::parse(OPERATOR).expect("a valid operator name"),
+            &operator_token,
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
@@ -76,6 +86,7 @@ impl ServiceUnderTest {
             base,
             js: jetstream::new(nats.connect().await?),
             http: reqwest::Client::new(),
+            operator_token,
             shutdown,
             task: Some(task),
             db,
@@ -116,7 +127,8 @@ impl ServiceUnderTest {
             .await
     }
 
-    /// One request with extra headers (e.g. `Idempotency-Key`).
+    /// One request with extra headers (e.g. `Idempotency-Key`). It carries the operator's token
+    /// unless `headers` has an `Authorization` of its own.
     pub async fn request_with_headers(
         &self,
         method: reqwest::Method,
@@ -126,6 +138,34 @@ impl ServiceUnderTest {
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Answer> {
         let mut req = self.http.request(method, self.url(path));
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        {
+            req = req.bearer_auth(&self.operator_token);
+        }
+        self.send(req, headers, content_type, body).await
+    }
+
+    /// One request with no `Authorization` header, as anyone on the network would send it.
+    pub async fn request_without_operator(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Answer> {
+        let req = self.http.request(method, self.url(path));
+        self.send(req, &[], content_type, body).await
+    }
+
+    async fn send(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Answer> {
         for (name, value) in headers {
             req = req.header(*name, *value);
         }

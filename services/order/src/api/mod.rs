@@ -13,7 +13,7 @@ pub mod timeline;
 
 use axum::routing::{get, post, put};
 use axum::Router;
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, OperatorSecurity};
 use jetsaga_runtime::Runtime;
 use std::time::Duration;
 use utoipa::OpenApi;
@@ -24,6 +24,13 @@ pub struct AppState {
     pub rt: Runtime,
     /// How long an accepted order's saga may take before it is cancelled with reason `timeout`.
     pub order_deadline: Duration,
+}
+
+/// The admin routes' [`jetsaga_runtime::operators::Operator`] reads the runtime's operators.
+impl axum::extract::FromRef<AppState> for Runtime {
+    fn from_ref(state: &AppState) -> Runtime {
+        state.rt.clone()
+    }
 }
 
 /// The service's OpenAPI document.
@@ -39,7 +46,8 @@ pub struct AppState {
         get_order::get_order,
         timeline::timeline
     ),
-    components(schemas(ErrorBody, create_order::Item))
+    components(schemas(ErrorBody, create_order::Item)),
+    modifiers(&OperatorSecurity)
 )]
 pub struct ApiDoc;
 

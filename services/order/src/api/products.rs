@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use jetsaga_contracts::events::order::ProductPriced;
 use jetsaga_contracts::{EventId, OrderEvent, Sku};
-use jetsaga_runtime::openapi::JsonBodyErrors;
+use jetsaga_runtime::openapi::{AdminErrors, JsonBodyErrors};
+use jetsaga_runtime::operators::Operator;
 use jetsaga_runtime::{ApiError, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,11 +46,14 @@ pub struct Product {
     request_body = PutProduct,
     responses(
         (status = 200, description = "The product as set", body = Product),
+        AdminErrors,
         JsonBodyErrors,
-    )
+    ),
+    security(("operator_token" = []))
 )]
 pub async fn put_product(
     State(state): State<AppState>,
+    Operator(actor): Operator,
     Path(raw_sku): Path<String>,
     Json(body): Json<PutProduct>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -64,6 +68,7 @@ pub async fn put_product(
         sku: sku.clone(),
         name: body.name.clone(),
         price,
+        actor,
     });
     saga_kit::outbox::emit_root(&mut tx, EventId::new_random(), &event).await?;
     tx.commit().await?;

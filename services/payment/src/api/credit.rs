@@ -10,7 +10,8 @@ use axum::extract::{Path, State};
 use jetsaga_contracts::events::payment::AccountCredited;
 use jetsaga_contracts::{CustomerId, EventId, PaymentEvent};
 use jetsaga_runtime::api_error::parse_id;
-use jetsaga_runtime::openapi::{ErrorBody, JsonBodyErrors};
+use jetsaga_runtime::openapi::{AdminErrors, ErrorBody, JsonBodyErrors};
+use jetsaga_runtime::operators::Operator;
 use jetsaga_runtime::{ApiError, Json, Runtime};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -46,11 +47,14 @@ fn refused(customer_id: CustomerId, e: CreditError) -> ApiError {
     responses(
         (status = 200, description = "The new balance", body = Account),
         (status = 409, description = "The balance cannot take this credit (it would overflow); nothing was stored", body = ErrorBody),
+        AdminErrors,
         JsonBodyErrors,
-    )
+    ),
+    security(("operator_token" = []))
 )]
 pub async fn credit(
     State(rt): State<Runtime>,
+    Operator(actor): Operator,
     Path(raw_id): Path<String>,
     Json(body): Json<CreditRequest>,
 ) -> Result<axum::Json<Account>, ApiError> {
@@ -71,11 +75,12 @@ pub async fn credit(
             credit_id,
             customer_id,
             amount,
+            actor: actor.clone(),
         }),
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(%customer_id, %credit_id, amount = amount.cents(), "account credited");
+    tracing::info!(%customer_id, %credit_id, amount = amount.cents(), %actor, "account credited");
 
     Ok(axum::Json(Account {
         customer_id,

@@ -6,7 +6,7 @@ mod credit;
 
 use axum::routing::{get, post};
 use axum::Router;
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, OperatorSecurity};
 use jetsaga_runtime::Runtime;
 use utoipa::OpenApi;
 
@@ -18,7 +18,8 @@ use utoipa::OpenApi;
         description = "Balances: credit an account, read one. Errors are {\"error\",\"message\"}."
     ),
     paths(credit::credit, account::account),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody)),
+    modifiers(&OperatorSecurity)
 )]
 pub struct ApiDoc;
 

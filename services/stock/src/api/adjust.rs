@@ -10,7 +10,8 @@ use crate::store;
 use axum::extract::{Path, State};
 use jetsaga_contracts::events::stock::StockAdjusted;
 use jetsaga_contracts::{EventId, StockEvent};
-use jetsaga_runtime::openapi::{ErrorBody, JsonBodyErrors};
+use jetsaga_runtime::openapi::{AdminErrors, ErrorBody, JsonBodyErrors};
+use jetsaga_runtime::operators::Operator;
 use jetsaga_runtime::{ApiError, Json, Runtime};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -56,11 +57,14 @@ fn delta_schema() -> utoipa::openapi::Schema {
     responses(
         (status = 200, description = "Its units after the adjustment", body = StockView),
         (status = 409, description = "More units removed than available, or too many units", body = ErrorBody),
+        AdminErrors,
         JsonBodyErrors,
-    )
+    ),
+    security(("operator_token" = []))
 )]
 pub async fn adjust(
     State(rt): State<Runtime>,
+    Operator(actor): Operator,
     Path(sku): Path<String>,
     Json(body): Json<AdjustRequest>,
 ) -> Result<axum::Json<StockView>, ApiError> {
@@ -96,6 +100,7 @@ pub async fn adjust(
         adjustment_id,
         sku: sku.clone(),
         delta,
+        actor,
     });
     saga_kit::outbox::emit_root(&mut tx, EventId::new_random(), &event).await?;
     tx.commit().await?;

@@ -10,7 +10,7 @@ pub mod get_stock;
 use axum::routing::{get, post};
 use axum::Router;
 use jetsaga_contracts::Sku;
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, OperatorSecurity};
 use jetsaga_runtime::{ApiError, Runtime};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -23,7 +23,8 @@ use utoipa::{OpenApi, ToSchema};
         description = "Stock: adjust a SKU, read one. Errors are {\"error\",\"message\"}."
     ),
     paths(adjust::adjust, get_stock::get_stock),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody)),
+    modifiers(&OperatorSecurity)
 )]
 pub struct ApiDoc;
 

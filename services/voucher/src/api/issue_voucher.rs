@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use jetsaga_contracts::events::voucher::VoucherIssued;
 use jetsaga_contracts::{CustomerId, EventId, Money, VoucherCode, VoucherEvent};
-use jetsaga_runtime::openapi::{ErrorBody, JsonBodyErrors};
+use jetsaga_runtime::openapi::{AdminErrors, ErrorBody, JsonBodyErrors};
+use jetsaga_runtime::operators::Operator;
 use jetsaga_runtime::{ApiError, Json, Runtime};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -89,11 +90,14 @@ fn validate(req: IssueVoucher) -> Result<NewVoucher, ApiError> {
     responses(
         (status = 201, description = "Issued", body = Issued),
         (status = 409, description = "A voucher with this code exists", body = ErrorBody),
+        AdminErrors,
         JsonBodyErrors,
-    )
+    ),
+    security(("operator_token" = []))
 )]
 pub async fn issue(
     State(rt): State<Runtime>,
+    Operator(actor): Operator,
     Json(req): Json<IssueVoucher>,
 ) -> Result<impl IntoResponse, ApiError> {
     let voucher = validate(req)?;
@@ -109,6 +113,7 @@ pub async fn issue(
         customer_id: voucher.customer_id,
         discount: voucher.discount,
         expires_at: voucher.expires_at,
+        actor,
     });
     saga_kit::outbox::emit_root(&mut tx, EventId::new_random(), &issued).await?;
     tx.commit().await?;

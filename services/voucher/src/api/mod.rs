@@ -6,7 +6,7 @@ mod issue_voucher;
 
 use axum::routing::{get, post};
 use axum::Router;
-use jetsaga_runtime::openapi::ErrorBody;
+use jetsaga_runtime::openapi::{ErrorBody, OperatorSecurity};
 use jetsaga_runtime::Runtime;
 use utoipa::OpenApi;
 
@@ -18,7 +18,8 @@ use utoipa::OpenApi;
         description = "Vouchers: issue one, read one. Errors are {\"error\",\"message\"}."
     ),
     paths(issue_voucher::issue, get_voucher::get),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody)),
+    modifiers(&OperatorSecurity)
 )]
 pub struct ApiDoc;
 

@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
-use crate::{event_set, CustomerId, Money, OrderId, Sku, VoucherCode};
+use crate::{event_set, Actor, CustomerId, Money, OrderId, Sku, VoucherCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -95,6 +95,10 @@ pub struct ProductPriced {
     pub sku: Sku,
     pub name: String,
     pub price: Money,
+    /// The operator who made the change; `anonymous` when admin routes were open, and in events
+    /// written before changes carried one.
+    #[serde(default = "Actor::anonymous")]
+    pub actor: Actor,
 }
 
 keyed_by_order!(OrderCreated, OrderConfirmed, OrderCancelled);

@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
-use crate::{event_set, CustomerId, Money, OrderId};
+use crate::{event_set, Actor, CustomerId, Money, OrderId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,6 +14,10 @@ pub struct AccountCredited {
     pub credit_id: Uuid,
     pub customer_id: CustomerId,
     pub amount: Money,
+    /// The operator who made the change; `anonymous` when admin routes were open, and in events
+    /// written before changes carried one.
+    #[serde(default = "Actor::anonymous")]
+    pub actor: Actor,
 }
 
 /// The customer was charged `amount` (the total minus the discount). Carries the lines for stock.

@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, StockLine};
 use crate::event_set::Keyed;
-use crate::{event_set, OrderId, Sku};
+use crate::{event_set, Actor, OrderId, Sku};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,6 +14,10 @@ pub struct StockAdjusted {
     pub adjustment_id: Uuid,
     pub sku: Sku,
     pub delta: i64,
+    /// The operator who made the change; `anonymous` when admin routes were open, and in events
+    /// written before changes carried one.
+    #[serde(default = "Actor::anonymous")]
+    pub actor: Actor,
 }
 
 /// Every line of the order is held.

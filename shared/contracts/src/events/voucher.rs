@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
-use crate::{event_set, CustomerId, Money, OrderId, VoucherCode};
+use crate::{event_set, Actor, CustomerId, Money, OrderId, VoucherCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -27,6 +27,10 @@ pub struct VoucherIssued {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub expires_at: Option<OffsetDateTime>,
+    /// The operator who made the change; `anonymous` when admin routes were open, and in events
+    /// written before changes carried one.
+    #[serde(default = "Actor::anonymous")]
+    pub actor: Actor,
 }
 
 /// The voucher step passed: either a voucher is now held for the order, or the order has none and

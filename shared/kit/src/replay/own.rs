@@ -264,6 +264,7 @@ mod tests {
             adjustment_id: uuid::Uuid::new_v4(),
             sku: Sku::parse("SKU-1").unwrap(),
             delta: 1,
+            actor: jetsaga_contracts::Actor::anonymous(),
         });
         let mut envelope = Envelope::root(EventId::new_random(), &event);
         envelope.time = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(seconds);
