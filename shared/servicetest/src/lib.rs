@@ -147,18 +147,6 @@ impl ServiceUnderTest {
         self.send(req, headers, content_type, body).await
     }
 
-    /// One request with no `Authorization` header, as anyone on the network would send it.
-    pub async fn request_without_operator(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        content_type: Option<&str>,
-        body: Option<Vec<u8>>,
-    ) -> anyhow::Result<Answer> {
-        let req = self.http.request(method, self.url(path));
-        self.send(req, &[], content_type, body).await
-    }
-
     async fn send(
         &self,
         mut req: reqwest::RequestBuilder,
