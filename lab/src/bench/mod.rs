@@ -19,6 +19,7 @@
 //! ## Layout
 //! - [`mix`]: the outcome mix. [`catalogue`]: the seeded data and order bodies.
 //! - [`drive`]: the load generator. [`watch`]: terminal events from the ORDERS stream.
+//! - [`peers`]: `--peers DIR`, DBOS and Restate right after, in one table.
 //! - [`sample`]: backlog, lag and CPU. [`cost`]: PostgreSQL and NATS work per saga. [`null`]: the null saga. [`report`], [`plot`]: the output.
 
 pub mod catalogue;
@@ -26,6 +27,7 @@ pub mod cost;
 pub mod drive;
 pub mod mix;
 pub mod null;
+pub mod peers;
 pub mod plot;
 pub mod report;
 pub mod sample;
@@ -99,9 +101,14 @@ pub struct BenchArgs {
     /// `max_connections`.
     #[arg(long, default_value_t = 8)]
     pub pool_per_database: u32,
-    /// Where the plot is written.
+    /// Where the plot is written (and the peers' copy, with `--peers`).
     #[arg(long, default_value = ".jetsaga/bench")]
     pub out: PathBuf,
+    /// Then run the same saga and load on the peers in DIR (`../shared/peers`: DBOS and Restate),
+    /// DBOS in the durability of this mode, and print all in one table. DIR is copied under
+    /// `--out` first and built there once.
+    #[arg(long, value_name = "DIR")]
+    pub peers: Option<PathBuf>,
 }
 
 impl std::fmt::Display for Mix {
@@ -364,6 +371,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     let rounds = args.rounds.max(1);
     let per_round = (args.orders / rounds).max(1);
     let (mut real_rates, mut null_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut real_p99s, mut null_p99s) = (Vec::new(), Vec::new());
     if args.rate.is_none() {
         for round in 1..=rounds {
             let seed = args.seed + 10 * round as u64;
@@ -381,6 +389,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
             )
             .await;
             real_cost.add(&before, &meter.read().await, max.phase.completed);
+            real_p99s.push(max.phase.latency.p99);
             let real = max.phase.sagas_per_sec;
             real_rates.push(real);
             run.keep(max);
@@ -400,6 +409,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
                 )
                 .await;
                 null_cost.add(&before, &null_meter.read().await, measured.phase.completed);
+                null_p99s.push(measured.phase.latency.p99);
                 let ceiling = measured.phase.sagas_per_sec;
                 null_rates.push(ceiling);
                 if ceiling > 0.0 {
@@ -466,12 +476,28 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     std::fs::write(&plot_path, plot::svg(&title, &run.points, &run.samples))
         .with_context(|| format!("writing {}", plot_path.display()))?;
 
+    let peer_runs = match &args.peers {
+        Some(dir) => {
+            peers::run(
+                dir,
+                &args.out,
+                &peers::PeerLoad {
+                    sagas: args.orders,
+                    concurrency: args.concurrency,
+                    seed: args.seed,
+                    durable: args.durable,
+                },
+            )
+            .await?
+        }
+        None => Vec::new(),
+    };
     let sagas_per_sec = if args.rate.is_some() {
         run.phases.first().map(|p| p.sagas_per_sec).unwrap_or(0.0)
     } else {
         max_rate
     };
-    let report = BenchReport {
+    let mut report = BenchReport {
         mode,
         postgres_synchronous_commit: synchronous_commit,
         instances: args.instances.max(1),
@@ -489,7 +515,11 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         violations,
         passed: run.lost == 0 && violation_count == 0,
         plot: Some(plot_path.display().to_string()),
+        side_by_side: Vec::new(),
     };
+    if !peer_runs.is_empty() {
+        report.side_by_side = side_by_side(&report, &peer_runs, &real_p99s, null_p99s.as_slice());
+    }
     if !json {
         print!("{}", report.render());
     }
@@ -499,4 +529,45 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// jetsaga (and its null saga) first, then each peer, for [`peers::render`].
+fn side_by_side(
+    report: &BenchReport,
+    peer_runs: &[peers::PeerRun],
+    real_p99s: &[f64],
+    null_p99s: &[f64],
+) -> Vec<peers::Row> {
+    let durability = if report.mode == "durable" {
+        "NATS fsync always, PostgreSQL synchronous_commit=on"
+    } else {
+        "NATS lazy fsync, PostgreSQL synchronous_commit=off"
+    };
+    let mut rows = vec![peers::Row {
+        system: "jetsaga".into(),
+        durability: durability.into(),
+        sagas_per_sec: report.sagas_per_sec,
+        p99_ms: median(real_p99s),
+        passed: report.passed,
+        per_saga: report.per_saga.0.clone(),
+    }];
+    if report.null_sagas_per_sec > 0.0 {
+        rows.push(peers::Row {
+            system: "jetsaga null saga".into(),
+            durability: durability.into(),
+            sagas_per_sec: report.null_sagas_per_sec,
+            p99_ms: median(null_p99s),
+            passed: report.passed,
+            per_saga: report.null_per_saga.0.clone(),
+        });
+    }
+    rows.extend(peer_runs.iter().map(|r| peers::Row {
+        system: r.peer.clone(),
+        durability: r.durability.clone(),
+        sagas_per_sec: r.sagas_per_sec,
+        p99_ms: r.p99_ms,
+        passed: r.passed(),
+        per_saga: r.per_saga.clone(),
+    }));
+    rows
 }

@@ -91,6 +91,9 @@ pub struct BenchReport {
     /// Nothing lost and no violation: the figures count.
     pub passed: bool,
     pub plot: Option<String>,
+    /// With `--peers`: jetsaga and each peer of the same run, jetsaga first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub side_by_side: Vec<super::peers::Row>,
 }
 
 impl BenchReport {
@@ -173,6 +176,9 @@ impl BenchReport {
         }
         if let Some(plot) = &self.plot {
             text.push_str(&format!("latency over time: {plot}\n"));
+        }
+        if !self.side_by_side.is_empty() {
+            text.push_str(&super::peers::render(&self.side_by_side));
         }
         text.push_str(if self.passed {
             "PASSED: nothing lost, no invariant violated\n"
