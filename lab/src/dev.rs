@@ -57,9 +57,9 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
         .admin_token
         .clone()
         .unwrap_or_else(|| format!("dev-{}", uuid::Uuid::new_v4().simple()));
-    // The same rules as a service's ADMIN_TOKENS, checked before anything starts.
-    format!("{DEV_OPERATOR}={admin_token}")
-        .parse::<jetsaga_runtime::operators::Operators>()
+    // Read by the same rules as a service's ADMIN_TOKENS, before anything starts.
+    let operators: jetsaga_runtime::operators::Operators = format!("{DEV_OPERATOR}={admin_token}")
+        .parse()
         .context("JETSAGA_ADMIN_TOKEN (--admin-token)")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(jetsaga_runtime::signal::cancel_on_signal(shutdown.clone()));
@@ -93,10 +93,8 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
     let mut services = tokio::task::JoinSet::new();
     for (producer, database_url) in urls {
         let defaults = jetsaga_cli::participants::of(producer).defaults;
-        let mut settings = Settings::with_defaults(defaults).with_operator(
-            jetsaga_contracts::Actor::parse(DEV_OPERATOR).expect("a valid operator name"),
-            &admin_token,
-        );
+        let mut settings = Settings::with_defaults(defaults);
+        settings.admin = jetsaga_runtime::operators::AdminAccess::Operators(operators.clone());
         settings.nats_url = nats_url.clone();
         settings.database_url = database_url;
         settings.db_max_connections = 8;

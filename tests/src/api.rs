@@ -60,6 +60,11 @@ impl Api {
         self
     }
 
+    /// The operator's token its admin calls carry, if any.
+    pub fn operator_token(&self) -> Option<&str> {
+        self.operator_token.as_deref()
+    }
+
     /// The same API without an operator's token, to see an admin route refuse.
     pub fn without_operator(&self) -> Self {
         Api {

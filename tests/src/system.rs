@@ -225,11 +225,9 @@ struct Proc {
 #[allow(missing_debug_implementations)]
 pub struct System {
     pub nats: Option<NatsServer>,
-    /// Its admin calls carry the system's operator token.
+    /// Its admin calls carry the token of the operator [`OPERATOR`] every service of this
+    /// system admits (a new one per system): [`Api::operator_token`].
     pub api: Api,
-    /// The token of the operator [`OPERATOR`] every service of this system admits (a new one
-    /// per system).
-    pub operator_token: String,
     /// The URL tests and tools use: the admin's when locked down.
     nats_url: String,
     /// The users when locked down; declared after `nats`, so the server stops before its
@@ -329,7 +327,6 @@ impl System {
             let nats_url =
                 std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
             return Ok(System {
-                operator_token: std::env::var("JETSAGA_ADMIN_TOKEN").unwrap_or_default(),
                 nats: None,
                 api: api.with_nats(&nats_url),
                 nats_url,
@@ -406,7 +403,6 @@ impl System {
             None
         };
         let mut system = System {
-            operator_token,
             nats_url,
             nats: Some(nats),
             users,
@@ -488,6 +484,10 @@ impl System {
             .create(true)
             .append(true)
             .open(&p.log)?;
+        let operator_token = self
+            .api
+            .operator_token()
+            .context("a started system's API carries its operator token")?;
         let mut command = Command::new(&bin);
         command
             .env("HTTP_ADDR", format!("127.0.0.1:{}", p.port))
@@ -504,10 +504,7 @@ impl System {
                 options.order_deadline.as_secs().max(1).to_string(),
             )
             .env("DEADLINE_SWEEP_MS", "200")
-            .env(
-                "ADMIN_TOKENS",
-                format!("{OPERATOR}={}", self.operator_token),
-            )
+            .env("ADMIN_TOKENS", format!("{OPERATOR}={operator_token}"))
             .env(
                 "RUST_LOG",
                 std::env::var("SERVICE_LOG").unwrap_or_else(|_| "warn".into()),

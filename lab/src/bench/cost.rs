@@ -194,6 +194,29 @@ impl Cost {
     }
 }
 
+/// Counters per saga side by side: a row for each counter any column has, a column for each
+/// system (`-` where a system has no such counter).
+pub fn table(columns: &[(&str, &Values)]) -> jetsaga_cli::output::Table {
+    let mut t = jetsaga_cli::output::Table::new(
+        std::iter::once("PER SAGA".to_owned()).chain(columns.iter().map(|(c, _)| c.to_string())),
+    );
+    let names: std::collections::BTreeSet<&String> = columns
+        .iter()
+        .flat_map(|(_, values)| values.keys())
+        .collect();
+    for name in names {
+        t.row(
+            std::iter::once(name.clone()).chain(columns.iter().map(|(_, values)| {
+                values
+                    .get(name)
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_else(|| "-".into())
+            })),
+        );
+    }
+    t
+}
+
 /// Counter increases per saga, by counter name.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(transparent)]

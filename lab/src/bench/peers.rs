@@ -195,20 +195,12 @@ pub fn render(rows: &[Row]) -> String {
     }
     let mut text = String::from("\nSide by side, this run (same saga, load and seed)\n");
     text.push_str(&t.render());
-    let names: std::collections::BTreeSet<&String> =
-        rows.iter().flat_map(|r| r.per_saga.keys()).collect();
-    if !names.is_empty() {
-        let mut costs = jetsaga_cli::output::Table::new(
-            std::iter::once("PER SAGA".to_owned()).chain(rows.iter().map(|r| r.system.clone())),
-        );
-        for name in names {
-            costs.row(std::iter::once(name.clone()).chain(rows.iter().map(|r| {
-                r.per_saga
-                    .get(name)
-                    .map(|v| format!("{v:.2}"))
-                    .unwrap_or_else(|| "-".into())
-            })));
-        }
+    if rows.iter().any(|r| !r.per_saga.is_empty()) {
+        let columns: Vec<(&str, &super::cost::Values)> = rows
+            .iter()
+            .map(|r| (r.system.as_str(), &r.per_saga))
+            .collect();
+        let costs = super::cost::table(&columns);
         text.push_str("\nWork per saga (names as each system reports them; - where it has none)\n");
         text.push_str(&costs.render());
     }

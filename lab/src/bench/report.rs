@@ -195,18 +195,10 @@ impl BenchReport {
         if self.per_saga.0.is_empty() {
             return String::new();
         }
-        let mut t = Table::new(["PER SAGA", "JETSAGA", "NULL SAGA"]);
-        for (name, value) in &self.per_saga.0 {
-            t.row([
-                name.clone(),
-                format!("{value:.2}"),
-                self.null_per_saga
-                    .0
-                    .get(name)
-                    .map(|v| format!("{v:.2}"))
-                    .unwrap_or_else(|| "-".into()),
-            ]);
-        }
+        let t = super::cost::table(&[
+            ("JETSAGA", &self.per_saga.0),
+            ("NULL SAGA", &self.null_per_saga.0),
+        ]);
         let mut text = String::from("\nWork per saga at the maximum rate\n");
         text.push_str(&t.render());
         if !self.statements_counted {
