@@ -3,7 +3,7 @@
 //! `jetsaga-lab` binary, and `jetsaga` hands those commands to it ([`crate::lab`]).
 
 use crate::targets::Targets;
-use crate::{dlq, provision, reconcile, replay, stats, trace};
+use crate::{audit, dlq, provision, reconcile, replay, stats, trace};
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::future::Future;
@@ -37,6 +37,8 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Work the dead letters of every service.
     Dlq(dlq::DlqArgs),
+    /// Every admin change and operator action over a time range, with who did it.
+    Audit(audit::AuditArgs),
     /// Consumer lag, outbox backlog, dead letters and saga outcomes.
     Stats(stats::StatsArgs),
     /// Create or update the streams as the NATS admin (before services that may not).
@@ -132,6 +134,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Replay(args) => replay::run(args, &targets, json).await,
         Command::Reconcile(args) => reconcile::run(args, &targets, json).await,
         Command::Dlq(args) => dlq::run(args, &targets, json).await,
+        Command::Audit(args) => audit::run(args, &targets, json).await,
         Command::Stats(args) => stats::run(args, &targets, json).await,
         Command::Provision(args) => provision::run(args, &targets).await,
         Command::Dev(_) | Command::Bench(_) | Command::Chaos(_) => {

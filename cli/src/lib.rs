@@ -15,9 +15,11 @@
 //! - [`replay`]: `jetsaga replay`, a service rebuilt from the streams, or audited (`--verify`).
 //! - [`reconcile`]: `jetsaga reconcile`, the invariants across the four databases, and repair.
 //! - [`dlq`]: `jetsaga dlq`, the dead letters of every service.
+//! - [`audit`]: `jetsaga audit`, every admin change and operator action over a time range.
 //! - [`stats`]: `jetsaga stats`, consumer lag, outbox backlog, dead letters, saga outcomes.
 //! - [`provision`]: `jetsaga provision`, the streams created or updated as the NATS admin.
 
+pub mod audit;
 pub mod cli;
 pub mod dlq;
 pub mod lab;

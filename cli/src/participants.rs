@@ -38,6 +38,8 @@ pub struct Participant {
     pub wire_replay: fn(&mut Replay),
     /// Its consumers, as declared ([`declared`]).
     pub consumers: fn() -> Vec<Declared>,
+    /// The subject filters of its admin events (changes an operator makes), for `jetsaga audit`.
+    pub admin_events: &'static [&'static str],
     /// One of its events in a few words, for `jetsaga trace`.
     pub describe: fn(&str, &[u8]) -> Result<String, DecodeError>,
     /// Runs it until shutdown (`jetsaga dev`).
@@ -64,6 +66,7 @@ pub static ALL: [Participant; 4] = [
             r.restore_with(order_service::restore::Restorer);
         },
         consumers: || declared(order_service::consumers::wire),
+        admin_events: &[jetsaga_contracts::events::order::ProductPriced::SUBJECT_FILTER],
         describe: crate::trace::describe::order,
         run: |d| {
             Box::pin(async move {
@@ -83,6 +86,7 @@ pub static ALL: [Participant; 4] = [
             r.restore_with(voucher_service::restore::Restorer);
         },
         consumers: || declared(voucher_service::consumers::wire),
+        admin_events: &[jetsaga_contracts::events::voucher::VoucherIssued::SUBJECT_FILTER],
         describe: crate::trace::describe::voucher,
         run: |d| {
             Box::pin(
@@ -100,6 +104,7 @@ pub static ALL: [Participant; 4] = [
             r.restore_with(payment_service::restore::Restorer);
         },
         consumers: || declared(payment_service::consumers::wire),
+        admin_events: &[jetsaga_contracts::events::payment::AccountCredited::SUBJECT_FILTER],
         describe: crate::trace::describe::payment,
         run: |d| {
             Box::pin(
@@ -117,6 +122,7 @@ pub static ALL: [Participant; 4] = [
             r.restore_with(stock_service::restore::Restorer);
         },
         consumers: || declared(stock_service::consumers::wire),
+        admin_events: &[jetsaga_contracts::events::stock::StockAdjusted::SUBJECT_FILTER],
         describe: crate::trace::describe::stock,
         run: |d| {
             Box::pin(

@@ -159,13 +159,17 @@ pub mod describe {
             ),
             OrderEvent::OrderConfirmed(_) => "CONFIRMED".into(),
             OrderEvent::OrderCancelled(e) => format!("CANCELLED: {}", e.reason.as_str()),
-            OrderEvent::ProductPriced(e) => format!("{} priced {}", e.sku, money(e.price)),
+            OrderEvent::ProductPriced(e) => {
+                format!("{} priced {} by {}", e.sku, money(e.price), e.actor)
+            }
         })
     }
 
     pub fn voucher(ce_type: &str, bytes: &[u8]) -> Result<String, DecodeError> {
         VoucherEvent::from_payload(ce_type, bytes).map(|e| match e {
-            VoucherEvent::VoucherIssued(e) => format!("issued, discount {}", money(e.discount)),
+            VoucherEvent::VoucherIssued(e) => {
+                format!("issued, discount {} by {}", money(e.discount), e.actor)
+            }
             VoucherEvent::VoucherReserved(e) => format!("discount {}", money(e.discount)),
             VoucherEvent::VoucherRejected(e) => format!(
                 "rejected: {}",
@@ -181,7 +185,9 @@ pub mod describe {
 
     pub fn payment(ce_type: &str, bytes: &[u8]) -> Result<String, DecodeError> {
         PaymentEvent::from_payload(ce_type, bytes).map(|e| match e {
-            PaymentEvent::AccountCredited(e) => format!("credited {}", money(e.amount)),
+            PaymentEvent::AccountCredited(e) => {
+                format!("credited {} by {}", money(e.amount), e.actor)
+            }
             PaymentEvent::PaymentSucceeded(e) => format!("charged {}", money(e.amount)),
             PaymentEvent::PaymentFailed(e) => {
                 format!("not charged {}: balance too low", money(e.amount))
@@ -192,7 +198,7 @@ pub mod describe {
 
     pub fn stock(ce_type: &str, bytes: &[u8]) -> Result<String, DecodeError> {
         StockEvent::from_payload(ce_type, bytes).map(|e| match e {
-            StockEvent::StockAdjusted(e) => format!("{} {:+}", e.sku, e.delta),
+            StockEvent::StockAdjusted(e) => format!("{} {:+} by {}", e.sku, e.delta, e.actor),
             StockEvent::StockReserved(e) => format!("{} line(s) held", e.lines.len()),
             StockEvent::StockFailed(e) => format!(
                 "{}: {} requested, {} available",

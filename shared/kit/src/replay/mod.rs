@@ -30,7 +30,7 @@
 mod dead_letters;
 mod inputs;
 mod own;
-mod read;
+pub mod read;
 
 pub use read::{Bounds, ReadError};
 
