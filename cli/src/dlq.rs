@@ -7,6 +7,7 @@
 
 use crate::cli::Outcome;
 use crate::output::{self, Table};
+use crate::signing::Signing;
 use crate::targets::{ServiceName, Targets};
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
@@ -56,18 +57,18 @@ pub enum DlqCommand {
         /// `<service>:<id>` of each dead letter.
         #[arg(required = true)]
         dead_letters: Vec<DeadLetterRef>,
-        /// Who does it, for the audit (default: $USER).
-        #[arg(long)]
-        by: Option<String>,
+        /// The operator who does it, for the audit.
+        #[command(flatten)]
+        signing: Signing,
     },
     /// Mark dead letters as dealt with, with an audit row; the message is not published.
     Discard {
         /// `<service>:<id>` of each dead letter.
         #[arg(required = true)]
         dead_letters: Vec<DeadLetterRef>,
-        /// Who does it, for the audit (default: $USER).
-        #[arg(long)]
-        by: Option<String>,
+        /// The operator who does it, for the audit.
+        #[command(flatten)]
+        signing: Signing,
     },
 }
 
@@ -141,19 +142,35 @@ pub async fn run(args: DlqArgs, targets: &Targets, json: bool) -> Outcome {
         } => list(targets, json, service, status, limit).await,
         DlqCommand::Parked { service, limit } => parked(targets, json, service, limit).await,
         DlqCommand::Show { dead_letter } => show(targets, json, dead_letter).await,
-        DlqCommand::Requeue { dead_letters, by } => {
-            act(targets, json, &dead_letters, &actor(by), Action::Requeue).await
+        DlqCommand::Requeue {
+            dead_letters,
+            signing,
+        } => {
+            let operator = signing.operator()?;
+            act(
+                targets,
+                json,
+                &dead_letters,
+                operator.as_str(),
+                Action::Requeue,
+            )
+            .await
         }
-        DlqCommand::Discard { dead_letters, by } => {
-            act(targets, json, &dead_letters, &actor(by), Action::Discard).await
+        DlqCommand::Discard {
+            dead_letters,
+            signing,
+        } => {
+            let operator = signing.operator()?;
+            act(
+                targets,
+                json,
+                &dead_letters,
+                operator.as_str(),
+                Action::Discard,
+            )
+            .await
         }
     }
-}
-
-fn actor(by: Option<String>) -> String {
-    by.or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "jetsaga-cli".to_owned())
 }
 
 async fn list(

@@ -10,6 +10,7 @@
 //! - [`output`]: tables for people, `--json` for programs.
 //! - [`progress`]: progress bars on long work (hidden when stderr is not a terminal).
 //! - [`lab`]: `jetsaga dev|bench|chaos`, handed over to the `jetsaga-lab` binary.
+//! - [`signing`]: the operator a write command acts as, proven by their token.
 //! - [`participants`]: each service's own declarations, the one place a tool finds a service.
 //! - [`trace`]: `jetsaga trace`, one saga across every stream, as a table or a Mermaid diagram.
 //! - [`replay`]: `jetsaga replay`, a service rebuilt from the streams, or audited (`--verify`).
@@ -29,6 +30,7 @@ pub mod progress;
 pub mod provision;
 pub mod reconcile;
 pub mod replay;
+pub mod signing;
 pub mod stats;
 pub mod targets;
 pub mod trace;

@@ -63,8 +63,16 @@ async fn audit_lists_each_admin_change_and_dead_letter_decision_with_its_operato
             .unwrap_or(false)
     })
     .await?;
-    json(&sys, &["dlq", "requeue", "payment:1", "--by", "alice"]).await?;
-    json(&sys, &["dlq", "discard", "stock:1", "--by", "bob"]).await?;
+    for (operator, action, dead_letter) in [
+        ("alice", "requeue", "payment:1"),
+        ("bob", "discard", "stock:1"),
+    ] {
+        let (code, _) = Jetsaga::new(&sys)?
+            .as_operator(operator)
+            .json(&["dlq", action, dead_letter])
+            .await?;
+        assert_eq!(code, 0, "{operator} {action} {dead_letter}");
+    }
 
     // When the audit of the last hour is read
     let all = entries(&json(&sys, &["audit", "--since", "1h"]).await?)?;

@@ -155,7 +155,11 @@ async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_au
     assert_eq!(shown["audit"].as_array().map(Vec::len), Some(0));
 
     // Requeue: published again under a new Msg-Id, audited with who did it
-    let requeued = json(&sys, &["dlq", "requeue", &reference, "--by", "alice"]).await?;
+    let (code, requeued) = Jetsaga::new(&sys)?
+        .as_operator("alice")
+        .json(&["dlq", "requeue", &reference])
+        .await?;
+    assert_eq!(code, 0);
     assert_eq!(requeued[0]["ok"], true);
     let new_msg_id = requeued[0]["new_msg_id"].as_str().context("new msg id")?;
     assert!(new_msg_id.starts_with("requeue-"));
@@ -202,6 +206,77 @@ async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_au
     assert!(out.contains("is requeued, not open"), "{out}");
     let (code, _) = jetsaga(&sys, &["dlq", "show", "bank:1"]).await?;
     assert_eq!(code, 2, "bad reference is refused");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dead_letter_action_without_an_operators_token_is_refused_and_changes_nothing(
+) -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let js = inject::jetstream(sys.nats_url()).await?;
+    inject::publish_junk(
+        &js,
+        &format!("orders.cancelled.{}", uuid::Uuid::new_v4()),
+        b"{not json".to_vec(),
+    )
+    .await?;
+    wait_until("the poison to be dead-lettered", SETTLE, || async {
+        json(&sys, &["dlq", "list", "--service", "payment"])
+            .await
+            .map(|v| v.as_array().is_some_and(|a| a.len() == 1))
+            .unwrap_or(false)
+    })
+    .await?;
+
+    // No token, a token that is no operator's, --by instead of a token, no operators at all
+    let refusals = [
+        (
+            Jetsaga::new(&sys)?.with_env("JETSAGA_ADMIN_TOKEN", ""),
+            vec!["dlq", "requeue", "payment:1"],
+            "needs your operator token",
+        ),
+        (
+            Jetsaga::new(&sys)?.with_env("JETSAGA_ADMIN_TOKEN", "not-an-operators-token-at-all"),
+            vec!["dlq", "discard", "payment:1"],
+            "not one of the deployment's ADMIN_TOKENS",
+        ),
+        (
+            Jetsaga::new(&sys)?,
+            vec!["dlq", "requeue", "payment:1", "--by", "mallory"],
+            "--by names the operator only with --insecure-admin",
+        ),
+        (
+            Jetsaga::new(&sys)?.with_env("ADMIN_TOKENS", ""),
+            vec!["dlq", "requeue", "payment:1"],
+            "pass --insecure-admin",
+        ),
+    ];
+    for (jetsaga, args, reason) in refusals {
+        let run = jetsaga.run(&args).await?;
+        assert_eq!(run.code, 2, "{args:?} was not refused");
+        assert!(run.stderr.contains(reason), "{args:?}: {}", run.stderr);
+    }
+
+    // Then the dead letter is untouched: open, with no audit row
+    let shown = json(&sys, &["dlq", "show", "payment:1"]).await?;
+    assert_eq!(shown["status"], "open");
+    assert_eq!(shown["audit"].as_array().map(Vec::len), Some(0));
+
+    // On a machine without operators, --insecure-admin records --by unchecked
+    let run = Jetsaga::new(&sys)?
+        .with_env("ADMIN_TOKENS", "")
+        .run(&[
+            "dlq",
+            "discard",
+            "payment:1",
+            "--insecure-admin",
+            "--by",
+            "carol",
+        ])
+        .await?;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let shown = json(&sys, &["dlq", "show", "payment:1"]).await?;
+    assert_eq!(shown["audit"][0]["actor"], "carol");
     Ok(())
 }
 

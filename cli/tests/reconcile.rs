@@ -196,11 +196,24 @@ async fn repairable_differences_are_reported_then_repaired_through_the_owners_ou
     assert_eq!(table.code, 1);
     println!("--- jetsaga reconcile ---\n{}", table.stdout);
 
+    // A repair without an operator's token is refused before anything is touched
+    let unsigned = Reconciler(Jetsaga::new(&sys)?.with_env("JETSAGA_ADMIN_TOKEN", ""))
+        .run(&["--repair"])
+        .await?;
+    assert_eq!(unsigned.code, 2, "{unsigned:?}");
+    assert!(
+        unsigned.stderr.contains("needs your operator token"),
+        "{unsigned:?}"
+    );
+    let (_, still) = reconcile.json(&[]).await?;
+    assert_eq!(found(&still["differences"]), expected, "{still:#}");
+
     // When it repairs, then every difference is repaired and the re-check is clean: the overdue
     // order's compensations are in flight, set off by its cancellation
     let repair = reconcile.run(&["--repair"]).await?;
     println!("--- jetsaga reconcile --repair ---\n{}", repair.stdout);
     assert_eq!(repair.code, 0, "{repair:?}");
+    assert!(repair.stdout.contains("repairs by ops-test:"), "{repair:?}");
     assert!(
         repair
             .stdout

@@ -332,6 +332,8 @@ jetsaga is running (NATS at {nats_url}, dev state in {state}):
 
 Admin routes need the operator token (set JETSAGA_ADMIN_TOKEN to choose it):
   operator {DEV_OPERATOR}, token {admin_token}
+The CLI's write commands (dlq requeue|discard, reconcile --repair) sign with it too:
+  export ADMIN_TOKENS={DEV_OPERATOR}={admin_token} JETSAGA_ADMIN_TOKEN={admin_token}
 
 Demo data: products MUG-1 TEE-1 BOOK-1 CAP-1 PEN-1 (only 2 pens), customer alice {ALICE}
 (200.00 credit, voucher WELCOME5), customer bob {BOB} (5.00 credit).
@@ -348,6 +350,8 @@ Try:
     -H 'content-type: application/json' -d '{{"delta":3}}'
   # the saga of an order, across all four services
   curl -s localhost:8080/orders/<order_id>/timeline     # or: jetsaga trace <order_id>
+  # who changed what (the demo data was set up by the operator dev)
+  jetsaga audit
 
 Ctrl-C stops everything."#,
         state = state_dir.display()

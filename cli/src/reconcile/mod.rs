@@ -48,6 +48,7 @@ pub mod settlement;
 pub mod streams;
 
 use crate::cli::Outcome;
+use crate::signing::Signing;
 use crate::targets::{ServiceName, Targets};
 use check::{BusinessDay, Options};
 use difference::{Difference, RepairAction};
@@ -104,6 +105,9 @@ pub struct ReconcileArgs {
     /// With --streams: report what is missing, publish nothing.
     #[arg(long, requires = "streams")]
     pub dry_run: bool,
+    /// With --repair: the operator who repairs.
+    #[command(flatten)]
+    pub signing: Signing,
 }
 
 /// The exit codes, for `--help`.
@@ -127,7 +131,9 @@ pub async fn run(args: ReconcileArgs, targets: &Targets, json: bool) -> Outcome 
         };
         return streams::run(streams, targets, json).await;
     }
-    // The file is read first: a bad one stops everything before any database is touched.
+    // Who repairs is settled first, and a bad settlement file is read next: either stops
+    // everything before any database is touched.
+    let repaired_by = args.repair.then(|| args.signing.operator()).transpose()?;
     let settlement_rows = args
         .settlement
         .as_deref()
@@ -158,6 +164,7 @@ pub async fn run(args: ReconcileArgs, targets: &Targets, json: bool) -> Outcome 
         date: args.date.map(|d| d.to_string()),
         findings: &first,
         repairs: repairs.as_deref(),
+        repaired_by: repaired_by.as_ref().map(|a| a.as_str()),
         remaining: &remaining,
         in_flight,
     };

@@ -17,6 +17,8 @@ pub struct Report<'a> {
     pub findings: &'a Findings,
     /// With `--repair`: what each repair did.
     pub repairs: Option<&'a [RepairResult]>,
+    /// With `--repair`: the operator who ran it.
+    pub repaired_by: Option<&'a str>,
     /// What remains: after the repairs' re-check, or the first check's differences.
     pub remaining: &'a [Difference],
     /// Differences of orders repaired in this run that the re-check still sees, because the events
@@ -109,6 +111,9 @@ impl Report<'_> {
                 ]);
             }
             out.push('\n');
+            if let Some(by) = self.repaired_by {
+                out.push_str(&format!("repairs by {by}:\n"));
+            }
             out.push_str(&t.render());
             if !self.remaining.is_empty() {
                 out.push_str("\nremaining after repair:\n");
@@ -132,6 +137,7 @@ impl Report<'_> {
             running: self.findings.running,
             settling: self.findings.settling,
             settlement_rows: self.findings.settlement_rows,
+            repaired_by: self.repaired_by.map(str::to_owned),
             differences: self
                 .findings
                 .differences
@@ -216,6 +222,9 @@ pub struct JsonReport {
     pub running: u64,
     pub settling: u64,
     pub settlement_rows: Option<usize>,
+    /// With `--repair`: the operator who ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired_by: Option<String>,
     /// What the first check found.
     pub differences: Vec<JsonDifference>,
     /// With `--repair`: each repair and what it did.
@@ -324,6 +333,7 @@ mod tests {
             date: Some("2026-03-01".into()),
             findings: &f,
             repairs: None,
+            repaired_by: None,
             remaining: &[],
             in_flight: 0,
         };
@@ -341,6 +351,7 @@ mod tests {
             date: None,
             findings: &f,
             repairs: None,
+            repaired_by: None,
             remaining: &f.differences,
             in_flight: 0,
         };
@@ -380,6 +391,7 @@ mod tests {
             date: None,
             findings: &f,
             repairs: Some(&repairs),
+            repaired_by: None,
             remaining: &remaining,
             in_flight: 0,
         };

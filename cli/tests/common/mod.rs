@@ -26,10 +26,29 @@ impl Run {
     }
 }
 
-/// `jetsaga` with the connection flags of one system; the actor of audited actions is `ops-test`.
+/// The deployment's operators as the CLI tests give them (`ADMIN_TOKENS`).
+pub const OPERATORS: [(&str, &str); 3] = [
+    ("ops-test", "ops-test-token-for-the-cli-tests"),
+    ("alice", "alice-token-for-the-cli-tests"),
+    ("bob", "bob-token-for-the-cli-tests"),
+];
+
+/// The token of operator `name` in [`OPERATORS`].
+pub fn token_of(name: &str) -> &'static str {
+    OPERATORS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .expect("an operator of the CLI tests")
+}
+
+/// `jetsaga` with the connection flags of one system and the operators of [`OPERATORS`]; write
+/// commands are signed by `ops-test` unless [`Jetsaga::as_operator`] or [`Jetsaga::with_env`]
+/// says otherwise.
 #[derive(Debug)]
 pub struct Jetsaga {
     targets: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Jetsaga {
@@ -44,7 +63,28 @@ impl Jetsaga {
             targets.push(flag.to_owned());
             targets.push(sys.database_url(svc)?);
         }
-        Ok(Jetsaga { targets })
+        let operators: Vec<String> = OPERATORS.iter().map(|(n, t)| format!("{n}={t}")).collect();
+        Ok(Jetsaga {
+            targets,
+            env: vec![
+                ("ADMIN_TOKENS".to_owned(), operators.join(",")),
+                (
+                    "JETSAGA_ADMIN_TOKEN".to_owned(),
+                    token_of("ops-test").to_owned(),
+                ),
+            ],
+        })
+    }
+
+    /// Write commands signed with the token of operator `name` (one of [`OPERATORS`]).
+    pub fn as_operator(self, name: &str) -> Self {
+        self.with_env("JETSAGA_ADMIN_TOKEN", token_of(name))
+    }
+
+    /// One more environment variable for the runs (the last value of a name wins).
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Runs `jetsaga <args>` and logs what it printed (shown when a test fails).
@@ -53,6 +93,8 @@ impl Jetsaga {
             .args(args)
             .args(&self.targets)
             .env("USER", "ops-test")
+            .env_remove("INSECURE_ADMIN")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .await
             .context("running jetsaga")?;
