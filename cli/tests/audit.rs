@@ -68,7 +68,7 @@ async fn audit_lists_each_admin_change_and_dead_letter_decision_with_its_operato
         ("bob", "discard", "stock:1"),
     ] {
         let (code, _) = Jetsaga::new(&sys)?
-            .as_operator(operator)
+            .signed_by(operator)
             .json(&["dlq", action, dead_letter])
             .await?;
         assert_eq!(code, 0, "{operator} {action} {dead_letter}");

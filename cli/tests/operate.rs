@@ -156,7 +156,7 @@ async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_au
 
     // Requeue: published again under a new Msg-Id, audited with who did it
     let (code, requeued) = Jetsaga::new(&sys)?
-        .as_operator("alice")
+        .signed_by("alice")
         .json(&["dlq", "requeue", &reference])
         .await?;
     assert_eq!(code, 0);

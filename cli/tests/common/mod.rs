@@ -77,7 +77,7 @@ impl Jetsaga {
     }
 
     /// Write commands signed with the token of operator `name` (one of [`OPERATORS`]).
-    pub fn as_operator(self, name: &str) -> Self {
+    pub fn signed_by(self, name: &str) -> Self {
         self.with_env("JETSAGA_ADMIN_TOKEN", token_of(name))
     }
 
