@@ -43,7 +43,7 @@ pub fn token_of(name: &str) -> &'static str {
 }
 
 /// `jetsaga` with the connection flags of one system and the operators of [`OPERATORS`]; write
-/// commands are signed by `ops-test` unless [`Jetsaga::as_operator`] or [`Jetsaga::with_env`]
+/// commands are signed by `ops-test` unless [`Jetsaga::signed_by`] or [`Jetsaga::with_env`]
 /// says otherwise.
 #[derive(Debug)]
 pub struct Jetsaga {
