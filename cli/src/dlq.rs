@@ -145,31 +145,11 @@ pub async fn run(args: DlqArgs, targets: &Targets, json: bool) -> Outcome {
         DlqCommand::Requeue {
             dead_letters,
             signing,
-        } => {
-            let operator = signing.operator()?;
-            act(
-                targets,
-                json,
-                &dead_letters,
-                operator.as_str(),
-                Action::Requeue,
-            )
-            .await
-        }
+        } => act(targets, json, &dead_letters, &signing, Action::Requeue).await,
         DlqCommand::Discard {
             dead_letters,
             signing,
-        } => {
-            let operator = signing.operator()?;
-            act(
-                targets,
-                json,
-                &dead_letters,
-                operator.as_str(),
-                Action::Discard,
-            )
-            .await
-        }
+        } => act(targets, json, &dead_letters, &signing, Action::Discard).await,
     }
 }
 
@@ -393,9 +373,11 @@ async fn act(
     targets: &Targets,
     json: bool,
     refs: &[DeadLetterRef],
-    actor: &str,
+    signing: &Signing,
     action: Action,
 ) -> Outcome {
+    let operator = signing.operator()?;
+    let actor = operator.as_str();
     let js = match action {
         Action::Requeue => Some(targets.nats().await?),
         Action::Discard => None,

@@ -4,15 +4,11 @@
 mod common;
 
 use anyhow::Context as _;
-use common::Jetsaga;
+use common::{poison_three_consumers, Jetsaga};
 use jetsaga_scenarios::ledger::new_sku;
 use jetsaga_scenarios::system::OPERATOR;
-use jetsaga_scenarios::{inject, Ledger, System, SystemOptions};
-use jetsaga_testkit::wait_until;
+use jetsaga_scenarios::{Ledger, System, SystemOptions};
 use serde_json::Value;
-use std::time::Duration;
-
-const SETTLE: Duration = Duration::from_secs(60);
 
 async fn json(sys: &System, args: &[&str]) -> anyhow::Result<Value> {
     let (code, value) = Jetsaga::new(sys)?.json(args).await?;
@@ -49,20 +45,7 @@ async fn audit_lists_each_admin_change_and_dead_letter_decision_with_its_operato
         .voucher(&sys.api, &format!("AUD-{sku}"), &alice, 100, None)
         .await?;
     // and a poison message, dead-lettered by three services: alice requeues one, bob discards one
-    let js = inject::jetstream(sys.nats_url()).await?;
-    inject::publish_junk(
-        &js,
-        &format!("orders.cancelled.{}", uuid::Uuid::new_v4()),
-        b"{not json".to_vec(),
-    )
-    .await?;
-    wait_until("three dead letters", SETTLE, || async {
-        json(&sys, &["dlq", "list"])
-            .await
-            .map(|v| v.as_array().is_some_and(|a| a.len() == 3))
-            .unwrap_or(false)
-    })
-    .await?;
+    poison_three_consumers(&sys).await?;
     for (operator, action, dead_letter) in [
         ("alice", "requeue", "payment:1"),
         ("bob", "discard", "stock:1"),

@@ -3,7 +3,7 @@
 mod common;
 
 use anyhow::Context as _;
-use common::Jetsaga;
+use common::{poison_three_consumers, Jetsaga};
 use jetsaga_scenarios::checker::{assert_invariants, wait_quiet};
 use jetsaga_scenarios::inject;
 use jetsaga_scenarios::ledger::new_sku;
@@ -111,27 +111,9 @@ async fn stats_reports_lag_backlog_dead_letters_and_saga_outcomes() -> anyhow::R
 async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_audited(
 ) -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;
-    let js = inject::jetstream(sys.nats_url()).await?;
     // A poison message on the ORDERS stream reaches the three services that read orders.cancelled:
     // each dead-letters it once.
-    let order_id = uuid::Uuid::new_v4();
-    inject::publish_junk(
-        &js,
-        &format!("orders.cancelled.{order_id}"),
-        b"{not json".to_vec(),
-    )
-    .await?;
-    wait_until(
-        "the poison to be dead-lettered by three services",
-        SETTLE,
-        || async {
-            json(&sys, &["dlq", "list"])
-                .await
-                .map(|v| v.as_array().is_some_and(|a| a.len() == 3))
-                .unwrap_or(false)
-        },
-    )
-    .await?;
+    poison_three_consumers(&sys).await?;
     let all = json(&sys, &["dlq", "list"]).await?;
     let refs: Vec<&str> = all
         .as_array()
@@ -213,20 +195,7 @@ async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_au
 async fn a_dead_letter_action_without_an_operators_token_is_refused_and_changes_nothing(
 ) -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;
-    let js = inject::jetstream(sys.nats_url()).await?;
-    inject::publish_junk(
-        &js,
-        &format!("orders.cancelled.{}", uuid::Uuid::new_v4()),
-        b"{not json".to_vec(),
-    )
-    .await?;
-    wait_until("the poison to be dead-lettered", SETTLE, || async {
-        json(&sys, &["dlq", "list", "--service", "payment"])
-            .await
-            .map(|v| v.as_array().is_some_and(|a| a.len() == 1))
-            .unwrap_or(false)
-    })
-    .await?;
+    poison_three_consumers(&sys).await?;
 
     // No token, a token that is no operator's, --by instead of a token, no operators at all
     let refusals = [

@@ -121,3 +121,28 @@ impl Jetsaga {
         Ok((run.code, run.json()?))
     }
 }
+
+/// Publishes one undecodable OrderCancelled on a fresh system and waits until the three services
+/// that read it (voucher, payment, stock) have each dead-lettered it: `voucher:1`, `payment:1`,
+/// `stock:1`.
+pub async fn poison_three_consumers(sys: &System) -> anyhow::Result<()> {
+    let js = jetsaga_scenarios::inject::jetstream(sys.nats_url()).await?;
+    jetsaga_scenarios::inject::publish_junk(
+        &js,
+        &format!("orders.cancelled.{}", uuid::Uuid::new_v4()),
+        b"{not json".to_vec(),
+    )
+    .await?;
+    let jetsaga = Jetsaga::new(sys)?;
+    jetsaga_testkit::wait_until(
+        "the poison to be dead-lettered by three services",
+        std::time::Duration::from_secs(60),
+        || async {
+            jetsaga
+                .json(&["dlq", "list"])
+                .await
+                .is_ok_and(|(_, v)| v.as_array().is_some_and(|a| a.len() == 3))
+        },
+    )
+    .await
+}
