@@ -3,26 +3,9 @@
 
 use crate::handlers;
 use jetsaga_contracts::{OrderEvent, PaymentEvent, StockEvent, VoucherEvent};
-use saga_kit::Metrics;
-
-/// Counts the sagas ended by the events a committed transaction emitted.
-pub(crate) fn count_outcomes(metrics: &Metrics, events: &[OrderEvent]) {
-    for event in events {
-        match event {
-            OrderEvent::OrderConfirmed(_) => {
-                metrics.inc("jetsaga_sagas_total", &[("outcome", "confirmed")]);
-            }
-            OrderEvent::OrderCancelled(c) => metrics.inc(
-                "jetsaga_sagas_total",
-                &[("outcome", "cancelled"), ("reason", c.reason.as_str())],
-            ),
-            OrderEvent::OrderCreated(_) | OrderEvent::ProductPriced(_) => {}
-        }
-    }
-}
 
 saga_kit::routes! {
-    emits OrderEvent, committed count_outcomes;
+    emits OrderEvent, committed crate::metrics::sagas_ended;
     /// Reacts to the voucher step.
     consumer OnVouchers("order-on-vouchers"): VoucherEvent {
         VoucherReserved => step handlers::voucher_reserved::handle,

@@ -7,7 +7,7 @@
 //! cancellation's event id is derived from the order id, so even a repeated cancellation would be
 //! the same event.
 
-use crate::consumers::count_outcomes;
+use crate::metrics::sagas_ended;
 use crate::store;
 use jetsaga_contracts::events::order::OrderCancelled;
 use jetsaga_contracts::{CancelReason, OrderEvent, OrderId};
@@ -41,7 +41,7 @@ pub async fn sweep_once(pool: &PgPool, metrics: &Metrics) -> Result<usize, sqlx:
         events.push(event);
     }
     tx.commit().await?;
-    count_outcomes(metrics, &events);
+    sagas_ended(metrics, &events);
     Ok(events.len())
 }
 

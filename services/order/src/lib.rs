@@ -13,6 +13,8 @@
 //! - [`api`]: the HTTP routes, one file each.
 //! - [`consumers`]: the durable consumer names and the handlers that dispatch each input event.
 //! - [`handlers`]: one file per event reacted to (`voucher_reserved.rs`, `stock_reserved.rs`, ...).
+//! - [`metrics`]: its own metrics: orders accepted, sagas ended and their durations, orders past
+//!   their deadline (read at scrape time).
 //! - [`deadline`]: the sweep that cancels overdue orders with reason `timeout`.
 //! - [`repair`]: what `jetsaga reconcile --repair` may fix here: an overdue order is cancelled.
 //! - [`restore`]: every event of its own stream applied again as a recorded fact, for
@@ -31,6 +33,7 @@ pub mod consumers;
 pub mod deadline;
 pub mod domain;
 pub mod handlers;
+pub mod metrics;
 pub mod repair;
 pub mod restore;
 pub mod state;
@@ -82,6 +85,15 @@ pub async fn run(
     let mut service =
         Service::start(config.settings, Producer::ORDER, &MIGRATIONS, shutdown).await?;
     consumers::wire(&mut service);
+    let rt = service.runtime();
+    rt.metrics
+        .extension::<metrics::OrderMetrics>()
+        .attach(rt.pool.clone());
+    service.on_scrape(|rt| async move {
+        if let Err(e) = metrics::count_past_deadline(&rt.metrics, &rt.pool).await {
+            tracing::debug!(error = %e, "cannot count the orders past their deadline");
+        }
+    });
     let sweep = config.deadline_sweep;
     service.spawn_task(move |rt, shutdown| {
         deadline::run(rt.pool.clone(), rt.metrics.clone(), sweep, shutdown)

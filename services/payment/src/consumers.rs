@@ -5,9 +5,6 @@ use crate::handlers;
 use jetsaga_contracts::{OrderEvent, PaymentEvent, VoucherEvent};
 use saga_kit::Metrics;
 
-/// The business outcome counter: `jetsaga_payments_total{outcome="succeeded|failed|refunded"}`.
-pub const PAYMENTS_TOTAL: &str = "jetsaga_payments_total";
-
 fn count_outcomes(metrics: &Metrics, events: &[PaymentEvent]) {
     for event in events {
         let outcome = match event {
@@ -16,7 +13,7 @@ fn count_outcomes(metrics: &Metrics, events: &[PaymentEvent]) {
             PaymentEvent::PaymentRefunded(_) => "refunded",
             PaymentEvent::AccountCredited(_) => continue,
         };
-        metrics.inc(PAYMENTS_TOTAL, &[("outcome", outcome)]);
+        crate::metrics::count(metrics, outcome);
     }
 }
 

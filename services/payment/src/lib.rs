@@ -8,6 +8,7 @@
 //! ## Layout
 //! - `main.rs`: the thin binary: settings from flags and environment, signals, [`run`].
 //! - [`consumers`]: the durable consumer names and the handlers that dispatch each input variant.
+//! - [`metrics`]: the business counter `jetsaga_payments_total{outcome}`.
 //! - [`handlers`]: one file per event reacted to (`voucher_reserved.rs`, `order_cancelled.rs`).
 //! - [`domain`]: the pure rules: charge, credit, payment status transitions, payment ids.
 //! - [`store`]: the SQL on accounts, credits and payments.
@@ -29,6 +30,7 @@ pub mod api;
 pub mod consumers;
 pub mod domain;
 pub mod handlers;
+pub mod metrics;
 pub mod repair;
 pub mod restore;
 pub mod state;

@@ -5,9 +5,6 @@ use crate::handlers;
 use jetsaga_contracts::{OrderEvent, PaymentEvent, StockEvent};
 use saga_kit::Metrics;
 
-/// The business outcome counter: `outcome` is `reserved`, `failed` or `released`.
-pub const STOCK_TOTAL: &str = "jetsaga_stock_total";
-
 /// Counts what a committed transaction decided.
 fn count(metrics: &Metrics, events: &[StockEvent]) {
     for event in events {
@@ -17,7 +14,7 @@ fn count(metrics: &Metrics, events: &[StockEvent]) {
             StockEvent::StockReleased(_) => "released",
             StockEvent::StockAdjusted(_) => continue,
         };
-        metrics.inc(STOCK_TOTAL, &[("outcome", outcome)]);
+        crate::metrics::count(metrics, outcome);
     }
 }
 

@@ -12,6 +12,7 @@
 //! - `main.rs`: the binary; reads settings and calls [`run`].
 //! - [`consumers`]: the durable consumer names and the [`saga_kit::Handler`] per input stream,
 //!   which only dispatch to the handlers.
+//! - [`metrics`]: the business counter `jetsaga_stock_total{outcome}`.
 //! - [`handlers`]: one file per event reacted to: `payment_succeeded.rs`, `order_cancelled.rs`.
 //! - [`domain`]: the pure rules (all lines or none, adjustments, the reservation status).
 //! - [`store`]: the SQL.
@@ -31,6 +32,7 @@ pub mod api;
 pub mod consumers;
 pub mod domain;
 pub mod handlers;
+pub mod metrics;
 pub mod repair;
 pub mod restore;
 pub mod state;

@@ -5,12 +5,9 @@ use crate::handlers::{order_cancelled, order_confirmed, order_created};
 use jetsaga_contracts::{OrderEvent, VoucherEvent};
 use saga_kit::Metrics;
 
-/// Business outcomes, by `outcome`: reserved, rejected, released, redeemed.
-pub const VOUCHERS_TOTAL: &str = "jetsaga_vouchers_total";
-
 fn count(metrics: &Metrics, emitted: &[VoucherEvent]) {
     for outcome in emitted.iter().filter_map(outcome) {
-        metrics.inc(VOUCHERS_TOTAL, &[("outcome", outcome)]);
+        crate::metrics::count(metrics, outcome);
     }
 }
 

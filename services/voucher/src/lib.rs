@@ -9,6 +9,7 @@
 //! - [`run`]: start-up: the runtime, the consumer, the HTTP routes.
 //! - `main.rs`: the thin binary: settings from flags and environment, signals, [`run`].
 //! - [`consumers`]: the durable consumer `voucher-on-orders` and its dispatching [`consumers::OnOrders`].
+//! - [`metrics`]: the business counter `jetsaga_vouchers_total{outcome}`.
 //! - [`handlers`]: one file per order event: `order_created.rs`, `order_cancelled.rs`,
 //!   `order_confirmed.rs`.
 //! - [`domain`]: the pure rules: statuses and their transitions, the derived EXPIRED status, which
@@ -31,6 +32,7 @@ pub mod api;
 pub mod consumers;
 pub mod domain;
 pub mod handlers;
+pub mod metrics;
 pub mod repair;
 pub mod restore;
 pub mod state;

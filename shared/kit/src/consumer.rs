@@ -34,7 +34,8 @@ use crate::failures::{self, MessageKey};
 use crate::handler::{is_unavailable, EventContext, Handler, HandlerError};
 use crate::health::ConsumerState;
 use crate::inbox;
-use crate::metrics::Metrics;
+use crate::metrics::labels::DeadLetterLabels;
+use crate::metrics::{KitMetrics, Metrics};
 use crate::outbox;
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use async_nats::HeaderMap;
@@ -177,6 +178,21 @@ pub enum Disposition {
     /// Only in a replay: the handler emitted, under an id its stream already holds, other content
     /// than the stream holds. Nothing was committed.
     Diverged(Box<Divergence>),
+}
+
+impl Disposition {
+    /// The `outcome` label of `jetsaga_handler_duration_seconds`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Disposition::Applied => "applied",
+            Disposition::Duplicate => "duplicate",
+            Disposition::DeadLettered(_) => "dead_lettered",
+            Disposition::Retry(_) => "retry",
+            Disposition::Unavailable => "unavailable",
+            Disposition::Contended(_) => "contended",
+            Disposition::Diverged(_) => "diverged",
+        }
+    }
 }
 
 /// A handler emitted, under an id its stream already holds, other content than the stream holds.
@@ -491,10 +507,7 @@ impl<H: Handler> Consumer<H> {
             self.metrics
                 .health()
                 .set(durable, ConsumerState::CannotPull { error });
-            self.metrics.inc(
-                "jetsaga_consumer_pull_failures_total",
-                &[("consumer", durable)],
-            );
+            KitMetrics::inc(&self.metrics.kit().consumer_pull_failures, durable);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.config.unavailable_backoff.initial) => {}
@@ -511,14 +524,12 @@ impl<H: Handler> Consumer<H> {
     /// acks, and tried again, until it is or shutdown hands it back.
     async fn deliver(&self, msg: jetstream::Message, shutdown: &CancellationToken) {
         if shutdown.is_cancelled() {
-            self.metrics.inc(
-                "jetsaga_handed_back_total",
-                &[("consumer", self.config.durable)],
-            );
+            KitMetrics::inc(&self.metrics.kit().handed_back, self.config.durable);
             self.settle(&msg, &Disposition::Unavailable).await;
             return;
         }
         let raw = RawMessage::from_jetstream(&msg);
+        let started = std::time::Instant::now();
         let mut waits = 0u32;
         let disposition = loop {
             match self.with_progress(&msg, self.process_raw(&raw)).await {
@@ -537,6 +548,11 @@ impl<H: Handler> Consumer<H> {
             }
         };
         self.settle(&msg, &disposition).await;
+        self.metrics.kit().observe_handler(
+            self.config.durable,
+            disposition.outcome(),
+            started.elapsed().as_secs_f64(),
+        );
     }
 
     /// Runs `work` while telling the server, every third of the ack wait, that the message is still
@@ -644,12 +660,13 @@ impl<H: Handler> Consumer<H> {
             });
         match applied {
             Ok(disposition) => {
-                let metric = if disposition == Disposition::Applied {
-                    "jetsaga_events_handled_total"
+                let kit = self.metrics.kit();
+                let family = if disposition == Disposition::Applied {
+                    &kit.events_handled
                 } else {
-                    "jetsaga_events_duplicate_total"
+                    &kit.events_duplicate
                 };
-                self.metrics.inc(metric, &[("consumer", consumer)]);
+                KitMetrics::inc(family, consumer);
                 disposition
             }
             Err(HandlerError::Permanent(p)) => {
@@ -666,8 +683,7 @@ impl<H: Handler> Consumer<H> {
                     let _ = failures::forgive(&self.pool, self.key(raw)).await;
                 }
                 if u.is_contention() {
-                    self.metrics
-                        .inc("jetsaga_handler_contended_total", &[("consumer", consumer)]);
+                    KitMetrics::inc(&self.metrics.kit().handler_contended, consumer);
                     let attempt = u32::try_from(raw.delivered.max(1) - 1).unwrap_or(u32::MAX);
                     let delay = self.config.contention_backoff.delay(attempt);
                     tracing::info!(consumer, event_id = %envelope.id, error = %u, retry_in = ?delay, "rows held by others; will retry");
@@ -676,8 +692,7 @@ impl<H: Handler> Consumer<H> {
                 self.unavailable(&envelope, &u)
             }
             Err(HandlerError::Transient(t)) => {
-                self.metrics
-                    .inc("jetsaga_handler_retries_total", &[("consumer", consumer)]);
+                KitMetrics::inc(&self.metrics.kit().handler_retries, consumer);
                 let error = t.to_string();
                 let failures =
                     match failures::record_failure(&self.pool, self.key(raw), &error, redelivery)
@@ -708,10 +723,7 @@ impl<H: Handler> Consumer<H> {
     }
 
     fn unavailable(&self, envelope: &Envelope, error: &dyn std::fmt::Display) -> Disposition {
-        self.metrics.inc(
-            "jetsaga_handler_unavailable_total",
-            &[("consumer", self.config.durable)],
-        );
+        KitMetrics::inc(&self.metrics.kit().handler_unavailable, self.config.durable);
         tracing::warn!(consumer = self.config.durable, event_id = %envelope.id, error = %error, "database unavailable; keeping the message");
         Disposition::Unavailable
     }
@@ -852,19 +864,20 @@ impl<H: Handler> Consumer<H> {
         match stored {
             Ok(new) => {
                 if new {
-                    self.metrics.inc(
-                        "jetsaga_dead_letters_total",
-                        &[("consumer", consumer), ("kind", r.kind.as_str())],
-                    );
+                    self.metrics
+                        .kit()
+                        .dead_letters
+                        .get_or_create(&DeadLetterLabels {
+                            consumer,
+                            kind: r.kind.as_str(),
+                        })
+                        .inc();
                 }
                 tracing::warn!(consumer, kind = %r.kind, reason = %dl.reason, subject = %dl.subject, "dead-lettered");
                 Disposition::DeadLettered(r.kind)
             }
             Err(e) => {
-                self.metrics.inc(
-                    "jetsaga_dead_letter_store_failures_total",
-                    &[("consumer", consumer)],
-                );
+                KitMetrics::inc(&self.metrics.kit().dead_letter_store_failures, consumer);
                 tracing::warn!(consumer, subject = %dl.subject, seq = raw.stream_seq, error = %e, "cannot store the dead letter; keeping the message");
                 Disposition::Unavailable
             }

@@ -29,7 +29,7 @@
 //! - [`stream_audit`]: published outbox rows looked for in their streams; what a stream lost is
 //!   published again under the same ids.
 //! - [`trace`]: one saga read back from every stream, in time order.
-//! - [`metrics`]: per-instance counters in the Prometheus text format.
+//! - [`metrics`]: per-instance Prometheus metrics (`prometheus-client`), one registry each.
 //! - [`migrate`]: the kit's tables, migrated with the service's own.
 //!
 //! Architecture Invariants:

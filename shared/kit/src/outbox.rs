@@ -146,13 +146,17 @@ pub struct Standing {
     pub backlog: i64,
     pub retrying: i64,
     pub parked: i64,
+    /// Age of the oldest unpublished row that is not parked; 0 when there is none.
+    pub oldest_age_seconds: f64,
 }
 
 pub async fn standing(pool: &sqlx::PgPool) -> Result<Standing, sqlx::Error> {
     sqlx::query_as::<_, Standing>(
         "SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
                 count(*) FILTER (WHERE parked_at IS NULL AND attempts > 0) AS retrying,
-                count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked
+                count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+                COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)),
+                         0)::float8 AS oldest_age_seconds
          FROM kit_outbox WHERE published_at IS NULL",
     )
     .fetch_one(pool)

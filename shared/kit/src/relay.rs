@@ -163,19 +163,22 @@ impl Relay {
         if claim.is_empty() {
             return Ok(RelayOutcome::Empty);
         }
+        let started = std::time::Instant::now();
         let published = claim.publish(&self.js).await;
+        self.metrics
+            .kit()
+            .relay_publish_duration
+            .observe(started.elapsed().as_secs_f64());
         let (refused, parked) = (published.refused.len(), published.parked.len());
         let result = published.mark().await;
+        let kit = self.metrics.kit();
         if let Ok(RelayOutcome::Published(n)) = &result {
-            self.metrics
-                .add("jetsaga_relay_published_total", &[], *n as u64);
-            self.metrics
-                .add("jetsaga_relay_refused_total", &[], refused as u64);
-            self.metrics
-                .add("jetsaga_relay_parked_total", &[], parked as u64);
+            kit.relay_published.inc_by(*n as u64);
+            kit.relay_refused.inc_by(refused as u64);
+            kit.relay_parked.inc_by(parked as u64);
         }
         if result.is_err() {
-            self.metrics.inc("jetsaga_relay_errors_total", &[]);
+            kit.relay_errors.inc();
         }
         result
     }

@@ -12,6 +12,7 @@
 //! - [`openapi`]: the error body's schema and `GET /openapi.json`.
 //! - [`operators`]: `ADMIN_TOKENS`, and the [`operators::Operator`] an admin route takes.
 //! - [`ops`]: the `/health` and `/metrics` routes.
+//! - [`scrape`]: the gauges `/metrics` reads when scraped, and the hooks a service adds.
 //! - [`service`]: [`Service`]: start-up, tasks and graceful shutdown.
 //! - [`binary`]: a service binary's whole `main` ([`service_main!`]).
 //! - [`signal`]: graceful shutdown on Ctrl-C or SIGTERM.
@@ -23,6 +24,7 @@ pub mod json;
 pub mod openapi;
 pub mod operators;
 pub mod ops;
+pub mod scrape;
 pub mod service;
 pub mod settings;
 pub mod signal;

@@ -1,8 +1,10 @@
-//! `/health` (ready only when the database and NATS are reachable and every consumer can pull) and `/metrics` (Prometheus text).
+//! `/health` (ready only when the database and NATS are reachable and every consumer can pull) and
+//! `/metrics` (OpenMetrics when asked for, else the Prometheus text format; gauges read at scrape
+//! time by [`crate::scrape`]).
 
 use crate::Runtime;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -46,21 +48,24 @@ async fn health(State(rt): State<Runtime>) -> impl IntoResponse {
     (status, axum::Json(body))
 }
 
-async fn metrics(State(rt): State<Runtime>) -> impl IntoResponse {
-    // Gauges that live in the database are read at scrape time; a failure leaves the last value.
-    if let Ok(outbox) = saga_kit::outbox::standing(&rt.pool).await {
-        rt.metrics
-            .set_gauge("jetsaga_outbox_backlog", &[], outbox.backlog);
-        rt.metrics
-            .set_gauge("jetsaga_outbox_retrying", &[], outbox.retrying);
-        rt.metrics
-            .set_gauge("jetsaga_outbox_parked", &[], outbox.parked);
+/// OpenMetrics for a scraper that asks for it (Prometheus does), else the Prometheus text format
+/// (`curl`, `promtool check metrics`).
+async fn metrics(State(rt): State<Runtime>, headers: HeaderMap) -> impl IntoResponse {
+    crate::scrape::refresh(&rt).await;
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(header::CONTENT_TYPE, saga_kit::metrics::CONTENT_TYPE)],
+            rt.metrics.render(),
+        )
+    } else {
+        (
+            [(header::CONTENT_TYPE, saga_kit::metrics::TEXT_CONTENT_TYPE)],
+            rt.metrics.render_prometheus_text(),
+        )
     }
-    if let Ok(dead) = saga_kit::dead_letter::open_count(&rt.pool).await {
-        rt.metrics.set_gauge("jetsaga_dead_letters_open", &[], dead);
-    }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        rt.metrics.render(),
-    )
 }

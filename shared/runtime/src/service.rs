@@ -9,6 +9,7 @@
 
 use crate::operators::AdminAccess;
 use crate::ops;
+use crate::scrape::Scrape;
 use crate::settings::Settings;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -79,6 +80,8 @@ pub struct Runtime {
     pub js: async_nats::jetstream::Context,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
+    /// What `/metrics` reads when scraped: the consumers' lag and the service's hooks.
+    pub scrape: Arc<Scrape>,
 }
 
 impl Runtime {
@@ -221,6 +224,7 @@ impl Service {
             js,
             metrics,
             settings,
+            scrape: Arc::new(Scrape::default()),
         };
         let relay_stop = CancellationToken::new();
         let relay = Relay::new(
@@ -253,6 +257,8 @@ impl Service {
         handler: H,
     ) {
         let config = self.rt.consumer_config(durable, filter_subjects);
+        let input = <H::Input as jetsaga_contracts::EventSet>::PRODUCER;
+        self.rt.scrape.add_consumer(input.stream(), durable);
         let consumer = Consumer::new(
             self.rt.pool.clone(),
             self.rt.js.clone(),
@@ -275,6 +281,16 @@ impl Service {
             }
             consumer.run(shutdown).await
         });
+    }
+
+    /// Runs `hook` at every scrape of `/metrics` (within [`crate::scrape::READ_TIMEOUT`]), to set
+    /// the service's own gauges.
+    pub fn on_scrape<F, Fut>(&mut self, hook: F)
+    where
+        F: Fn(Runtime) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.rt.scrape.add_hook(hook);
     }
 
     /// Runs a background task (a timer, a sweeper) until shutdown.

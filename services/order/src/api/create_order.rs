@@ -277,7 +277,12 @@ pub async fn create_order(
     )
     .await?;
     tx.commit().await?;
-    state.rt.metrics.inc("jetsaga_orders_accepted_total", &[]);
+    state
+        .rt
+        .metrics
+        .extension::<crate::metrics::OrderMetrics>()
+        .orders_accepted
+        .inc();
     tracing::info!(%order_id, customer_id = %valid.customer_id, total = total.cents(), "order accepted");
     Ok(accepted(order_id))
 }
