@@ -243,7 +243,7 @@ async fn measure<P: Placer>(
 
 pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     if args.traces {
-        return traces::run(args, json).await;
+        return Box::pin(traces::run(args, json)).await;
     }
     let mode = if args.durable { "durable" } else { "default" };
     let options = SystemOptions {
