@@ -11,6 +11,7 @@
 //! - [`ledger`]: what a scenario did (credits, stock, vouchers, orders), the checker's input.
 //! - [`checker`]: the invariants, asserted over the public APIs.
 //! - [`inject`]: publishing events straight onto the streams, as faults.
+//! - [`otlp`]: an OTLP/HTTP trace receiver that keeps the spans the services export.
 //!
 //! Pointed at a running deployment (`JETSAGA_ORDER_URL`, `JETSAGA_PAYMENT_URL`,
 //! `JETSAGA_STOCK_URL`, `JETSAGA_VOUCHER_URL`, and `NATS_URL` for the scenarios that inject), the
@@ -21,6 +22,7 @@ pub mod checker;
 pub mod inject;
 pub mod ledger;
 pub mod netcut;
+pub mod otlp;
 pub mod system;
 
 pub use api::Api;

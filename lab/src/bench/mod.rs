@@ -20,6 +20,7 @@
 //! - [`mix`]: the outcome mix. [`catalogue`]: the seeded data and order bodies.
 //! - [`drive`]: the load generator. [`watch`]: terminal events from the ORDERS stream.
 //! - [`peers`]: `--peers DIR`, DBOS and Restate right after, in one table.
+//! - [`traces`]: `--traces`, the cost of exporting traces: sagas/s with and without an exporter.
 //! - [`sample`]: backlog, lag and CPU. [`cost`]: PostgreSQL and NATS work per saga. [`null`]: the null saga. [`report`], [`plot`]: the output.
 
 pub mod catalogue;
@@ -31,6 +32,7 @@ pub mod peers;
 pub mod plot;
 pub mod report;
 pub mod sample;
+pub mod traces;
 pub mod watch;
 
 use anyhow::Context as _;
@@ -109,6 +111,11 @@ pub struct BenchArgs {
     /// `--out` first and built there once.
     #[arg(long, value_name = "DIR")]
     pub peers: Option<PathBuf>,
+    /// Instead: the cost of exporting traces. Two systems, one exporting every span over OTLP to a
+    /// receiver in this process, driven in alternating `--rounds` of `--orders`/rounds each; the
+    /// ratio of their sagas/s.
+    #[arg(long, conflicts_with_all = ["peers", "rate"])]
+    pub traces: bool,
 }
 
 impl std::fmt::Display for Mix {
@@ -235,6 +242,9 @@ async fn measure<P: Placer>(
 }
 
 pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
+    if args.traces {
+        return Box::pin(traces::run(args, json)).await;
+    }
     let mode = if args.durable { "durable" } else { "default" };
     let options = SystemOptions {
         instances: args.instances.max(1),

@@ -23,8 +23,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    jetsaga_runtime::telemetry::init();
     let args = Args::parse();
+    let telemetry = jetsaga_runtime::telemetry::init_service("order-service");
     let settings = args.settings.resolve(DEFAULTS);
     tracing::info!(?settings, "starting the order service");
     let config = Config {
@@ -33,9 +33,12 @@ async fn main() -> anyhow::Result<()> {
         deadline_sweep: Duration::from_millis(args.deadline_sweep_ms.max(1)),
     };
 
-    jetsaga_runtime::service::run_until_signal(config.settings.http_addr, |listener, shutdown| {
-        order_service::run(config, listener, shutdown)
-    })
-    .await
-    .context("the order service failed")
+    let served = jetsaga_runtime::service::run_until_signal(
+        config.settings.http_addr,
+        |listener, shutdown| order_service::run(config, listener, shutdown),
+    )
+    .await;
+    // Only now that the service has stopped: its last spans are flushed too.
+    jetsaga_runtime::telemetry::shut_down(telemetry).await;
+    served.context("the order service failed")
 }

@@ -181,7 +181,8 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    /// The `outcome` label of `jetsaga_handler_duration_seconds`.
+    /// One word for what became of the message: the `outcome` label of
+    /// `jetsaga_handler_duration_seconds`, and a field of its span.
     pub fn outcome(&self) -> &'static str {
         match self {
             Disposition::Applied => "applied",
@@ -641,10 +642,15 @@ impl<H: Handler> Consumer<H> {
             consumer,
             event_id = %envelope.id,
             ce_type = %envelope.ce_type,
+            order_id = %envelope.correlation_id,
             trace_id = %envelope.traceparent.trace_id_hex(),
             delivered = raw.delivered,
+            outcome = tracing::field::Empty,
         );
-        let applied = AssertUnwindSafe(self.apply(&envelope, event, raw).instrument(span))
+        // The handler's span is the child of the span that emitted the message, in another
+        // service: one order is one trace across the NATS hops.
+        crate::otel::continue_trace(&span, &envelope.traceparent);
+        let applied = AssertUnwindSafe(self.apply(&envelope, event, raw).instrument(span.clone()))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -658,6 +664,23 @@ impl<H: Handler> Consumer<H> {
                     std::io::Error::other(what),
                 ))
             });
+        let disposition = self
+            .conclude(applied, &envelope, raw, redelivery)
+            .instrument(span.clone())
+            .await;
+        span.record("outcome", disposition.outcome());
+        disposition
+    }
+
+    /// What a handler's result means for its message: counted, dead-lettered, retried or kept.
+    async fn conclude(
+        &self,
+        applied: Result<Disposition, HandlerError>,
+        envelope: &Envelope,
+        raw: &RawMessage,
+        redelivery: bool,
+    ) -> Disposition {
+        let consumer = self.config.durable;
         match applied {
             Ok(disposition) => {
                 let kit = self.metrics.kit();
@@ -689,7 +712,7 @@ impl<H: Handler> Consumer<H> {
                     tracing::info!(consumer, event_id = %envelope.id, error = %u, retry_in = ?delay, "rows held by others; will retry");
                     return Disposition::Contended(delay);
                 }
-                self.unavailable(&envelope, &u)
+                self.unavailable(envelope, &u)
             }
             Err(HandlerError::Transient(t)) => {
                 KitMetrics::inc(&self.metrics.kit().handler_retries, consumer);
@@ -699,7 +722,7 @@ impl<H: Handler> Consumer<H> {
                         .await
                     {
                         Ok(n) => i64::from(n),
-                        Err(e) if is_unavailable(&e) => return self.unavailable(&envelope, &e),
+                        Err(e) if is_unavailable(&e) => return self.unavailable(envelope, &e),
                         // Cannot be counted: count it as the delivery number says.
                         Err(_) => raw.delivered,
                     };
@@ -824,7 +847,9 @@ impl<H: Handler> Consumer<H> {
         };
         let emitted = self.handler.handle(&mut tx, event, &ctx).await?;
         for (index, out) in emitted.iter().enumerate() {
-            let out = Envelope::caused_by(envelope, consumer, index, out);
+            let mut out = Envelope::caused_by(envelope, consumer, index, out);
+            // With traces exported, what this handler emits is the child of its span.
+            out.traceparent = crate::otel::traceparent_in(out.traceparent);
             if let Some(Err(why)) = self.guard.as_ref().map(|g| g.check(&out)) {
                 tx.rollback().await?;
                 return Ok(Disposition::Diverged(why));

@@ -29,6 +29,7 @@
 //! - [`stream_audit`]: published outbox rows looked for in their streams; what a stream lost is
 //!   published again under the same ids.
 //! - [`trace`]: one saga read back from every stream, in time order.
+//! - [`otel`]: OpenTelemetry glue, the `traceparent` to and from a span's context.
 //! - [`metrics`]: per-instance Prometheus metrics (`prometheus-client`), one registry each.
 //! - [`migrate`]: the kit's tables, migrated with the service's own.
 //!
@@ -51,6 +52,7 @@ pub mod health;
 pub mod inbox;
 pub mod metrics;
 pub mod migrate;
+pub mod otel;
 pub mod outbox;
 pub mod provision;
 pub mod relay;

@@ -33,13 +33,15 @@ pub async fn enqueue(conn: &mut PgConnection, envelope: &Envelope) -> Result<(),
 }
 
 /// Emits an event that starts a chain (an HTTP request, an admin change, a timer) with the given
-/// id, and returns its envelope.
+/// id, and returns its envelope. When traces are exported and a span is current (the HTTP
+/// request's), the event continues that span's trace instead of starting its own.
 pub async fn emit_root<E: EventSet>(
     conn: &mut PgConnection,
     id: EventId,
     event: &E,
 ) -> Result<Envelope, sqlx::Error> {
-    let envelope = Envelope::root(id, event);
+    let mut envelope = Envelope::root(id, event);
+    envelope.traceparent = crate::otel::traceparent_in(envelope.traceparent);
     enqueue(conn, &envelope).await?;
     Ok(envelope)
 }

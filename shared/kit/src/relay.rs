@@ -19,7 +19,7 @@
 //!   an error only when it could not reach the database, or reached nothing at all.
 
 use crate::backoff::Backoff;
-use crate::envelope::header_map;
+use crate::envelope::{header_map, TraceParent, TRACEPARENT};
 use crate::metrics::Metrics;
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::future::join_all;
@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 /// The relay's settings.
@@ -385,14 +386,19 @@ async fn publish_in_order<'a>(
     use async_nats::jetstream::context::PublishErrorKind;
     let mut outcomes = Vec::with_capacity(rows.len());
     for row in rows {
+        let span = publish_span(row);
         let publish = PublishMessage::build()
             .payload(row.payload.clone().into())
             .headers(header_map(&row.headers))
             .message_id(row.event_id.to_string());
-        let ack = match js.send_publish(row.subject.clone(), publish).await {
-            Ok(pending) => pending.await,
-            Err(e) => Err(e),
-        };
+        let ack = async {
+            match js.send_publish(row.subject.clone(), publish).await {
+                Ok(pending) => pending.await,
+                Err(e) => Err(e),
+            }
+        }
+        .instrument(span.clone())
+        .await;
         let outcome = match ack {
             Ok(ack) => RowOutcome::Acked(ack.sequence),
             Err(e) => match e.kind() {
@@ -407,6 +413,7 @@ async fn publish_in_order<'a>(
                 _ => RowOutcome::Refused(format!("{e}: {}", error_chain(&e))),
             },
         };
+        span.record("outcome", outcome.name());
         let stop = !matches!(outcome, RowOutcome::Acked(_));
         outcomes.push((row, outcome));
         // The next row of this key waits: publishing it now would reorder the key.
@@ -415,6 +422,42 @@ async fn publish_in_order<'a>(
         }
     }
     outcomes
+}
+
+/// The span of one publish: a child of the span that emitted the event (its stored
+/// `traceparent`), beside the handlers that will receive it. Only made when traces are exported:
+/// without an exporter the relay's hot path stays as it was.
+fn publish_span(row: &OutboxRow) -> tracing::Span {
+    if !crate::otel::enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "publish",
+        event_id = %row.event_id,
+        subject = %row.subject,
+        order_id = %row.order_key,
+        outcome = tracing::field::Empty,
+    );
+    if let Some(parent) = row
+        .headers
+        .get(TRACEPARENT)
+        .and_then(|t| t.as_str())
+        .and_then(TraceParent::parse)
+    {
+        crate::otel::continue_trace(&span, &parent);
+    }
+    span
+}
+
+impl RowOutcome {
+    fn name(&self) -> &'static str {
+        match self {
+            RowOutcome::Acked(_) => "published",
+            RowOutcome::Refused(_) => "refused",
+            RowOutcome::Unpublishable(_) => "unpublishable",
+            RowOutcome::Unreachable(_) => "unreachable",
+        }
+    }
 }
 
 /// The sources of an error, for a row's `last_error`.

@@ -1,4 +1,5 @@
-//! The `main` of a service binary, written once: settings from flags and environment, logging,
+//! The `main` of a service binary, written once: settings from flags and environment, logging and
+//! traces,
 //! HTTP bound on the service's address, Ctrl-C or SIGTERM to stop, and the service's `run` until it
 //! has shut down. A service's `main.rs` is one [`service_main!`](crate::service_main!) line.
 
@@ -32,12 +33,15 @@ where
     let matches = SettingsArgs::augment_args(command).get_matches();
     let args = SettingsArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let settings = args.resolve(binary.defaults);
-    crate::telemetry::init();
+    let telemetry = crate::telemetry::init_service(binary.name);
     tracing::info!(?settings, service = binary.name, "starting");
-    run_until_signal(settings.http_addr, |listener, shutdown| {
+    let served = run_until_signal(settings.http_addr, |listener, shutdown| {
         run(settings, listener, shutdown)
     })
-    .await
+    .await;
+    // Only now that the service has stopped: its last spans are flushed too.
+    crate::telemetry::shut_down(telemetry).await;
+    served
 }
 
 /// The whole `main` of a service binary whose settings are the shared ones:

@@ -16,10 +16,12 @@
 //! - [`service`]: [`Service`]: start-up, tasks and graceful shutdown.
 //! - [`binary`]: a service binary's whole `main` ([`service_main!`]).
 //! - [`signal`]: graceful shutdown on Ctrl-C or SIGTERM.
-//! - [`telemetry`]: logging set-up for binaries.
+//! - [`telemetry`]: logging set-up for binaries, and trace export over OTLP when configured.
+//! - [`http_trace`]: one span per API request, continuing an incoming `traceparent`.
 
 pub mod api_error;
 pub mod binary;
+pub mod http_trace;
 pub mod json;
 pub mod openapi;
 pub mod operators;

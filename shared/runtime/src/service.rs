@@ -311,6 +311,7 @@ impl Service {
     ) -> Result<(), ServiceError> {
         let service = self.rt.service;
         let router = api
+            .layer(axum::middleware::from_fn(crate::http_trace::trace_request))
             .merge(ops::routes(self.rt.clone()))
             .layer(DefaultBodyLimit::max(crate::json::BODY_LIMIT));
         let addr = listener.local_addr().ok();
