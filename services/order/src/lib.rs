@@ -12,7 +12,7 @@
 //! - [`store`]: the SQL for products, orders and order lines.
 //! - [`api`]: the HTTP routes, one file each.
 //! - [`consumers`]: the durable consumer names and the handlers that dispatch each input event.
-//! - [`handlers`]: one file per event reacted to (`voucher_reserved.rs`, `stock_reserved.rs`, ...).
+//! - [`handlers`]: one file per event reacted to (`points_reserved.rs`, `stock_reserved.rs`, ...).
 //! - [`deadline`]: the sweep that cancels overdue orders with reason `timeout`.
 //! - [`repair`]: what `jetsaga reconcile --repair` may fix here: an overdue order is cancelled.
 //! - [`restore`]: every event of its own stream applied again as a recorded fact, for
