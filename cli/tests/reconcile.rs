@@ -180,6 +180,15 @@ async fn repairable_differences_are_reported_then_repaired_through_the_owners_ou
         &overdue,
     )
     .await?;
+    // A PENDING order has earned no points yet.
+    exec(
+        &sys.db(Svc::Points).await?,
+        "WITH h AS (DELETE FROM holds WHERE order_id = $1 RETURNING customer_id, earned)
+         UPDATE accounts a SET available = a.available - h.earned
+         FROM h WHERE a.customer_id = h.customer_id",
+        &overdue,
+    )
+    .await?;
 
     // Then each is reported with its kind and the owner's repair, and the exit code is 1
     let expected = BTreeSet::from([

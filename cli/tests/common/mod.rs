@@ -40,6 +40,7 @@ impl Jetsaga {
             ("--payment-db", Svc::Payment),
             ("--stock-db", Svc::Stock),
             ("--voucher-db", Svc::Voucher),
+            ("--points-db", Svc::Points),
         ] {
             targets.push(flag.to_owned());
             targets.push(sys.database_url(svc)?);
