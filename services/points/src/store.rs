@@ -67,6 +67,26 @@ pub async fn account<'e>(
     .transpose()
 }
 
+/// A customer's points, locked until the transaction ends; `None` for a customer who never had
+/// any (nothing is written: a rejection leaves no trace in the tables, as its restore does).
+pub async fn lock_existing_account(
+    conn: &mut PgConnection,
+    customer_id: CustomerId,
+) -> Result<Option<Account>, sqlx::Error> {
+    let row: Option<PgRow> =
+        sqlx::query("SELECT available, held FROM accounts WHERE customer_id = $1 FOR UPDATE")
+            .bind(customer_id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(|r| {
+        Ok(Account {
+            available: points(&r, "available")?,
+            held: points(&r, "held")?,
+        })
+    })
+    .transpose()
+}
+
 /// A customer's points, locked until the transaction ends; an empty account is opened first.
 pub async fn lock_account(
     conn: &mut PgConnection,

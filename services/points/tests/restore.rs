@@ -47,3 +47,30 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
         .await?;
     svc.stop().await
 }
+
+#[tokio::test]
+async fn a_customer_without_points_who_is_rejected_leaves_nothing_a_rebuild_would_miss(
+) -> anyhow::Result<()> {
+    let svc = TestService::start().await?;
+    let nobody = CustomerId::new_random();
+    svc.deliver_voucher(voucher_reserved(
+        OrderId::new_random(),
+        nobody,
+        500,
+        0,
+        Some(50),
+    ))
+    .await?;
+    assert_eq!(svc.count("accounts").await?, 0);
+    let rebuilt = facts::fresh_db("points_restore", &points_service::MIGRATIONS).await?;
+    facts::assert_rebuilt_from_facts(
+        &Restorer,
+        svc.db.pool(),
+        rebuilt.pool(),
+        TABLES,
+        1,
+        "1 rejected",
+    )
+    .await?;
+    svc.stop().await
+}

@@ -29,7 +29,9 @@ pub async fn handle(
     }
     let points = domain::points_to_hold(event.points, event.total, event.discount);
     if points > Points::ZERO {
-        let account = store::lock_account(tx, event.customer_id).await?;
+        let account = store::lock_existing_account(tx, event.customer_id)
+            .await?
+            .unwrap_or_default();
         match account.hold(points) {
             Ok(next) => {
                 store::set_account(tx, event.customer_id, next).await?;
