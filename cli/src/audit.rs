@@ -418,6 +418,7 @@ mod tests {
             "payments.credited",
             "stock.adjusted",
             "vouchers.issued",
+            "points.awarded",
             "dlq.requeued",
             "dlq.discarded",
         ] {

@@ -106,7 +106,7 @@ impl FromStr for DeadLetterRef {
             .split_once(':')
             .ok_or_else(|| format!("`{s}` is not <service>:<id>, e.g. payment:3"))?;
         let producer = Producer::from_service(service).ok_or_else(|| {
-            format!("`{service}` is not a service (order, voucher, payment, stock)")
+            format!("`{service}` is not a service (order, voucher, points, payment, stock)")
         })?;
         let id = id
             .parse::<i64>()

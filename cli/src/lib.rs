@@ -14,7 +14,7 @@
 //! - [`participants`]: each service's own declarations, the one place a tool finds a service.
 //! - [`trace`]: `jetsaga trace`, one saga across every stream, as a table or a Mermaid diagram.
 //! - [`replay`]: `jetsaga replay`, a service rebuilt from the streams, or audited (`--verify`).
-//! - [`reconcile`]: `jetsaga reconcile`, the invariants across the four databases, and repair.
+//! - [`reconcile`]: `jetsaga reconcile`, the invariants across the five databases, and repair.
 //! - [`dlq`]: `jetsaga dlq`, the dead letters of every service.
 //! - [`audit`]: `jetsaga audit`, every admin change and operator action over a time range.
 //! - [`stats`]: `jetsaga stats`, consumer lag, outbox backlog, dead letters, saga outcomes.

@@ -55,7 +55,7 @@ impl std::fmt::Debug for Participant {
 }
 
 /// Every jetsaga service, in saga order ([`Producer::ALL`]).
-pub static ALL: [Participant; 4] = [
+pub static ALL: [Participant; 5] = [
     Participant {
         producer: Producer::ORDER,
         defaults: order_service::DEFAULTS,
@@ -91,6 +91,24 @@ pub static ALL: [Participant; 4] = [
         run: |d| {
             Box::pin(
                 async move { Ok(voucher_service::run(d.settings, d.listener, d.shutdown).await?) },
+            )
+        },
+    },
+    Participant {
+        producer: Producer::POINTS,
+        defaults: points_service::DEFAULTS,
+        migrations: &points_service::MIGRATIONS,
+        state: points_service::state::TABLES,
+        wire_replay: |r| {
+            points_service::consumers::wire(r);
+            r.restore_with(points_service::restore::Restorer);
+        },
+        consumers: || declared(points_service::consumers::wire),
+        admin_events: &[jetsaga_contracts::events::points::PointsAwarded::SUBJECT_FILTER],
+        describe: crate::trace::describe::points,
+        run: |d| {
+            Box::pin(
+                async move { Ok(points_service::run(d.settings, d.listener, d.shutdown).await?) },
             )
         },
     },

@@ -1,5 +1,5 @@
 //! `jetsaga stats`: is the system keeping up? Consumer lag per service, outbox backlog, dead
-//! letters and saga outcomes, from NATS and the four databases.
+//! letters and saga outcomes, from NATS and the five databases.
 
 use crate::cli::Outcome;
 use crate::output::{self, Table};

@@ -1,4 +1,4 @@
-//! Where the system is: NATS and the four service databases, from flags and environment, with the
+//! Where the system is: NATS and the five service databases, from flags and environment, with the
 //! design's defaults.
 
 use anyhow::Context as _;
@@ -13,6 +13,7 @@ use std::time::Duration;
 pub enum ServiceName {
     Order,
     Voucher,
+    Points,
     Payment,
     Stock,
 }
@@ -22,6 +23,7 @@ impl ServiceName {
         match self {
             ServiceName::Order => Producer::ORDER,
             ServiceName::Voucher => Producer::VOUCHER,
+            ServiceName::Points => Producer::POINTS,
             ServiceName::Payment => Producer::PAYMENT,
             ServiceName::Stock => Producer::STOCK,
         }
@@ -52,6 +54,14 @@ pub struct Targets {
         hide_env_values = true
     )]
     pub voucher_db: Option<String>,
+    /// The points database. Default `.../jetsaga_points`.
+    #[arg(
+        long,
+        env = "POINTS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub points_db: Option<String>,
     /// The payment database. Default `.../jetsaga_payment`.
     #[arg(
         long,
@@ -91,6 +101,7 @@ impl Targets {
         [
             (Producer::ORDER, &self.order_db),
             (Producer::VOUCHER, &self.voucher_db),
+            (Producer::POINTS, &self.points_db),
             (Producer::PAYMENT, &self.payment_db),
             (Producer::STOCK, &self.stock_db),
         ]

@@ -141,7 +141,8 @@ pub fn outcome(producer: Producer, ce_type: &str, payload: &serde_json::Value) -
 pub mod describe {
     use crate::output;
     use jetsaga_contracts::{
-        DecodeError, EventSet, Money, OrderEvent, PaymentEvent, StockEvent, VoucherEvent,
+        DecodeError, EventSet, Money, OrderEvent, PaymentEvent, PointsEvent, StockEvent,
+        VoucherEvent,
     };
 
     fn money(m: Money) -> String {
@@ -180,6 +181,22 @@ pub mod describe {
             ),
             VoucherEvent::VoucherReleased(_) => "voucher available again".into(),
             VoucherEvent::VoucherRedeemed(_) => "voucher redeemed".into(),
+        })
+    }
+
+    pub fn points(ce_type: &str, bytes: &[u8]) -> Result<String, DecodeError> {
+        PointsEvent::from_payload(ce_type, bytes).map(|e| match e {
+            PointsEvent::PointsAwarded(e) => {
+                format!("awarded {} points by {}", e.points, e.actor)
+            }
+            PointsEvent::PointsReserved(e) => format!("{} points held", e.points),
+            PointsEvent::PointsRejected(e) => {
+                format!("rejected: {} points asked, too few available", e.requested)
+            }
+            PointsEvent::PointsReleased(e) => format!("{} points available again", e.points),
+            PointsEvent::PointsEarned(e) => {
+                format!("{} points spent, {} earned", e.spent, e.earned)
+            }
         })
     }
 
@@ -359,6 +376,7 @@ mod tests {
                     lines: vec![],
                     total,
                     voucher_code: None,
+                    points: None,
                     deadline: datetime!(2026-11-21 10:00:30 UTC),
                     idempotency_key: None,
                 }),
@@ -375,6 +393,7 @@ mod tests {
                     lines: vec![],
                     total,
                     discount: Money::ZERO,
+                    points: None,
                 }),
             ),
             event(

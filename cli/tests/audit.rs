@@ -4,7 +4,7 @@
 mod common;
 
 use anyhow::Context as _;
-use common::{poison_three_consumers, Jetsaga};
+use common::{poison_four_consumers, Jetsaga};
 use jetsaga_scenarios::ledger::new_sku;
 use jetsaga_scenarios::system::OPERATOR;
 use jetsaga_scenarios::{Ledger, System, SystemOptions};
@@ -44,8 +44,8 @@ async fn audit_lists_each_admin_change_and_dead_letter_decision_with_its_operato
     ledger
         .voucher(&sys.api, &format!("AUD-{sku}"), &alice, 100, None)
         .await?;
-    // and a poison message, dead-lettered by three services: alice requeues one, bob discards one
-    poison_three_consumers(&sys).await?;
+    // and a poison message, dead-lettered by four services: alice requeues one, bob discards one
+    poison_four_consumers(&sys).await?;
     for (operator, action, dead_letter) in [
         ("alice", "requeue", "payment:1"),
         ("bob", "discard", "stock:1"),

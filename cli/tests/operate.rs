@@ -3,7 +3,7 @@
 mod common;
 
 use anyhow::Context as _;
-use common::{poison_three_consumers, Jetsaga};
+use common::{poison_four_consumers, Jetsaga};
 use jetsaga_scenarios::checker::{assert_invariants, wait_quiet};
 use jetsaga_scenarios::inject;
 use jetsaga_scenarios::ledger::new_sku;
@@ -43,13 +43,14 @@ async fn trace_shows_each_step_with_its_service_cause_and_outcome() -> anyhow::R
         [
             "orders.created",
             "vouchers.reserved",
+            "points.reserved",
             "payments.failed",
             "orders.cancelled"
         ]
     );
     assert_eq!(steps[0]["caused_by"], Value::Null);
-    assert_eq!(steps[2]["caused_by"], 2);
-    assert_eq!(steps[2]["service"], "payment");
+    assert_eq!(steps[3]["caused_by"], 3);
+    assert_eq!(steps[3]["service"], "payment");
     assert_eq!(trace["summary"]["status"], "CANCELLED");
     assert_eq!(trace["summary"]["cancel_reason"], "payment_failed");
 
@@ -61,7 +62,7 @@ async fn trace_shows_each_step_with_its_service_cause_and_outcome() -> anyhow::R
     assert_eq!(code, 0);
     assert!(mermaid.starts_with("sequenceDiagram"), "{mermaid}");
     assert!(
-        mermaid.contains("voucher->>payment: payments.failed"),
+        mermaid.contains("points->>payment: payments.failed"),
         "{mermaid}"
     );
 
@@ -90,7 +91,7 @@ async fn stats_reports_lag_backlog_dead_letters_and_saga_outcomes() -> anyhow::R
     assert_eq!(stats["sagas"]["cancelled"], 1);
     assert_eq!(stats["sagas"]["pending"], 0);
     let consumers = stats["consumers"].as_array().context("consumers")?;
-    assert_eq!(consumers.len(), 8, "every durable consumer: {consumers:?}");
+    assert_eq!(consumers.len(), 11, "every durable consumer: {consumers:?}");
     assert!(consumers
         .iter()
         .all(|c| c["pending"] == 0 && c["ack_pending"] == 0));
@@ -111,9 +112,9 @@ async fn stats_reports_lag_backlog_dead_letters_and_saga_outcomes() -> anyhow::R
 async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_audited(
 ) -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;
-    // A poison message on the ORDERS stream reaches the three services that read orders.cancelled:
+    // A poison message on the ORDERS stream reaches the four services that read orders.cancelled:
     // each dead-letters it once.
-    poison_three_consumers(&sys).await?;
+    poison_four_consumers(&sys).await?;
     let all = json(&sys, &["dlq", "list"]).await?;
     let refs: Vec<&str> = all
         .as_array()
@@ -121,7 +122,7 @@ async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_au
         .iter()
         .filter_map(|d| d["ref"].as_str())
         .collect();
-    assert_eq!(refs, ["voucher:1", "payment:1", "stock:1"]);
+    assert_eq!(refs, ["voucher:1", "points:1", "payment:1", "stock:1"]);
     let listed = &json(&sys, &["dlq", "list", "--service", "payment"]).await?[0];
     assert_eq!(listed["kind"], "undecodable");
     let reference = listed["ref"].as_str().context("ref")?.to_owned();
@@ -195,7 +196,7 @@ async fn requeued_poison_comes_back_as_one_new_dead_letter_and_each_action_is_au
 async fn a_dead_letter_action_without_an_operators_token_is_refused_and_changes_nothing(
 ) -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;
-    poison_three_consumers(&sys).await?;
+    poison_four_consumers(&sys).await?;
 
     // No token, a token that is no operator's, --by instead of a token, no operators at all
     let refusals = [

@@ -1,5 +1,5 @@
-//! `jetsaga reconcile` against the whole system: four service processes, a real nats-server and
-//! four PostgreSQL databases. Each test runs sagas to the end, corrupts the databases on purpose
+//! `jetsaga reconcile` against the whole system: five service processes, a real nats-server and
+//! five PostgreSQL databases. Each test runs sagas to the end, corrupts the databases on purpose
 //! with SQL, and runs the real binary to see each difference reported, and repaired where an
 //! ordinary compensating event can repair it.
 
@@ -177,6 +177,15 @@ async fn repairable_differences_are_reported_then_repaired_through_the_owners_ou
     exec(
         &order_db,
         "UPDATE orders SET status = 'PENDING', deadline = now() - interval '1 hour' WHERE order_id = $1",
+        &overdue,
+    )
+    .await?;
+    // A PENDING order has earned no points yet.
+    exec(
+        &sys.db(Svc::Points).await?,
+        "WITH h AS (DELETE FROM holds WHERE order_id = $1 RETURNING customer_id, earned)
+         UPDATE accounts a SET available = a.available - h.earned
+         FROM h WHERE a.customer_id = h.customer_id",
         &overdue,
     )
     .await?;
@@ -481,5 +490,85 @@ async fn settlement_file_differences_are_missing_ours_missing_theirs_and_amount_
     assert_eq!(no_date.code, 2, "{no_date:?}");
     assert!(no_date.stderr.contains("--date"), "{no_date:?}");
     std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn points_held_by_ended_orders_are_released_or_earned_by_repair() -> anyhow::Result<()> {
+    // Given a confirmed order that spent 300 points and a cancelled one that held 200
+    let sys = System::start(SystemOptions::default()).await?;
+    if sys.is_external() {
+        println!("not run against an external deployment: it corrupts the databases");
+        return Ok(());
+    }
+    let api = sys.api.clone();
+    let mut ledger = Ledger::default();
+    let mug = new_sku("MUG");
+    ledger.sku(&api, &mug, 1_000, 5).await?;
+    let tv = new_sku("TV");
+    ledger.sku(&api, &tv, 90_000, 5).await?;
+    let alice = ledger.customer(&api, 5_000).await?;
+    ledger.award_points(&api, &alice, 1_000).await?;
+    let confirmed = ledger
+        .order_with_points(&api, &alice, &[(&mug, 2)], None, Some(300))
+        .await?;
+    let cancelled = ledger
+        .order_with_points(&api, &alice, &[(&tv, 1)], None, Some(200))
+        .await?;
+    let outcome = assert_invariants(&api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.reason(&cancelled), "payment_failed");
+    assert_eq!(api.points(&alice).await?, (717, 0));
+    let reconcile = Reconciler::new(&sys)?;
+    assert_eq!(reconcile.run(&[]).await?.code, 0);
+
+    // When both holds are put back to HELD, as a restore from an old backup would
+    let points_db = sys.db(Svc::Points).await?;
+    exec(
+        &points_db,
+        "UPDATE holds SET status = 'HELD', earned = NULL WHERE order_id = $1",
+        &confirmed,
+    )
+    .await?;
+    exec(
+        &points_db,
+        "UPDATE holds SET status = 'HELD' WHERE order_id = $1",
+        &cancelled,
+    )
+    .await?;
+    exec(
+        &points_db,
+        "UPDATE accounts SET available = 500, held = 500 WHERE customer_id = $1",
+        &alice,
+    )
+    .await?;
+
+    // Then each is reported with the points service's repair
+    let (code, doc) = reconcile.json(&[]).await?;
+    assert_eq!(code, 1, "{doc:#}");
+    assert_eq!(
+        found(&doc["differences"]),
+        BTreeSet::from([
+            diff("status_mismatch", "points", &confirmed, "earn_points"),
+            diff("status_mismatch", "points", &cancelled, "release_points"),
+        ]),
+        "{doc:#}"
+    );
+    // And the repair spends and earns once, releases once, and the books balance again
+    let repair = reconcile.run(&["--repair"]).await?;
+    assert_eq!(repair.code, 0, "{repair:?}");
+    assert_eq!(api.points(&alice).await?, (717, 0));
+    let events = outbox_types(&points_db, &confirmed).await?;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|t| *t == "jetsaga.points.earned.v1")
+            .count(),
+        2,
+        "the handler's and the repair's: {events:?}"
+    );
+    assert!(outbox_types(&points_db, &cancelled)
+        .await?
+        .contains(&"jetsaga.points.released.v1".to_owned()));
+    assert_eq!(reconcile.run(&[]).await?.code, 0);
     Ok(())
 }

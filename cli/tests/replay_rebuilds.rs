@@ -11,12 +11,13 @@ use async_nats::jetstream;
 use futures::future::BoxFuture;
 use jetsaga_contracts::events::order::{OrderCancelled, OrderCreated};
 use jetsaga_contracts::events::payment::{AccountCredited, PaymentSucceeded};
+use jetsaga_contracts::events::points::PointsReserved;
 use jetsaga_contracts::events::stock::{StockAdjusted, StockReserved};
-use jetsaga_contracts::events::voucher::{VoucherIssued, VoucherReserved};
+use jetsaga_contracts::events::voucher::VoucherIssued;
 use jetsaga_contracts::events::{OrderLine, StockLine};
 use jetsaga_contracts::{
     Actor, CancelReason, CustomerId, EventId, EventSet, Money, OrderEvent, OrderId, PaymentEvent,
-    Producer, Sku, StockEvent, VoucherCode, VoucherEvent,
+    Points, PointsEvent, Producer, Sku, StockEvent, VoucherCode, VoucherEvent,
 };
 use jetsaga_testkit::{NatsServer, TestDb};
 use saga_kit::consumer::RawMessage;
@@ -456,6 +457,7 @@ async fn an_order_cancelled_by_its_deadline_before_its_stock_came_stays_cancelle
                 }],
                 total: money(500),
                 voucher_code: None,
+                points: None,
                 deadline: time::OffsetDateTime::now_utc(),
                 idempotency_key: None,
             }),
@@ -519,9 +521,9 @@ async fn a_charge_that_a_top_up_made_possible_stays_charged() -> anyhow::Result<
     let bench = Bench::start(Producer::PAYMENT, &payment_service::MIGRATIONS, wire).await?;
     let customer = CustomerId::new_random();
     let order_id = OrderId::new_random();
-    // VoucherReserved is stored; a credit commits before the charge is handled.
+    // PointsReserved is stored; a credit commits before the charge is handled.
     let reserved = bench
-        .publish(&VoucherEvent::VoucherReserved(VoucherReserved {
+        .publish(&PointsEvent::PointsReserved(PointsReserved {
             order_id,
             customer_id: customer,
             voucher_code: None,
@@ -532,6 +534,7 @@ async fn a_charge_that_a_top_up_made_possible_stays_charged() -> anyhow::Result<
             }],
             total: money(700),
             discount: money(0),
+            points: Points::ZERO,
         }))
         .await?;
     bench
@@ -545,9 +548,9 @@ async fn a_charge_that_a_top_up_made_possible_stays_charged() -> anyhow::Result<
             }),
         )
         .await?;
-    let on_vouchers = payment_service::consumers::OnVouchers::DURABLE;
+    let on_points = payment_service::consumers::OnPoints::DURABLE;
     assert_eq!(
-        bench.handle(on_vouchers, "VOUCHERS", reserved, 1).await?,
+        bench.handle(on_points, "POINTS", reserved, 1).await?,
         Disposition::Applied
     );
     bench.relay().await?;
@@ -585,6 +588,7 @@ async fn a_voucher_issued_after_its_order_was_stored_stays_reserved_and_redeemab
             }],
             total: money(900),
             voucher_code: Some(code.clone()),
+            points: None,
             deadline: time::OffsetDateTime::now_utc() + time::Duration::minutes(1),
             idempotency_key: None,
         }))

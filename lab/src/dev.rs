@@ -219,11 +219,12 @@ async fn create_database_if_missing(admin: &PgPool, name: &str) -> anyhow::Resul
     Ok(())
 }
 
-const PORTS: [(&str, u16); 4] = [
+const PORTS: [(&str, u16); 5] = [
     ("order", 8080),
     ("payment", 8081),
     ("stock", 8082),
     ("voucher", 8083),
+    ("points", 8084),
 ];
 
 async fn wait_healthy(client: &reqwest::Client) -> anyhow::Result<()> {
@@ -319,7 +320,16 @@ async fn seed(client: &reqwest::Client, admin_token: &str) -> anyhow::Result<()>
         "issuing voucher WELCOME5".into(),
     )
     .await?;
-    eprintln!("jetsaga dev: seeded 5 products with stock, 2 customers and voucher WELCOME5");
+    send(
+        client
+            .post(format!("http://127.0.0.1:8084/points/{ALICE}/award"))
+            .json(&serde_json::json!({"points": 300})),
+        "awarding alice 300 points".into(),
+    )
+    .await?;
+    eprintln!(
+        "jetsaga dev: seeded 5 products with stock, 2 customers, voucher WELCOME5 and 300 points"
+    );
     Ok(())
 }
 
@@ -329,6 +339,7 @@ fn print_banner(nats_url: &str, state_dir: &Path, admin_token: &str) {
 jetsaga is running (NATS at {nats_url}, dev state in {state}):
   order    http://127.0.0.1:8080     payment  http://127.0.0.1:8081
   stock    http://127.0.0.1:8082     voucher  http://127.0.0.1:8083
+  points   http://127.0.0.1:8084
 
 Admin routes need the operator token (set JETSAGA_ADMIN_TOKEN to choose it):
   operator {DEV_OPERATOR}, token {admin_token}
@@ -336,19 +347,23 @@ The CLI's write commands (dlq requeue|discard, reconcile --repair) sign with it 
   export ADMIN_TOKENS={DEV_OPERATOR}={admin_token} JETSAGA_ADMIN_TOKEN={admin_token}
 
 Demo data: products MUG-1 TEE-1 BOOK-1 CAP-1 PEN-1 (only 2 pens), customer alice {ALICE}
-(200.00 credit, voucher WELCOME5), customer bob {BOB} (5.00 credit).
+(200.00 credit, voucher WELCOME5, 300 points), customer bob {BOB} (5.00 credit).
 
 Try:
   # an order that confirms (alice pays 2 mugs minus the 5.00 voucher)
   curl -s -X POST localhost:8080/orders -H 'content-type: application/json' \
     -d '{{"customer_id":"{ALICE}","items":[{{"sku":"MUG-1","quantity":2}}],"voucher_code":"WELCOME5"}}'
+  # an order paid partly with 300 points (3.00); alice earns a point per full 1.00 charged
+  curl -s -X POST localhost:8080/orders -H 'content-type: application/json' \
+    -d '{{"customer_id":"{ALICE}","items":[{{"sku":"CAP-1","quantity":1}}],"points":300}}'
+  curl -s localhost:8084/points/{ALICE}
   # an order that is cancelled with payment_failed (bob cannot pay a book)
   curl -s -X POST localhost:8080/orders -H 'content-type: application/json' \
     -d '{{"customer_id":"{BOB}","items":[{{"sku":"BOOK-1","quantity":1}}]}}'
   # an admin change, signed by the operator dev (recorded as the actor of StockAdjusted)
   curl -s -X POST localhost:8082/stock/PEN-1/adjust -H 'authorization: Bearer {admin_token}' \
     -H 'content-type: application/json' -d '{{"delta":3}}'
-  # the saga of an order, across all four services
+  # the saga of an order, across all five services
   curl -s localhost:8080/orders/<order_id>/timeline     # or: jetsaga trace <order_id>
   # who changed what (the demo data was set up by the operator dev)
   jetsaga audit

@@ -38,6 +38,10 @@ pub fn documents() -> anyhow::Result<Vec<(PathBuf, String)>> {
             to_pretty_json(&voucher_service::api::ApiDoc::openapi()),
         ),
         (
+            PathBuf::from("api/points.json"),
+            to_pretty_json(&points_service::api::ApiDoc::openapi()),
+        ),
+        (
             PathBuf::from("api/payment.json"),
             to_pretty_json(&payment_service::api::ApiDoc::openapi()),
         ),

@@ -82,6 +82,7 @@ pub fn targets_of(sys: &System) -> Targets {
         nats_url: Some(sys.nats_url().to_owned()),
         order_db: sys.database_url(Svc::Order).ok(),
         voucher_db: sys.database_url(Svc::Voucher).ok(),
+        points_db: sys.database_url(Svc::Points).ok(),
         payment_db: sys.database_url(Svc::Payment).ok(),
         stock_db: sys.database_url(Svc::Stock).ok(),
     }

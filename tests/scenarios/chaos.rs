@@ -35,7 +35,7 @@ async fn chaos(args: &[&str]) -> anyhow::Result<Value> {
         .context("no rebuild_differences")?;
     assert_eq!(
         rebuilt.len(),
-        4,
+        5,
         "every service rebuilt from the streams: {report}"
     );
     assert!(

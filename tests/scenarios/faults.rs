@@ -3,10 +3,11 @@
 
 use jetsaga_contracts::events::order::{OrderCancelled, OrderCreated};
 use jetsaga_contracts::events::payment::PaymentSucceeded;
+use jetsaga_contracts::events::points::PointsReserved;
 use jetsaga_contracts::events::voucher::VoucherReserved;
 use jetsaga_contracts::{
-    CancelReason, CustomerId, EventId, Money, OrderEvent, OrderId, OrderLine, PaymentEvent, Sku,
-    VoucherCode, VoucherEvent,
+    CancelReason, CustomerId, EventId, Money, OrderEvent, OrderId, OrderLine, PaymentEvent, Points,
+    PointsEvent, Sku, VoucherCode, VoucherEvent,
 };
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::inject;
@@ -127,7 +128,7 @@ async fn handled(sys: &System, svc: Svc, consumer: &str) -> f64 {
 /// Runs `publish`, then waits until every one of `consumers` has finished one more message.
 async fn each_handles_one_more<F, Fut>(
     sys: &System,
-    consumers: [(Svc, &str); 3],
+    consumers: &[(Svc, &str)],
     what: &str,
     publish: F,
 ) -> anyhow::Result<()>
@@ -137,7 +138,7 @@ where
 {
     let mut before = Vec::new();
     for (svc, consumer) in consumers {
-        before.push(handled(sys, svc, consumer).await);
+        before.push(handled(sys, *svc, consumer).await);
     }
     publish().await?;
     wait_until(what, Duration::from_secs(20), || async {
@@ -181,12 +182,13 @@ async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
     });
     each_handles_one_more(
         &sys,
-        [
+        &[
             (Svc::Voucher, "voucher-on-orders"),
+            (Svc::Points, "points-on-orders"),
             (Svc::Payment, "payment-on-orders"),
             (Svc::Stock, "stock-on-orders"),
         ],
-        "all three participants to record the cancellation",
+        "all four participants to record the cancellation",
         || async {
             let env = Envelope::root(EventId::new_random(), &cancelled);
             inject::publish_envelope(&js, &env, "c-1").await?;
@@ -201,16 +203,27 @@ async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
         lines: lines.clone(),
         total,
         voucher_code: voucher_code.clone(),
+        points: None,
         deadline: time::OffsetDateTime::now_utc() + time::Duration::minutes(1),
         idempotency_key: None,
     });
     let reserved = VoucherEvent::VoucherReserved(VoucherReserved {
         order_id,
         customer_id,
+        voucher_code: voucher_code.clone(),
+        lines: lines.clone(),
+        total,
+        discount: Money::from_cents(200)?,
+        points: None,
+    });
+    let points = PointsEvent::PointsReserved(PointsReserved {
+        order_id,
+        customer_id,
         voucher_code,
         lines: lines.clone(),
         total,
         discount: Money::from_cents(200)?,
+        points: Points::ZERO,
     });
     let paid = PaymentEvent::PaymentSucceeded(PaymentSucceeded {
         order_id,
@@ -221,17 +234,19 @@ async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
     });
     each_handles_one_more(
         &sys,
-        [
+        &[
             (Svc::Voucher, "voucher-on-orders"),
-            (Svc::Payment, "payment-on-vouchers"),
+            (Svc::Points, "points-on-vouchers"),
+            (Svc::Payment, "payment-on-points"),
             (Svc::Stock, "stock-on-payments"),
         ],
-        "all three late forward steps to be handled",
+        "all four late forward steps to be handled",
         || async {
             let late = [
                 (Envelope::root(EventId::new_random(), &created), "f-1"),
                 (Envelope::root(EventId::new_random(), &reserved), "f-2"),
-                (Envelope::root(EventId::new_random(), &paid), "f-3"),
+                (Envelope::root(EventId::new_random(), &points), "f-3"),
+                (Envelope::root(EventId::new_random(), &paid), "f-4"),
             ];
             for (env, msg_id) in &late {
                 inject::publish_envelope(&js, env, msg_id).await?;
@@ -251,7 +266,7 @@ async fn cancellation_delivered_before_the_forward_steps_leaves_nothing_behind(
     )
     .await?;
     let names: Vec<&str> = saga.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(names.len(), 4, "participants reacted: {names:?}");
+    assert_eq!(names.len(), 5, "participants reacted: {names:?}");
     assert_invariants(api, &ledger, SETTLE).await?;
     Ok(())
 }

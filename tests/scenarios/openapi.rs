@@ -70,7 +70,13 @@ async fn run(svc: Svc, base: &str, mode: &str, token: Option<&str>) -> anyhow::R
 async fn every_service_answers_as_its_openapi_document_says_and_a_refused_request_stores_nothing(
 ) -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;
-    let services = [Svc::Order, Svc::Voucher, Svc::Payment, Svc::Stock];
+    let services = [
+        Svc::Order,
+        Svc::Voucher,
+        Svc::Points,
+        Svc::Payment,
+        Svc::Stock,
+    ];
     // Every service first, so that no saga started by an accepted request touches the outboxes.
     for svc in services {
         run(svc, sys.api.base(svc), "negative", sys.api.operator_token()).await?;

@@ -3,7 +3,9 @@
 //! `actor` of the change's event, so the streams are the audit log. A service with no operators
 //! configured does not start.
 
-use jetsaga_contracts::{EventSet, OrderEvent, PaymentEvent, Producer, StockEvent, VoucherEvent};
+use jetsaga_contracts::{
+    EventSet, OrderEvent, PaymentEvent, PointsEvent, Producer, StockEvent, VoucherEvent,
+};
 use jetsaga_scenarios::api::Answer;
 use jetsaga_scenarios::ledger::{new_id, new_sku};
 use jetsaga_scenarios::system::{workspace_binary, OPERATOR};
@@ -11,7 +13,7 @@ use jetsaga_scenarios::{Api, Svc, System, SystemOptions};
 use reqwest::Method;
 use std::time::Duration;
 
-/// The four admin changes, each with a fresh key, through `api`.
+/// The five admin changes, each with a fresh key, through `api`.
 async fn every_admin_change(api: &Api) -> anyhow::Result<Vec<(&'static str, Answer)>> {
     let (sku, customer, code) = (new_sku("OPS"), new_id(), format!("OPS{}", &new_id()[..8]));
     Ok(vec![
@@ -22,6 +24,7 @@ async fn every_admin_change(api: &Api) -> anyhow::Result<Vec<(&'static str, Answ
             "POST /vouchers",
             api.issue_voucher(&code, &customer, 100, None).await?,
         ),
+        ("POST /award", api.award_points(&customer, 50).await?),
     ])
 }
 
@@ -114,7 +117,13 @@ async fn an_admin_change_without_an_operators_token_is_refused_with_401_and_stor
         assert!(answer.body["message"].is_string(), "{what}");
     }
     // and nothing was stored: no outbox row in any service,
-    for svc in [Svc::Order, Svc::Payment, Svc::Stock, Svc::Voucher] {
+    for svc in [
+        Svc::Order,
+        Svc::Payment,
+        Svc::Stock,
+        Svc::Voucher,
+        Svc::Points,
+    ] {
         assert_eq!(outbox_rows(&sys, svc).await?, 0, "{svc:?} stored an event");
     }
     // while the customer's route and the read routes need no token.
@@ -161,7 +170,13 @@ async fn each_admin_event_names_the_operator_whose_token_made_it() -> anyhow::Re
         _ => None,
     })
     .await?;
+    let points = actors::<PointsEvent>(&sys, Producer::POINTS, |e| match e {
+        PointsEvent::PointsAwarded(a) => Some(a.actor.to_string()),
+        _ => None,
+    })
+    .await?;
     for (what, found) in [
+        ("PointsAwarded", points),
         ("ProductPriced", order),
         ("AccountCredited", payment),
         ("StockAdjusted", stock),

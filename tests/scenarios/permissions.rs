@@ -155,62 +155,62 @@ async fn stock_may_not_forge_a_payment_event() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_service_may_not_pull_from_another_services_consumer() -> anyhow::Result<()> {
-    // Given payment's durable consumer on VOUCHERS, created by payment, with one event waiting
+    // Given payment's durable consumer on POINTS, created by payment, with one event waiting
     let (users, nats) = locked_down().await?;
     let (_payment, payment_js, mut payment_errors) = connect_as(&users, &nats, "payment").await?;
     let consumer = payment_js
-        .get_stream("VOUCHERS")
+        .get_stream("POINTS")
         .await?
         .create_consumer(pull::Config {
-            durable_name: Some("payment-on-vouchers".to_owned()),
-            filter_subject: "vouchers.reserved.*".to_owned(),
+            durable_name: Some("payment-on-points".to_owned()),
+            filter_subject: "points.reserved.*".to_owned(),
             ..Default::default()
         })
         .await
-        .context("payment creating its own durable payment-on-vouchers")?;
-    let (_voucher, voucher_js, _) = connect_as(&users, &nats, "voucher").await?;
+        .context("payment creating its own durable payment-on-points")?;
+    let (_points, points_js, _) = connect_as(&users, &nats, "points").await?;
     let order = uuid::Uuid::new_v4();
-    voucher_js
+    points_js
         .publish(
-            format!("vouchers.reserved.{order}"),
+            format!("points.reserved.{order}"),
             event_payload(&order).into(),
         )
         .await?
         .await
-        .context("voucher publishing vouchers.reserved")?;
+        .context("points publishing points.reserved")?;
 
     // When stock asks that consumer for the next message, and for its info
     let (stock, stock_js, mut stock_errors) = connect_as(&users, &nats, "stock").await?;
-    let next = "$JS.API.CONSUMER.MSG.NEXT.VOUCHERS.payment-on-vouchers";
+    let next = "$JS.API.CONSUMER.MSG.NEXT.POINTS.payment-on-points";
     let pulled = tokio::time::timeout(
         REFUSED_AFTER,
         stock.request(next, r#"{"batch":1,"expires":1000000000}"#.into()),
     )
     .await;
     let info = stock_js
-        .get_stream_no_info("VOUCHERS")
+        .get_stream_no_info("POINTS")
         .await?
-        .consumer_info("payment-on-vouchers")
+        .consumer_info("payment-on-points")
         .await;
 
     // Then both are refused, and the event is still waiting for payment, never delivered
     assert!(
         !matches!(pulled, Ok(Ok(_))),
-        "stock pulled from payment-on-vouchers: {pulled:?}"
+        "stock pulled from payment-on-points: {pulled:?}"
     );
     stock_errors
         .expect(&format!("Permissions Violation for Publish to \"{next}\""))
         .await?;
     assert!(
         info.is_err(),
-        "stock read payment-on-vouchers' info: {info:?}"
+        "stock read payment-on-points' info: {info:?}"
     );
     stock_errors
-        .expect("Permissions Violation for Publish to \"$JS.API.CONSUMER.INFO.VOUCHERS.payment-on-vouchers\"")
+        .expect("Permissions Violation for Publish to \"$JS.API.CONSUMER.INFO.POINTS.payment-on-points\"")
         .await?;
     let (_admin, admin_js, _) = connect_as(&users, &nats, "admin").await?;
     let state = admin_js
-        .get_consumer_from_stream::<pull::Config, _, _>("payment-on-vouchers", "VOUCHERS")
+        .get_consumer_from_stream::<pull::Config, _, _>("payment-on-points", "POINTS")
         .await?
         .info()
         .await?
@@ -218,21 +218,23 @@ async fn a_service_may_not_pull_from_another_services_consumer() -> anyhow::Resu
     assert_eq!(
         (state.num_pending, state.delivered.stream_sequence),
         (1, 0),
-        "payment-on-vouchers handed out its event"
+        "payment-on-points handed out its event"
     );
 
-    // And stock may not make a consumer of its own on VOUCHERS to read it either
+    // And stock may not make a consumer of its own on POINTS to read it either
     let spy = stock_js
-        .get_stream_no_info("VOUCHERS")
+        .get_stream_no_info("POINTS")
         .await?
         .create_consumer(pull::Config {
-            durable_name: Some("stock-on-vouchers".to_owned()),
+            durable_name: Some("stock-on-points".to_owned()),
             ..Default::default()
         })
         .await;
-    assert!(spy.is_err(), "stock created a consumer on VOUCHERS");
+    assert!(spy.is_err(), "stock created a consumer on POINTS");
     stock_errors
-        .expect("Permissions Violation for Publish to \"$JS.API.CONSUMER.CREATE.VOUCHERS.stock-on-vouchers")
+        .expect(
+            "Permissions Violation for Publish to \"$JS.API.CONSUMER.CREATE.POINTS.stock-on-points",
+        )
         .await?;
 
     // While payment pulls and acks it from its own consumer, with no complaint from the server
@@ -242,7 +244,7 @@ async fn a_service_may_not_pull_from_another_services_consumer() -> anyhow::Resu
         .context("payment's pull timed out")?
         .context("payment's pull ended without a message")?
         .map_err(|e| anyhow::anyhow!("payment's pull failed: {e}"))?;
-    assert_eq!(msg.subject.as_str(), format!("vouchers.reserved.{order}"));
+    assert_eq!(msg.subject.as_str(), format!("points.reserved.{order}"));
     msg.double_ack()
         .await
         .map_err(|e| anyhow::anyhow!("payment acking its message: {e}"))?;
@@ -409,9 +411,11 @@ async fn the_saga_runs_under_per_service_users() -> anyhow::Result<()> {
     for event in [
         "orders.created",
         "vouchers.reserved",
+        "points.reserved",
         "payments.succeeded",
         "stock.reserved",
         "orders.confirmed",
+        "points.earned",
     ] {
         assert!(events.contains(&event), "{event} missing from {events:?}");
     }

@@ -33,9 +33,11 @@ async fn happy_path_without_voucher_confirms_charges_once_and_holds_stock() -> a
         [
             "orders.created",
             "vouchers.reserved",
+            "points.reserved",
             "payments.succeeded",
             "stock.reserved",
-            "orders.confirmed"
+            "orders.confirmed",
+            "points.earned"
         ]
     );
     Ok(())

@@ -21,6 +21,7 @@ async fn jetsaga(sys: &System, args: &[&str]) -> anyhow::Result<(i32, String)> {
     for (flag, svc) in [
         ("--order-db", Svc::Order),
         ("--voucher-db", Svc::Voucher),
+        ("--points-db", Svc::Points),
         ("--payment-db", Svc::Payment),
         ("--stock-db", Svc::Stock),
     ] {

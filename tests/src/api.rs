@@ -1,4 +1,4 @@
-//! A typed client of the public HTTP API of the four services, exactly as the design's contract
+//! A typed client of the public HTTP API of the five services, exactly as the design's contract
 //! describes it. Answers come back as status + JSON so scenarios can assert on both.
 
 use crate::system::Svc;
@@ -25,7 +25,7 @@ impl Answer {
     }
 }
 
-/// The four base URLs and one HTTP client.
+/// The five base URLs and one HTTP client.
 #[derive(Debug, Clone)]
 pub struct Api {
     http: reqwest::Client,
@@ -33,13 +33,14 @@ pub struct Api {
     payment: String,
     stock: String,
     voucher: String,
+    points: String,
     nats_url: Option<String>,
     /// The operator's token the admin calls carry (`Authorization: Bearer`).
     operator_token: Option<String>,
 }
 
 impl Api {
-    pub fn new(order: &str, payment: &str, stock: &str, voucher: &str) -> Self {
+    pub fn new(order: &str, payment: &str, stock: &str, voucher: &str, points: &str) -> Self {
         Api {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -49,6 +50,7 @@ impl Api {
             payment: payment.trim_end_matches('/').to_owned(),
             stock: stock.trim_end_matches('/').to_owned(),
             voucher: voucher.trim_end_matches('/').to_owned(),
+            points: points.trim_end_matches('/').to_owned(),
             nats_url: None,
             operator_token: None,
         }
@@ -97,6 +99,7 @@ impl Api {
             Svc::Payment => &self.payment,
             Svc::Stock => &self.stock,
             Svc::Voucher => &self.voucher,
+            Svc::Points => &self.points,
         }
     }
 
@@ -156,6 +159,19 @@ impl Api {
         voucher_code: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> anyhow::Result<Answer> {
+        self.place_order_with_points(customer_id, items, voucher_code, None, idempotency_key)
+            .await
+    }
+
+    /// `POST /orders` spending `points` loyalty points (left out of the body when `None`).
+    pub async fn place_order_with_points(
+        &self,
+        customer_id: &str,
+        items: &[(&str, i64)],
+        voucher_code: Option<&str>,
+        points: Option<i64>,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<Answer> {
         let items: Vec<Value> = items
             .iter()
             .map(|(sku, q)| json!({ "sku": sku, "quantity": q }))
@@ -163,6 +179,9 @@ impl Api {
         let mut body = json!({ "customer_id": customer_id, "items": items });
         if let Some(code) = voucher_code {
             body["voucher_code"] = json!(code);
+        }
+        if let Some(points) = points {
+            body["points"] = json!(points);
         }
         let mut req = self.http.post(format!("{}/orders", self.order)).json(&body);
         if let Some(key) = idempotency_key {
@@ -252,6 +271,30 @@ impl Api {
             .as_str()
             .context("status missing")?
             .to_owned())
+    }
+
+    /// `POST /points/{customer_id}/award` as the operator.
+    pub async fn award_points(&self, customer_id: &str, points: i64) -> anyhow::Result<Answer> {
+        Self::answer(
+            self.as_operator(
+                self.http
+                    .post(format!("{}/points/{customer_id}/award", self.points))
+                    .json(&json!({ "points": points })),
+            ),
+        )
+        .await
+    }
+
+    /// A customer's points: (available, held).
+    pub async fn points(&self, customer_id: &str) -> anyhow::Result<(i64, i64)> {
+        let body = self
+            .get(Svc::Points, &format!("/points/{customer_id}"))
+            .await?
+            .ok()?;
+        Ok((
+            body["available"].as_i64().context("available missing")?,
+            body["held"].as_i64().context("held missing")?,
+        ))
     }
 
     /// A counter from a service's `/metrics`, summed over the label sets that contain `labels`.

@@ -1,10 +1,12 @@
 //! The five invariants of the design, checked through the public APIs after a scenario.
 //!
 //! 1. every accepted order reaches CONFIRMED or CANCELLED in time;
-//! 2. CONFIRMED: charged exactly once (total − discount), each line reserved once, voucher redeemed
-//!    once by this order;
-//! 3. CANCELLED: net charge 0, no stock held, voucher available again;
+//! 2. CONFIRMED: charged exactly once (total − discount − points spent), each line reserved once,
+//!    voucher redeemed once by this order, points spent once and earned once;
+//! 3. CANCELLED: net charge 0, no stock held, voucher available again, no points held, spent or
+//!    earned;
 //! 4. conservation: credits = balances + net captured; stock added = available + held by confirmed;
+//!    points awarded + earned = available + held + net spent (held 0 once every order ended);
 //! 5. no effect twice: each saga's timeline has no repeated event and no unbalanced compensation.
 //!
 //! Compensations finish after an order turns CANCELLED, so the checker first waits for the system to
@@ -76,13 +78,16 @@ pub async fn assert_invariants(
     anyhow::bail!("invariants violated:\n  {}", last.join("\n  "))
 }
 
-/// The durable consumers of the four services.
-const CONSUMERS: [(&str, &str); 8] = [
+/// The durable consumers of the five services.
+const CONSUMERS: [(&str, &str); 11] = [
     ("VOUCHERS", "order-on-vouchers"),
+    ("POINTS", "order-on-points"),
     ("PAYMENTS", "order-on-payments"),
     ("STOCK", "order-on-stock"),
     ("ORDERS", "voucher-on-orders"),
-    ("VOUCHERS", "payment-on-vouchers"),
+    ("VOUCHERS", "points-on-vouchers"),
+    ("ORDERS", "points-on-orders"),
+    ("POINTS", "payment-on-points"),
     ("ORDERS", "payment-on-orders"),
     ("PAYMENTS", "stock-on-payments"),
     ("ORDERS", "stock-on-orders"),
@@ -143,6 +148,8 @@ async fn check_once(api: &Api, ledger: &Ledger) -> Result<Outcome, Vec<String>> 
     let mut charged: BTreeMap<&str, i64> = BTreeMap::new();
     let mut held: BTreeMap<&str, i64> = BTreeMap::new();
     let mut voucher_uses: BTreeMap<&str, usize> = BTreeMap::new();
+    // Per customer: points spent and earned by confirmed orders.
+    let mut points_net: BTreeMap<&str, i64> = BTreeMap::new();
     for o in &ledger.orders {
         let body = match api.order(&o.order_id).await.and_then(|a| a.ok()) {
             Ok(b) => b,
@@ -176,7 +183,17 @@ async fn check_once(api: &Api, ledger: &Ledger) -> Result<Outcome, Vec<String>> 
                         o.order_id
                     ));
                 }
-                *charged.entry(&o.customer_id).or_default() += total - discount;
+                let points_spent = body["points_spent"].as_i64().unwrap_or(-1);
+                let expected_points = o.points.unwrap_or(0).min(total - discount).max(0);
+                if points_spent != expected_points {
+                    v.push(format!(
+                        "order {}: points_spent {points_spent}, expected {expected_points}",
+                        o.order_id
+                    ));
+                }
+                let paid = total - discount - points_spent;
+                *charged.entry(&o.customer_id).or_default() += paid;
+                *points_net.entry(&o.customer_id).or_default() += paid / 100 - points_spent;
                 for (sku, q, _) in &o.lines {
                     *held.entry(sku).or_default() += q;
                 }
@@ -188,6 +205,7 @@ async fn check_once(api: &Api, ledger: &Ledger) -> Result<Outcome, Vec<String>> 
                 let reason = body["cancel_reason"].as_str().unwrap_or("").to_owned();
                 if ![
                     "voucher_rejected",
+                    "points_rejected",
                     "payment_failed",
                     "stock_failed",
                     "timeout",
@@ -235,6 +253,21 @@ async fn check_once(api: &Api, ledger: &Ledger) -> Result<Outcome, Vec<String>> 
                 }
             }
             Err(e) => v.push(format!("sku {sku}: {e}")),
+        }
+    }
+    let mut point_customers: std::collections::BTreeSet<&str> =
+        ledger.points_awarded.keys().map(String::as_str).collect();
+    point_customers.extend(points_net.keys().copied());
+    for customer in point_customers {
+        let awarded = ledger.points_awarded.get(customer).copied().unwrap_or(0);
+        let expected = awarded + points_net.get(customer).copied().unwrap_or(0);
+        match api.points(customer).await {
+            Ok((available, 0)) if available == expected => {}
+            Ok((available, held)) => v.push(format!(
+                "customer {customer}: points available {available} held {held}, awarded \
+                 {awarded} plus earned minus spent say {expected} available and none held"
+            )),
+            Err(e) => v.push(format!("customer {customer} points: {e}")),
         }
     }
     for (code, issued) in &ledger.vouchers {
@@ -313,6 +346,10 @@ async fn check_timeline(
                 "one stock.reserved, never released",
                 n("stock.reserved") == 1 && n("stock.released") == 0,
             );
+            expect(
+                "points reserved once and earned once, never released",
+                n("points.reserved") == 1 && n("points.earned") == 1 && n("points.released") == 0,
+            );
             if has_voucher {
                 expect(
                     "voucher reserved and redeemed once",
@@ -332,6 +369,12 @@ async fn check_timeline(
             expect(
                 "every reservation released once",
                 n("stock.reserved") == n("stock.released") && n("stock.released") <= 1,
+            );
+            expect(
+                "points released at most once, never earned",
+                n("points.released") <= n("points.reserved")
+                    && n("points.reserved") <= 1
+                    && n("points.earned") == 0,
             );
             if has_voucher {
                 expect(

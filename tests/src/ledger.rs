@@ -13,6 +13,8 @@ pub struct PlacedOrder {
     /// (sku, quantity, unit price in cents at the time of the order).
     pub lines: Vec<(String, i64, i64)>,
     pub voucher: Option<String>,
+    /// The loyalty points the order asked to spend.
+    pub points: Option<i64>,
 }
 
 /// A voucher the scenario issued.
@@ -30,6 +32,8 @@ pub struct Ledger {
     pub stock_added: BTreeMap<String, i64>,
     pub prices: BTreeMap<String, i64>,
     pub vouchers: BTreeMap<String, IssuedVoucher>,
+    /// Loyalty points operators awarded, per customer.
+    pub points_awarded: BTreeMap<String, i64>,
     pub orders: Vec<PlacedOrder>,
 }
 
@@ -132,6 +136,24 @@ impl Ledger {
         Ok(())
     }
 
+    /// Awards loyalty points to a customer, as the operator.
+    pub async fn award_points(
+        &mut self,
+        api: &Api,
+        customer_id: &str,
+        points: i64,
+    ) -> anyhow::Result<()> {
+        api.award_points(customer_id, points)
+            .await?
+            .ok()
+            .with_context(|| format!("awarding {points} points to {customer_id}"))?;
+        *self
+            .points_awarded
+            .entry(customer_id.to_owned())
+            .or_default() += points;
+        Ok(())
+    }
+
     /// Places an order (202 expected) and records it.
     pub async fn order(
         &mut self,
@@ -140,7 +162,22 @@ impl Ledger {
         items: &[(&str, i64)],
         voucher: Option<&str>,
     ) -> anyhow::Result<String> {
-        let answer = api.place_order(customer_id, items, voucher, None).await?;
+        self.order_with_points(api, customer_id, items, voucher, None)
+            .await
+    }
+
+    /// Places an order that spends `points` loyalty points (202 expected) and records it.
+    pub async fn order_with_points(
+        &mut self,
+        api: &Api,
+        customer_id: &str,
+        items: &[(&str, i64)],
+        voucher: Option<&str>,
+        points: Option<i64>,
+    ) -> anyhow::Result<String> {
+        let answer = api
+            .place_order_with_points(customer_id, items, voucher, points, None)
+            .await?;
         anyhow::ensure!(
             answer.status == 202,
             "order refused: {} {}",
@@ -152,6 +189,9 @@ impl Ledger {
             .context("order_id missing")?
             .to_owned();
         self.record_order(&order_id, customer_id, items, voucher);
+        if let Some(placed) = self.orders.last_mut() {
+            placed.points = points;
+        }
         Ok(order_id)
     }
 
@@ -176,6 +216,7 @@ impl Ledger {
                 })
                 .collect(),
             voucher: voucher.map(str::to_owned),
+            points: None,
         });
     }
 }

@@ -1,20 +1,20 @@
 //! # jetsaga-scenarios
 //!
-//! The whole system under test: four service processes started from the built binaries, a real
-//! nats-server and four fresh PostgreSQL databases per scenario, driven through the public HTTP API.
+//! The whole system under test: five service processes started from the built binaries, a real
+//! nats-server and five fresh PostgreSQL databases per scenario, driven through the public HTTP API.
 //! Every scenario ends with [`checker::assert_invariants`], which checks the five invariants of the
 //! design through the services' public APIs only.
 //!
 //! ## Layout
 //! - [`system`]: starting, killing, pausing and restarting the service processes.
-//! - [`api`]: a typed client of the four services' public HTTP API.
-//! - [`ledger`]: what a scenario did (credits, stock, vouchers, orders), the checker's input.
+//! - [`api`]: a typed client of the five services' public HTTP API.
+//! - [`ledger`]: what a scenario did (credits, stock, vouchers, points, orders), the checker's input.
 //! - [`checker`]: the invariants, asserted over the public APIs.
 //! - [`inject`]: publishing events straight onto the streams, as faults.
 //! - [`otlp`]: an OTLP/HTTP trace receiver that keeps the spans the services export.
 //!
 //! Pointed at a running deployment (`JETSAGA_ORDER_URL`, `JETSAGA_PAYMENT_URL`,
-//! `JETSAGA_STOCK_URL`, `JETSAGA_VOUCHER_URL`, and `NATS_URL` for the scenarios that inject), the
+//! `JETSAGA_STOCK_URL`, `JETSAGA_VOUCHER_URL`, `JETSAGA_POINTS_URL`, and `NATS_URL` for the scenarios that inject), the
 //! API-only scenarios run against it; those that kill or pause processes say so and return.
 
 pub mod api;

@@ -1,4 +1,4 @@
-//! The four services as OS processes, each with its own database, on one nats-server: an open one
+//! The five services as OS processes, each with its own database, on one nats-server: an open one
 //! by default, or one locked down with the users and permissions of `nats/users.conf`.
 
 use crate::api::Api;
@@ -10,17 +10,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// One of the four services.
+/// One of the five services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Svc {
     Order,
     Voucher,
     Payment,
     Stock,
+    Points,
 }
 
 impl Svc {
-    pub const ALL: [Svc; 4] = [Svc::Order, Svc::Voucher, Svc::Payment, Svc::Stock];
+    pub const ALL: [Svc; 5] = [
+        Svc::Order,
+        Svc::Voucher,
+        Svc::Payment,
+        Svc::Stock,
+        Svc::Points,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -28,6 +35,7 @@ impl Svc {
             Svc::Voucher => "voucher",
             Svc::Payment => "payment",
             Svc::Stock => "stock",
+            Svc::Points => "points",
         }
     }
 
@@ -113,7 +121,7 @@ pub struct NatsUsers {
 
 impl NatsUsers {
     /// Every user `nats/users.conf` defines.
-    pub const ALL: [&'static str; 5] = ["admin", "order", "voucher", "payment", "stock"];
+    pub const ALL: [&'static str; 6] = ["admin", "order", "voucher", "points", "payment", "stock"];
 
     /// Copies `users.conf` and writes fresh passwords beside it.
     pub fn create() -> anyhow::Result<NatsUsers> {
@@ -313,6 +321,7 @@ impl System {
             &get("JETSAGA_PAYMENT_URL")?,
             &get("JETSAGA_STOCK_URL")?,
             &get("JETSAGA_VOUCHER_URL")?,
+            &get("JETSAGA_POINTS_URL")?,
         );
         Some(match get("JETSAGA_ADMIN_TOKEN") {
             Some(token) => api.with_operator_token(&token),
@@ -320,7 +329,7 @@ impl System {
         })
     }
 
-    /// Starts nats-server, four databases and the four services, and waits until all are healthy.
+    /// Starts nats-server, five databases and the five services, and waits until all are healthy.
     pub async fn start(options: SystemOptions) -> anyhow::Result<System> {
         jetsaga_testkit::init_tracing();
         if let Some(api) = Self::external() {
@@ -394,7 +403,7 @@ impl System {
         }
         let url = |i: usize| format!("http://127.0.0.1:{}", procs[i].port);
         let operator_token = format!("op-{}", uuid::Uuid::new_v4().simple());
-        let api = Api::new(&url(0), &url(2), &url(3), &url(1))
+        let api = Api::new(&url(0), &url(2), &url(3), &url(1), &url(4))
             .with_nats(&nats_url)
             .with_operator_token(&operator_token);
         let netcut = if options.netcut {

@@ -1,4 +1,4 @@
-//! Reads the four databases, read-only, and finds the differences with [`super::rules`].
+//! Reads the five databases, read-only, and finds the differences with [`super::rules`].
 //!
 //! 1. The orders (of the business date, when one is given), a page at a time in creation order;
 //!    for each page, what payment, stock and voucher hold about those orders; each order judged.
@@ -13,7 +13,8 @@
 
 use super::difference::Difference;
 use super::rules::{
-    self, Clock, LineRow, OrderFacts, OrderRow, PaymentRow, ReservationRow, Verdict, VoucherRow,
+    self, Clock, LineRow, OrderFacts, OrderRow, PaymentRow, PointsRow, ReservationRow, Verdict,
+    VoucherRow,
 };
 use super::settlement::{self, LedgerPayment, SettlementRow};
 use crate::targets::Targets;
@@ -21,6 +22,7 @@ use anyhow::Context as _;
 use jetsaga_contracts::{CustomerId, OrderId, Producer};
 use order_service::domain::OrderStatus;
 use payment_service::domain::PaymentStatus;
+use points_service::domain::HoldStatus;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use stock_service::domain::ReservationStatus;
@@ -50,13 +52,14 @@ impl BusinessDay {
     }
 }
 
-/// Read-only pools on the four databases.
+/// Read-only pools on the five databases.
 #[derive(Debug, Clone)]
 pub struct Sources {
     order: PgPool,
     payment: PgPool,
     stock: PgPool,
     voucher: PgPool,
+    points: PgPool,
 }
 
 impl Sources {
@@ -66,6 +69,7 @@ impl Sources {
             payment: targets.read_only_pool(Producer::PAYMENT).await?,
             stock: targets.read_only_pool(Producer::STOCK).await?,
             voucher: targets.read_only_pool(Producer::VOUCHER).await?,
+            points: targets.read_only_pool(Producer::POINTS).await?,
         })
     }
 }
@@ -138,6 +142,7 @@ pub async fn run(
     orphan_vouchers(src, opts.day, &mut findings.differences).await?;
     accounts(src, &mut findings.differences).await?;
     skus(src, &mut findings.differences).await?;
+    points_books(src, &mut findings.differences).await?;
     if let (Some(file), Some(day)) = (settlement_file, opts.day) {
         findings
             .differences
@@ -158,6 +163,7 @@ type OrderTuple = (
     i64,
     Option<i64>,
     Option<String>,
+    Option<i64>,
     OffsetDateTime,
     OffsetDateTime,
     OffsetDateTime,
@@ -188,7 +194,7 @@ async fn orders(
     loop {
         let rows: Vec<OrderTuple> = sqlx::query_as(
             "SELECT order_id, customer_id, status, total_cents, discount_cents, voucher_code,
-                    deadline, updated_at, created_at
+                    points_spent, deadline, updated_at, created_at
              FROM orders
              WHERE ($1::timestamptz IS NULL OR created_at >= $1)
                AND ($2::timestamptz IS NULL OR created_at < $2)
@@ -207,7 +213,7 @@ async fn orders(
         let Some(last) = rows.last() else {
             break;
         };
-        after = Some((last.8, last.0));
+        after = Some((last.9, last.0));
         let page = rows.len();
         let orders = rows
             .into_iter()
@@ -242,6 +248,7 @@ fn order_row(r: OrderTuple) -> anyhow::Result<OrderRow> {
         total_cents,
         discount_cents,
         voucher_code,
+        points_spent,
         deadline,
         updated_at,
         _,
@@ -254,6 +261,7 @@ fn order_row(r: OrderTuple) -> anyhow::Result<OrderRow> {
         total_cents,
         discount_cents,
         voucher_code,
+        points_spent,
         deadline,
         updated_at,
     })
@@ -309,6 +317,27 @@ async fn facts_of(src: &Sources, orders: Vec<OrderRow>) -> anyhow::Result<Vec<Or
         .context("reading vouchers from the voucher database")?,
     )?;
 
+    let mut points: HashMap<Uuid, PointsRow> = HashMap::new();
+    let rows: Vec<(Uuid, i64, String, Option<i64>)> = sqlx::query_as(
+        "SELECT order_id, points, status, earned FROM holds WHERE order_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&src.points)
+    .await
+    .context("reading the orders' points from the points database")?;
+    for (order_id, held, status, earned) in rows {
+        let status = HoldStatus::parse(&status)
+            .with_context(|| format!("points of order {order_id} in the points database"))?;
+        points.insert(
+            order_id,
+            PointsRow {
+                points: held,
+                status,
+                earned,
+            },
+        );
+    }
+
     Ok(orders
         .into_iter()
         .map(|order| {
@@ -326,6 +355,7 @@ async fn facts_of(src: &Sources, orders: Vec<OrderRow>) -> anyhow::Result<Vec<Or
                 payment: payments.remove(&id),
                 reservations: reservations.remove(&id).unwrap_or_default(),
                 vouchers: relevant,
+                points: points.remove(&id),
                 order,
             }
         })
@@ -586,6 +616,46 @@ async fn accounts(src: &Sources, out: &mut Vec<Difference>) -> anyhow::Result<()
                 )
             }),
     );
+    Ok(())
+}
+
+/// Points awarded + earned = available + held + spent, per customer, in one snapshot.
+async fn points_books(src: &Sources, out: &mut Vec<Difference>) -> anyhow::Result<()> {
+    let rows: Vec<(Uuid, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "WITH awarded AS (
+             SELECT customer_id, sum(points)::bigint AS awarded FROM awards GROUP BY customer_id),
+         spent AS (
+             SELECT customer_id, sum(points)::bigint AS spent, sum(earned)::bigint AS earned
+             FROM holds WHERE status = 'SPENT' GROUP BY customer_id),
+         ids AS (
+             SELECT customer_id FROM accounts
+             UNION SELECT customer_id FROM awarded
+             UNION SELECT customer_id FROM spent)
+         SELECT ids.customer_id, coalesce(w.awarded, 0), coalesce(s.earned, 0),
+                coalesce(a.available, 0), coalesce(a.held, 0), coalesce(s.spent, 0)
+         FROM ids
+         LEFT JOIN accounts a USING (customer_id)
+         LEFT JOIN awarded w USING (customer_id)
+         LEFT JOIN spent s USING (customer_id)
+         WHERE coalesce(w.awarded, 0) + coalesce(s.earned, 0)
+               <> coalesce(a.available, 0) + coalesce(a.held, 0) + coalesce(s.spent, 0)
+         ORDER BY ids.customer_id",
+    )
+    .fetch_all(&src.points)
+    .await
+    .context("checking the points' conservation in the points database")?;
+    out.extend(rows.into_iter().filter_map(
+        |(customer, awarded, earned, available, held, spent)| {
+            rules::points_difference(
+                CustomerId::from_uuid(customer),
+                awarded,
+                earned,
+                available,
+                held,
+                spent,
+            )
+        },
+    ));
     Ok(())
 }
 

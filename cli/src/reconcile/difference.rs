@@ -23,8 +23,8 @@ pub enum Kind {
     StatusMismatch,
     /// An order still PENDING after its deadline plus the slack.
     Stuck,
-    /// A service's own books do not balance: credits ≠ balances + captured, or stock added ≠
-    /// available + held.
+    /// A service's own books do not balance: credits ≠ balances + captured, stock added ≠
+    /// available + held, or points awarded + earned ≠ available + held + spent.
     Conservation,
     /// In the provider's settlement file, not charged in our ledger.
     MissingOurs,
@@ -111,6 +111,11 @@ pub enum RepairAction {
     ReleaseVoucher,
     /// The voucher service redeems the voucher a confirmed order only holds (VoucherRedeemed).
     RedeemVoucher,
+    /// The points service gives back the points a cancelled order holds (PointsReleased).
+    ReleasePoints,
+    /// The points service spends what a confirmed order holds and awards what it earned
+    /// (PointsEarned).
+    EarnPoints,
 }
 
 impl RepairAction {
@@ -121,6 +126,8 @@ impl RepairAction {
             RepairAction::ReleaseStock => "release_stock",
             RepairAction::ReleaseVoucher => "release_voucher",
             RepairAction::RedeemVoucher => "redeem_voucher",
+            RepairAction::ReleasePoints => "release_points",
+            RepairAction::EarnPoints => "earn_points",
         }
     }
 
@@ -131,6 +138,7 @@ impl RepairAction {
             RepairAction::Refund => Producer::PAYMENT,
             RepairAction::ReleaseStock => Producer::STOCK,
             RepairAction::ReleaseVoucher | RepairAction::RedeemVoucher => Producer::VOUCHER,
+            RepairAction::ReleasePoints | RepairAction::EarnPoints => Producer::POINTS,
         }
     }
 
@@ -142,6 +150,8 @@ impl RepairAction {
             RepairAction::ReleaseStock => "stock releases (StockReleased)",
             RepairAction::ReleaseVoucher => "voucher releases (VoucherReleased)",
             RepairAction::RedeemVoucher => "voucher redeems (VoucherRedeemed)",
+            RepairAction::ReleasePoints => "points releases (PointsReleased)",
+            RepairAction::EarnPoints => "points spends and awards (PointsEarned)",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `jetsaga reconcile [--date D] [--repair] [--settlement FILE]`: checks the four databases
+//! `jetsaga reconcile [--date D] [--repair] [--settlement FILE]`: checks the five databases
 //! against the design's invariants, reports each difference, and with `--repair` fixes what
 //! ordinary compensating events can fix (可对账 · 可补偿).
 //!
@@ -32,7 +32,7 @@
 //! ## Layout
 //! - [`difference`]: the kinds, entities and repair actions.
 //! - [`rules`]: the pure rules that judge an order, an account, a SKU (unit tests beside them).
-//! - [`check`]: reads the four databases and applies the rules.
+//! - [`check`]: reads the five databases and applies the rules.
 //! - [`settlement`]: the provider's CSV, and its comparison with our ledger.
 //! - [`repair`]: runs the owning services' repair functions.
 //! - [`report`]: the tables, the summary and the `--json` document.
@@ -182,7 +182,7 @@ pub async fn run(args: ReconcileArgs, targets: &Targets, json: bool) -> Outcome 
 
 /// What remains after a repair: the re-check's differences, except the compensations of the
 /// orders this run cancelled as overdue: the cancellation is in the order service's outbox, and
-/// voucher, payment and stock compensate once they receive it. Returns what remains and how many
+/// voucher, points, payment and stock compensate once they receive it. Returns what remains and how many
 /// were set aside as in flight. (The other repairs set nothing else off: what they fixed is fixed
 /// in the re-check, or remains.)
 fn after_repair(
@@ -200,7 +200,12 @@ fn after_repair(
     let (in_flight, remaining): (Vec<_>, Vec<_>) = recheck.into_iter().partition(|d| {
         matches!(
             d.repair,
-            Some(RepairAction::Refund | RepairAction::ReleaseStock | RepairAction::ReleaseVoucher)
+            Some(
+                RepairAction::Refund
+                    | RepairAction::ReleaseStock
+                    | RepairAction::ReleaseVoucher
+                    | RepairAction::ReleasePoints
+            )
         ) && d.entity.order_id().is_some_and(|o| cancelled.contains(&o))
     });
     (remaining, in_flight.len())

@@ -10,6 +10,7 @@
 use super::difference::{Difference, RepairAction};
 use crate::targets::Targets;
 use anyhow::Context as _;
+use jetsaga_contracts::events::order::OrderConfirmed;
 use jetsaga_contracts::{OrderId, Producer};
 use saga_kit::repair::Repaired;
 use saga_kit::Envelope;
@@ -79,7 +80,15 @@ pub async fn run(
             continue;
         };
         let pool = pools.get(action.service()).await?;
-        let outcome = match repair_one(&pool, action, order_id).await {
+        // Earning needs the order as the order service confirmed it.
+        let confirmed = match action {
+            RepairAction::EarnPoints => {
+                let orders = pools.get(Producer::ORDER).await?;
+                Some(confirmed_order(&orders, order_id).await?)
+            }
+            _ => None,
+        };
+        let outcome = match repair_one(&pool, action, order_id, confirmed.as_ref()).await {
             Ok(outcome) => outcome,
             Err(e) => RepairOutcome::Failed(format!("{e:#}")),
         };
@@ -97,6 +106,7 @@ async fn repair_one(
     pool: &PgPool,
     action: RepairAction,
     order_id: OrderId,
+    confirmed: Option<&OrderConfirmed>,
 ) -> anyhow::Result<RepairOutcome> {
     let service = action.service();
     let mut tx = pool.begin().await.with_context(|| {
@@ -125,6 +135,14 @@ async fn repair_one(
         RepairAction::RedeemVoucher => {
             voucher_service::repair::redeem_confirmed(&mut tx, order_id).await?
         }
+        RepairAction::ReleasePoints => {
+            points_service::repair::release_cancelled(&mut tx, order_id).await?
+        }
+        RepairAction::EarnPoints => {
+            let confirmed = confirmed
+                .with_context(|| format!("earning the points of order {order_id}: no order"))?;
+            points_service::repair::earn_confirmed(&mut tx, confirmed).await?
+        }
     };
     let done = match repaired {
         Repaired::Emitted(envelope) => Ok(envelope),
@@ -145,6 +163,22 @@ async fn repair_one(
             Ok(RepairOutcome::AlreadyConsistent(found))
         }
     }
+}
+
+/// The order as the order service confirmed it, from the order database.
+async fn confirmed_order(orders: &PgPool, order_id: OrderId) -> anyhow::Result<OrderConfirmed> {
+    let order = order_service::store::find_order(orders, order_id)
+        .await
+        .with_context(|| format!("reading order {order_id} from the order database"))?
+        .with_context(|| format!("order {order_id} is not in the order database"))?;
+    Ok(OrderConfirmed {
+        order_id,
+        customer_id: order.customer_id,
+        total: order.total,
+        discount: order.discount.unwrap_or_default(),
+        voucher_code: order.voucher_code,
+        points_spent: order.points_spent.unwrap_or_default(),
+    })
 }
 
 fn emitted(envelope: &Envelope) -> RepairOutcome {

@@ -12,6 +12,7 @@ use crate::output::cents;
 use jetsaga_contracts::{CustomerId, OrderId, Producer};
 use order_service::domain::OrderStatus;
 use payment_service::domain::PaymentStatus;
+use points_service::domain::HoldStatus;
 use std::collections::BTreeMap;
 use stock_service::domain::ReservationStatus;
 use time::{Duration, OffsetDateTime};
@@ -28,8 +29,19 @@ pub struct OrderRow {
     /// `None` until the voucher step's discount was recorded.
     pub discount_cents: Option<i64>,
     pub voucher_code: Option<String>,
+    /// `None` until the points step's answer was recorded.
+    pub points_spent: Option<i64>,
     pub deadline: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+/// What the points service did with an order's points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointsRow {
+    pub points: i64,
+    pub status: HoldStatus,
+    /// What the confirmation awarded (SPENT only).
+    pub earned: Option<i64>,
 }
 
 /// One line of an order.
@@ -79,6 +91,8 @@ pub struct OrderFacts {
     pub reservations: Vec<ReservationRow>,
     /// The vouchers held by this order, and the one it names (whoever holds it).
     pub vouchers: Vec<VoucherRow>,
+    /// The order's points, if the points service recorded anything for it.
+    pub points: Option<PointsRow>,
 }
 
 /// The reconciler's sense of time.
@@ -176,17 +190,23 @@ fn confirmed(facts: &OrderFacts) -> Vec<Difference> {
         )),
         Some(p) if p.status == PaymentStatus::Charged => {
             if let Some(discount) = order.discount_cents {
-                let expected = order.total_cents - discount;
+                let points = order.points_spent.unwrap_or(0);
+                let expected = order.total_cents - discount - points;
                 if p.amount_cents != expected {
                     out.push(Difference::for_person(
                         Kind::AmountMismatch,
                         Producer::PAYMENT,
                         entity.clone(),
                         format!(
-                            "charged {}, but total {} − discount {} is {}",
+                            "charged {}, but total {} − discount {}{} is {}",
                             cents(p.amount_cents),
                             cents(order.total_cents),
                             cents(discount),
+                            if points > 0 {
+                                format!(" − points {}", cents(points))
+                            } else {
+                                String::new()
+                            },
                             cents(expected)
                         ),
                     ));
@@ -251,7 +271,63 @@ fn confirmed(facts: &OrderFacts) -> Vec<Difference> {
     }
 
     confirmed_voucher(facts, &mut out);
+    confirmed_points(facts, &mut out);
     out
+}
+
+/// CONFIRMED: the points spent were deducted once, and one point per full 1.00 charged was
+/// earned once.
+fn confirmed_points(facts: &OrderFacts, out: &mut Vec<Difference>) {
+    let order = &facts.order;
+    let entity = order_entity(facts);
+    let spent = order.points_spent.unwrap_or(0);
+    let Some(row) = &facts.points else {
+        out.push(Difference::repairable(
+            Kind::Missing,
+            entity,
+            format!("order is CONFIRMED but points has not spent its {spent} points nor awarded what it earned"),
+            RepairAction::EarnPoints,
+        ));
+        return;
+    };
+    match row.status {
+        HoldStatus::Held => out.push(Difference::repairable(
+            Kind::StatusMismatch,
+            entity,
+            format!(
+                "order is CONFIRMED but its {} points are only HELD, not spent",
+                row.points
+            ),
+            RepairAction::EarnPoints,
+        )),
+        HoldStatus::Released => out.push(Difference::for_person(
+            Kind::StatusMismatch,
+            Producer::POINTS,
+            entity,
+            format!(
+                "order is CONFIRMED but its {} points were RELEASED",
+                row.points
+            ),
+        )),
+        HoldStatus::Spent => {
+            let charged = order.total_cents - order.discount_cents.unwrap_or(0) - spent;
+            let expected = charged.max(0) / 100;
+            if row.points != spent || row.earned != Some(expected) {
+                out.push(Difference::for_person(
+                    Kind::AmountMismatch,
+                    Producer::POINTS,
+                    entity,
+                    format!(
+                        "points spent {} and earned {}, the order says {spent} spent and {} charged \
+                         earn {expected}",
+                        row.points,
+                        row.earned.unwrap_or(0),
+                        cents(charged)
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 fn held_vouchers(facts: &OrderFacts) -> impl Iterator<Item = &VoucherRow> {
@@ -326,7 +402,7 @@ fn confirmed_voucher(facts: &OrderFacts, out: &mut Vec<Difference>) {
     }
 }
 
-/// CANCELLED: net charge 0, no stock held, the voucher available again.
+/// CANCELLED: net charge 0, no stock held, the voucher available again, no points held or spent.
 fn cancelled(facts: &OrderFacts) -> Vec<Difference> {
     let entity = order_entity(facts);
     let mut out = Vec::new();
@@ -385,7 +461,51 @@ fn cancelled(facts: &OrderFacts) -> Vec<Difference> {
             VoucherStatus::Available => {}
         }
     }
+
+    match &facts.points {
+        Some(p) if p.status == HoldStatus::Held => out.push(Difference::repairable(
+            Kind::StatusMismatch,
+            entity.clone(),
+            format!("order is CANCELLED but still holds {} points", p.points),
+            RepairAction::ReleasePoints,
+        )),
+        Some(p) if p.status == HoldStatus::Spent => out.push(Difference::for_person(
+            Kind::StatusMismatch,
+            Producer::POINTS,
+            entity.clone(),
+            format!(
+                "order is CANCELLED but its {} points were spent and {} earned",
+                p.points,
+                p.earned.unwrap_or(0)
+            ),
+        )),
+        _ => {}
+    }
     out
+}
+
+/// Conservation of one customer's points: awarded + earned = available + held + spent.
+pub fn points_difference(
+    customer: CustomerId,
+    awarded: i64,
+    earned: i64,
+    available: i64,
+    held: i64,
+    spent: i64,
+) -> Option<Difference> {
+    let income = awarded.saturating_add(earned);
+    let books = available.saturating_add(held).saturating_add(spent);
+    (income != books).then(|| {
+        Difference::for_person(
+            Kind::Conservation,
+            Producer::POINTS,
+            Entity::Customer(customer),
+            format!(
+                "points awarded {awarded} + earned {earned} ≠ available {available} + held {held} \
+                 + spent {spent}"
+            ),
+        )
+    })
 }
 
 /// A payment of an order the order service does not know.
@@ -512,6 +632,7 @@ mod tests {
                 total_cents: 1000,
                 discount_cents: Some(if with_voucher { 100 } else { 0 }),
                 voucher_code: with_voucher.then(|| "TEN".to_owned()),
+                points_spent: Some(0),
                 deadline: T0 + Duration::seconds(30),
                 updated_at: T0,
             },
@@ -544,6 +665,11 @@ mod tests {
             } else {
                 vec![]
             },
+            points: Some(PointsRow {
+                points: 0,
+                status: HoldStatus::Spent,
+                earned: Some(if with_voucher { 9 } else { 10 }),
+            }),
         }
     }
 
@@ -555,6 +681,7 @@ mod tests {
         f.reservations[0].status = ReservationStatus::Released;
         f.vouchers[0].status = VoucherStatus::Available;
         f.vouchers[0].order_id = None;
+        f.points = None;
         f
     }
 
@@ -735,6 +862,65 @@ mod tests {
     }
 
     #[test]
+    fn points_are_spent_and_earned_once_for_a_confirmed_order_and_given_back_for_a_cancelled_one() {
+        // Paid 3.00 of 10.00 with points: charged 7.00, earned 7.
+        let mut f = consistent(false);
+        f.order.points_spent = Some(300);
+        f.payment.as_mut().unwrap().amount_cents = 700;
+        f.points = Some(PointsRow {
+            points: 300,
+            status: HoldStatus::Spent,
+            earned: Some(7),
+        });
+        assert_eq!(judged(&f), vec![]);
+        f.points.as_mut().unwrap().status = HoldStatus::Held;
+        f.points.as_mut().unwrap().earned = None;
+        assert_eq!(
+            kinds(&judged(&f)),
+            [(
+                Kind::StatusMismatch,
+                Producer::POINTS,
+                Some(RepairAction::EarnPoints)
+            )]
+        );
+        f.points = None;
+        assert_eq!(
+            kinds(&judged(&f)),
+            [(
+                Kind::Missing,
+                Producer::POINTS,
+                Some(RepairAction::EarnPoints)
+            )]
+        );
+        f.points = Some(PointsRow {
+            points: 300,
+            status: HoldStatus::Spent,
+            earned: Some(8),
+        });
+        assert_eq!(
+            kinds(&judged(&f)),
+            [(Kind::AmountMismatch, Producer::POINTS, None)]
+        );
+
+        let mut c = compensated();
+        c.points = Some(PointsRow {
+            points: 300,
+            status: HoldStatus::Held,
+            earned: None,
+        });
+        assert_eq!(
+            kinds(&judged(&c)),
+            [(
+                Kind::StatusMismatch,
+                Producer::POINTS,
+                Some(RepairAction::ReleasePoints)
+            )]
+        );
+        c.points.as_mut().unwrap().status = HoldStatus::Released;
+        assert_eq!(judged(&c), vec![]);
+    }
+
+    #[test]
     fn books_that_do_not_balance_are_conservation_differences() {
         let c = CustomerId::new_random();
         assert_eq!(account_difference(c, 1000, 400, 600), None);
@@ -750,6 +936,12 @@ mod tests {
         assert_eq!(sku_difference("MUG", 10, 8, 2, 2), None);
         assert!(sku_difference("MUG", 10, 8, 2, 1).is_some());
         assert!(sku_difference("MUG", 10, 7, 2, 2).is_some());
+        assert_eq!(points_difference(c, 500, 20, 100, 120, 300), None);
+        let p = points_difference(c, 500, 20, 100, 120, 299).unwrap();
+        assert_eq!(
+            (p.kind, p.service, p.repair),
+            (Kind::Conservation, Producer::POINTS, None)
+        );
     }
 
     #[test]

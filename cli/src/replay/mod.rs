@@ -85,7 +85,7 @@ impl FromStr for SeqStart {
                 let stream = stream.to_ascii_uppercase();
                 if Producer::from_stream(&stream).is_none() {
                     return Err(format!(
-                        "`{stream}` is not a stream (ORDERS, VOUCHERS, PAYMENTS, STOCK)"
+                        "`{stream}` is not a stream (ORDERS, VOUCHERS, POINTS, PAYMENTS, STOCK)"
                     ));
                 }
                 Ok(SeqStart::Stream(stream, seq(n)?))

@@ -59,6 +59,7 @@ impl Jetsaga {
             ("--payment-db", Svc::Payment),
             ("--stock-db", Svc::Stock),
             ("--voucher-db", Svc::Voucher),
+            ("--points-db", Svc::Points),
         ] {
             targets.push(flag.to_owned());
             targets.push(sys.database_url(svc)?);
@@ -122,10 +123,10 @@ impl Jetsaga {
     }
 }
 
-/// Publishes one undecodable OrderCancelled on a fresh system and waits until the three services
-/// that read it (voucher, payment, stock) have each dead-lettered it: `voucher:1`, `payment:1`,
-/// `stock:1`.
-pub async fn poison_three_consumers(sys: &System) -> anyhow::Result<()> {
+/// Publishes one undecodable OrderCancelled on a fresh system and waits until the four services
+/// that read it (voucher, points, payment, stock) have each dead-lettered it: `voucher:1`,
+/// `points:1`, `payment:1`, `stock:1`.
+pub async fn poison_four_consumers(sys: &System) -> anyhow::Result<()> {
     let js = jetsaga_scenarios::inject::jetstream(sys.nats_url()).await?;
     jetsaga_scenarios::inject::publish_junk(
         &js,
@@ -135,13 +136,13 @@ pub async fn poison_three_consumers(sys: &System) -> anyhow::Result<()> {
     .await?;
     let jetsaga = Jetsaga::new(sys)?;
     jetsaga_testkit::wait_until(
-        "the poison to be dead-lettered by three services",
+        "the poison to be dead-lettered by four services",
         std::time::Duration::from_secs(60),
         || async {
             jetsaga
                 .json(&["dlq", "list"])
                 .await
-                .is_ok_and(|(_, v)| v.as_array().is_some_and(|a| a.len() == 3))
+                .is_ok_and(|(_, v)| v.as_array().is_some_and(|a| a.len() == 4))
         },
     )
     .await

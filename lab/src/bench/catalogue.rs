@@ -1,5 +1,6 @@
 //! The data a load needs, seeded through the public APIs: customers with money and without,
-//! many SKUs (a few of them hot), one SKU nobody stocked, and vouchers.
+//! many SKUs (a few of them hot), one SKU nobody stocked, vouchers, and loyalty points for the
+//! customers with money.
 
 use super::mix::Outcome;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -30,6 +31,9 @@ pub struct Catalogue {
     /// Unused vouchers: (code, customer).
     vouchers: Mutex<Vec<(String, String)>>,
 }
+
+/// Points each customer with money is awarded: more than a load spends.
+const POINTS_AWARDED: i64 = 1_000_000_000;
 
 /// Requests at once while seeding.
 const SEED_CONCURRENCY: usize = 16;
@@ -69,6 +73,10 @@ impl Catalogue {
         stream::iter(credits)
             .map(|(customer, cents)| async move {
                 api.credit(customer, cents).await?.ok()?;
+                // The customers with money also have points to spend; the others have none.
+                if cents > 1 {
+                    api.award_points(customer, POINTS_AWARDED).await?.ok()?;
+                }
                 anyhow::Ok(())
             })
             .buffer_unordered(SEED_CONCURRENCY)
@@ -129,13 +137,23 @@ impl Catalogue {
                 } else {
                     None
                 };
-                match voucher {
+                let mut body = match voucher {
                     Some((code, customer)) => json!({
                         "customer_id": customer, "items": lines(rng), "voucher_code": code
                     }),
                     None => json!({"customer_id": pick(&self.rich, rng), "items": lines(rng)}),
+                };
+                // One in five pays part with points.
+                if rng.random_ratio(1, 5) {
+                    body["points"] = json!(rng.random_range(1..=200));
                 }
+                body
             }
+            Outcome::PointsRejected => json!({
+                "customer_id": pick(&self.poor, rng),
+                "items": lines(rng),
+                "points": rng.random_range(1..=200),
+            }),
             Outcome::VoucherRejected => json!({
                 "customer_id": pick(&self.rich, rng),
                 "items": lines(rng),

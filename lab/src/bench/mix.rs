@@ -11,6 +11,8 @@ pub enum Outcome {
     Confirmed,
     /// A voucher code that does not exist.
     VoucherRejected,
+    /// A customer without points who asks to spend some.
+    PointsRejected,
     /// A customer without money.
     PaymentFailed,
     /// A SKU nobody stocked.
@@ -18,9 +20,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] = [
+    pub const ALL: [Outcome; 5] = [
         Outcome::Confirmed,
         Outcome::VoucherRejected,
+        Outcome::PointsRejected,
         Outcome::PaymentFailed,
         Outcome::StockFailed,
     ];
@@ -29,13 +32,15 @@ impl Outcome {
         match self {
             Outcome::Confirmed => "confirmed",
             Outcome::VoucherRejected => "voucher_rejected",
+            Outcome::PointsRejected => "points_rejected",
             Outcome::PaymentFailed => "payment_failed",
             Outcome::StockFailed => "stock_failed",
         }
     }
 }
 
-/// Weights of the outcomes, e.g. `confirmed=80,voucher_rejected=7,payment_failed=7,stock_failed=6`.
+/// Weights of the outcomes, e.g.
+/// `confirmed=80,voucher_rejected=5,points_rejected=5,payment_failed=5,stock_failed=5`.
 /// The cancel reason `timeout` needs a fault, so it is not part of a load's mix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mix(pub Vec<(Outcome, u32)>);
@@ -45,9 +50,10 @@ impl Default for Mix {
     fn default() -> Self {
         Mix(vec![
             (Outcome::Confirmed, 80),
-            (Outcome::VoucherRejected, 7),
-            (Outcome::PaymentFailed, 7),
-            (Outcome::StockFailed, 6),
+            (Outcome::VoucherRejected, 5),
+            (Outcome::PointsRejected, 5),
+            (Outcome::PaymentFailed, 5),
+            (Outcome::StockFailed, 5),
         ])
     }
 }
@@ -65,7 +71,7 @@ impl FromStr for Mix {
                 .into_iter()
                 .find(|o| o.as_str() == name.trim())
                 .ok_or_else(|| {
-                    format!("`{name}` is not an outcome (confirmed, voucher_rejected, payment_failed, stock_failed)")
+                    format!("`{name}` is not an outcome (confirmed, voucher_rejected, points_rejected, payment_failed, stock_failed)")
                 })?;
             let weight: u32 = weight
                 .trim()

@@ -69,10 +69,11 @@ pub struct BenchArgs {
     /// How long the open-loop phase runs (at half the maximum rate, or at --rate).
     #[arg(long, default_value_t = 15)]
     pub half_secs: u64,
-    /// The outcome mix: weights of confirmed, voucher_rejected, payment_failed, stock_failed.
+    /// The outcome mix: weights of confirmed, voucher_rejected, points_rejected, payment_failed,
+    /// stock_failed.
     #[arg(
         long,
-        default_value = "confirmed=80,voucher_rejected=7,payment_failed=7,stock_failed=6"
+        default_value = "confirmed=80,voucher_rejected=5,points_rejected=5,payment_failed=5,stock_failed=5"
     )]
     pub mix: Mix,
     /// JetStream with `sync_interval: always` and PostgreSQL synchronous commit.

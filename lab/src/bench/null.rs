@@ -3,15 +3,16 @@
 //! It does the infrastructure work of the real sagas with no service logic: the same local
 //! transactions, each with its inbox row, one business row and its outbox rows, and the same
 //! JetStream publishes, consumes and acks, through the same saga kit (relay, consumer runner), on
-//! its own nats-server and four fresh databases. Each null saga takes the path of the outcome the
+//! its own nats-server and five fresh databases. Each null saga takes the path of the outcome the
 //! load's mix drew for it (the SKU says which), as the real one would:
 //!
 //! | outcome | transactions | publishes |
 //! |---|---|---|
-//! | confirmed | POST, voucher, payment, order ×2, stock, voucher | 5 |
-//! | voucher_rejected | POST, voucher, order, then voucher, payment, stock on the cancellation | 3 |
-//! | payment_failed | POST, voucher, payment, order ×2, then voucher, payment, stock | 4 |
-//! | stock_failed | POST, voucher, payment, order ×2, stock, then voucher, payment (refund), stock | 6 |
+//! | confirmed | POST, voucher, points, payment, order ×2, stock, voucher, points | 7 |
+//! | voucher_rejected | POST, voucher, order, then voucher, points, payment, stock on the cancellation | 3 |
+//! | points_rejected | POST, voucher, points, order, then voucher, points, payment, stock | 4 |
+//! | payment_failed | POST, voucher, points, payment, order ×2, then voucher, points, payment, stock | 5 |
+//! | stock_failed | POST, voucher, points, payment, order ×2, stock, then voucher, points, payment (refund), stock | 7 |
 //!
 //! The real services also answer HTTP, check rules and read and write their tables; what they
 //! reach of this ceiling is the ratio. (Not mirrored: the redemption of the one in ten confirmed
@@ -20,10 +21,10 @@
 use super::drive::Placer;
 use super::mix::Outcome;
 use anyhow::Context as _;
-use jetsaga_contracts::events::{order, payment, stock, voucher};
+use jetsaga_contracts::events::{order, payment, points, stock, voucher};
 use jetsaga_contracts::{
-    CancelReason, CustomerId, EventId, Money, OrderEvent, OrderId, OrderLine, PaymentEvent,
-    Producer, RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
+    CancelReason, CustomerId, EventId, Money, OrderEvent, OrderId, OrderLine, PaymentEvent, Points,
+    PointsEvent, Producer, RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
 };
 use jetsaga_testkit::{NatsServer, TestDb};
 use rand::rngs::StdRng;
@@ -43,7 +44,7 @@ use uuid::Uuid;
 pub struct NullSystem {
     pub nats: NatsServer,
     pub js: async_nats::jetstream::Context,
-    /// order, voucher, payment, stock.
+    /// order, voucher, payment, stock, points.
     pub pools: Vec<PgPool>,
     _dbs: Vec<TestDb>,
     stop: CancellationToken,
@@ -75,7 +76,7 @@ async fn business_row(
 }
 
 impl NullSystem {
-    /// Starts its nats-server (durable: `sync_interval: always`), four databases with `pool_size`
+    /// Starts its nats-server (durable: `sync_interval: always`), five databases with `pool_size`
     /// connections each, a relay per database and the consumers, with `concurrency` each.
     pub async fn start(
         durable: bool,
@@ -92,7 +93,13 @@ impl NullSystem {
         provision::ensure_streams(&js, &Producer::ALL, &StreamSettings::default()).await?;
         let mut dbs = Vec::new();
         let mut pools = Vec::new();
-        for name in ["null_order", "null_voucher", "null_payment", "null_stock"] {
+        for name in [
+            "null_order",
+            "null_voucher",
+            "null_payment",
+            "null_stock",
+            "null_points",
+        ] {
             let db = TestDb::create(name).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(pool_size)
@@ -126,7 +133,8 @@ impl NullSystem {
             );
             tasks.spawn(relay.run(stop.clone()));
         }
-        let (order, voucher, payment, stock) = (&pools[0], &pools[1], &pools[2], &pools[3]);
+        let (order, voucher, payment, stock, points) =
+            (&pools[0], &pools[1], &pools[2], &pools[3], &pools[4]);
         let mut spawn = |pool: &PgPool,
                          service,
                          (durable, filters): (&'static str, Vec<&'static str>),
@@ -154,10 +162,22 @@ impl NullSystem {
             Box::new(|c| c.run(VoucherOnOrders)),
         );
         spawn(
+            points,
+            "points",
+            declared::<points_service::consumers::OnVouchers>(),
+            Box::new(|c| c.run(PointsOnVouchers)),
+        );
+        spawn(
+            points,
+            "points",
+            declared::<points_service::consumers::OnOrders>(),
+            Box::new(|c| c.run(PointsOnOrders)),
+        );
+        spawn(
             payment,
             "payment",
-            declared::<payment_service::consumers::OnVouchers>(),
-            Box::new(|c| c.run(PaymentOnVouchers)),
+            declared::<payment_service::consumers::OnPoints>(),
+            Box::new(|c| c.run(PaymentOnPoints)),
         );
         spawn(
             payment,
@@ -170,6 +190,12 @@ impl NullSystem {
             "order",
             declared::<order_service::consumers::OnVouchers>(),
             Box::new(|c| c.run(OrderOnVouchers)),
+        );
+        spawn(
+            order,
+            "order",
+            declared::<order_service::consumers::OnPoints>(),
+            Box::new(|c| c.run(OrderOnPoints)),
         );
         spawn(
             order,
@@ -274,6 +300,7 @@ impl Placer for NullPlacer {
                 }],
                 total: Money::from_cents(100 * i64::from(quantity))?,
                 voucher_code: None,
+                points: None,
                 deadline: time::OffsetDateTime::now_utc() + time::Duration::seconds(30),
                 idempotency_key: None,
             });
@@ -313,6 +340,7 @@ fn path_sku(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Confirmed => "NULL-CONFIRMED",
         Outcome::VoucherRejected => "NULL-VOUCHER-REJECTED",
+        Outcome::PointsRejected => "NULL-POINTS-REJECTED",
         Outcome::PaymentFailed => "NULL-PAYMENT-FAILED",
         Outcome::StockFailed => "NULL-STOCK-FAILED",
     }
@@ -350,6 +378,7 @@ null_handler!(
                     lines: e.lines,
                     total: e.total,
                     discount: Money::ZERO,
+                    points: None,
                 })]
             }
         }
@@ -366,11 +395,63 @@ null_handler!(
 );
 
 null_handler!(
-    PaymentOnVouchers,
+    PointsOnVouchers,
     VoucherEvent,
+    PointsEvent,
+    |tx, event| match event {
+        VoucherEvent::VoucherReserved(e) if takes(&e.lines, Outcome::PointsRejected) => {
+            business_row(tx, e.order_id, "points").await?;
+            vec![PointsEvent::PointsRejected(points::PointsRejected {
+                order_id: e.order_id,
+                customer_id: e.customer_id,
+                requested: Points::ZERO,
+                reason: jetsaga_contracts::PointsRejectReason::InsufficientPoints,
+            })]
+        }
+        VoucherEvent::VoucherReserved(e) => {
+            business_row(tx, e.order_id, "points").await?;
+            vec![PointsEvent::PointsReserved(points::PointsReserved {
+                order_id: e.order_id,
+                customer_id: e.customer_id,
+                voucher_code: None,
+                lines: e.lines,
+                total: e.total,
+                discount: Money::ZERO,
+                points: Points::ZERO,
+            })]
+        }
+        _ => vec![],
+    }
+);
+
+null_handler!(
+    PointsOnOrders,
+    OrderEvent,
+    PointsEvent,
+    |tx, event| match event {
+        OrderEvent::OrderConfirmed(e) => {
+            business_row(tx, e.order_id, "points-confirmed").await?;
+            vec![PointsEvent::PointsEarned(points::PointsEarned {
+                order_id: e.order_id,
+                customer_id: e.customer_id,
+                spent: Points::ZERO,
+                earned: Points::ZERO,
+            })]
+        }
+        OrderEvent::OrderCancelled(e) => {
+            business_row(tx, e.order_id, "points-cancelled").await?;
+            vec![]
+        }
+        _ => vec![],
+    }
+);
+
+null_handler!(
+    PaymentOnPoints,
+    PointsEvent,
     PaymentEvent,
     |tx, event| match event {
-        VoucherEvent::VoucherReserved(e) => {
+        PointsEvent::PointsReserved(e) => {
             business_row(tx, e.order_id, "payment").await?;
             if takes(&e.lines, Outcome::PaymentFailed) {
                 vec![PaymentEvent::PaymentFailed(payment::PaymentFailed {
@@ -420,13 +501,26 @@ null_handler!(
     VoucherEvent,
     OrderEvent,
     |tx, event| match event {
-        VoucherEvent::VoucherReserved(e) => {
-            business_row(tx, e.order_id, "order-discount").await?;
-            vec![]
-        }
         VoucherEvent::VoucherRejected(e) => {
             business_row(tx, e.order_id, "order-cancel").await?;
             vec![cancelled(e.order_id, CancelReason::VoucherRejected)]
+        }
+        _ => vec![],
+    }
+);
+
+null_handler!(
+    OrderOnPoints,
+    PointsEvent,
+    OrderEvent,
+    |tx, event| match event {
+        PointsEvent::PointsReserved(e) => {
+            business_row(tx, e.order_id, "order-discount").await?;
+            vec![]
+        }
+        PointsEvent::PointsRejected(e) => {
+            business_row(tx, e.order_id, "order-cancel").await?;
+            vec![cancelled(e.order_id, CancelReason::PointsRejected)]
         }
         _ => vec![],
     }
@@ -504,6 +598,7 @@ null_handler!(
                 total: Money::ZERO,
                 discount: Money::ZERO,
                 voucher_code: None,
+                points_spent: Points::ZERO,
             })]
         }
         StockEvent::StockFailed(e) => {

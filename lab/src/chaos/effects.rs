@@ -1,5 +1,5 @@
 //! Double effects, counted from the streams themselves: an effect event (a charge, a refund, a
-//! reservation, a release, a redemption, an order's end) that appears for one order under more than
+//! reservation, a release, a redemption, points held, given back or earned, an order's end) that appears for one order under more than
 //! one event id was applied twice. The same event id twice is a duplicate message, not a second
 //! effect: consumers dedupe it.
 
@@ -10,12 +10,16 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// The event kinds of which one order may have one only.
-const ONCE_PER_ORDER: [&str; 11] = [
+const ONCE_PER_ORDER: [&str; 15] = [
     "orders.confirmed",
     "orders.cancelled",
     "vouchers.reserved",
     "vouchers.released",
     "vouchers.redeemed",
+    "points.reserved",
+    "points.rejected",
+    "points.released",
+    "points.earned",
     "payments.succeeded",
     "payments.failed",
     "payments.refunded",

@@ -138,7 +138,7 @@ impl Injector {
     /// Carries the fault out, holds it, and undoes it.
     pub async fn inject(&mut self, sys: &mut System, fault: &Fault) -> anyhow::Result<()> {
         let hold = Duration::from_secs_f64(fault.hold);
-        let svc = Svc::ALL[fault.service % 4];
+        let svc = Svc::ALL[fault.service % Svc::ALL.len()];
         let instance = fault.instance;
         let started = OffsetDateTime::now_utc();
         let mut sku = None;

@@ -304,7 +304,7 @@ pub async fn run(args: ChaosArgs, _targets: &Targets, json: bool) -> Outcome {
                 format!("{:.1}", f.at),
                 f.kind.as_str().to_owned(),
                 if f.kind.aims_at_a_service() {
-                    Svc::ALL[f.service % 4].name().to_owned()
+                    Svc::ALL[f.service % Svc::ALL.len()].name().to_owned()
                 } else {
                     "-".to_owned()
                 },

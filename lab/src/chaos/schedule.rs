@@ -185,6 +185,8 @@ impl Hold {
 
 /// The index of the stock service in [`Fault::service`].
 const STOCK: usize = 3;
+/// How many services a service fault draws from (the harness's `Svc::ALL`).
+pub const SERVICES: usize = 5;
 
 /// One planned fault.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -192,7 +194,8 @@ pub struct Fault {
     /// Seconds after the load started.
     pub at: f64,
     pub kind: Kind,
-    /// For a service fault: which service (0 order, 1 voucher, 2 payment, 3 stock) and instance.
+    /// For a service fault: which service (0 order, 1 voucher, 2 payment, 3 stock, 4 points) and
+    /// instance.
     pub service: usize,
     pub instance: usize,
     /// How long the fault lasts before it is undone (for a rolling restart, the time the plan
@@ -268,7 +271,7 @@ pub fn plan(options: &PlanOptions<'_>) -> Vec<Fault> {
             kind,
             // A lock holder always holds a stock row; the draw is kept, so the plan after it
             // stays the same.
-            service: match rng.random_range(0..4) {
+            service: match rng.random_range(0..SERVICES) {
                 _ if kind == Kind::LockHolder => STOCK,
                 drawn => drawn,
             },
@@ -329,7 +332,9 @@ mod tests {
             .find(|f| f.kind == Kind::PauseService)
             .unwrap();
         assert!(pause.hold > 3.0, "a pause outlasts the ack wait");
-        assert!(faults.iter().all(|f| f.instance < 2 && f.service < 4));
+        assert!(faults
+            .iter()
+            .all(|f| f.instance < 2 && f.service < SERVICES));
     }
 
     #[test]

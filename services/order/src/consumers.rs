@@ -2,14 +2,18 @@
 //! [`crate::handlers`], on which durable consumer. Filters, dispatch and ignored events follow.
 
 use crate::handlers;
-use jetsaga_contracts::{OrderEvent, PaymentEvent, StockEvent, VoucherEvent};
+use jetsaga_contracts::{OrderEvent, PaymentEvent, PointsEvent, StockEvent, VoucherEvent};
 
 saga_kit::routes! {
     emits OrderEvent, committed crate::metrics::sagas_ended;
-    /// Reacts to the voucher step.
+    /// Reacts to a rejected voucher (a reserved one goes on to the points step).
     consumer OnVouchers("order-on-vouchers"): VoucherEvent {
-        VoucherReserved => step handlers::voucher_reserved::handle,
         VoucherRejected => step handlers::voucher_rejected::handle,
+    }
+    /// Reacts to the points step, which carries the voucher's discount on.
+    consumer OnPoints("order-on-points"): PointsEvent {
+        PointsReserved => step handlers::points_reserved::handle,
+        PointsRejected => step handlers::points_rejected::handle,
     }
     /// Reacts to the payment step.
     consumer OnPayments("order-on-payments"): PaymentEvent {

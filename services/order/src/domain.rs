@@ -1,7 +1,7 @@
 //! The order's rules, pure: its status machine, pricing, and the deadline. No I/O here; the
 //! handlers, the API and the deadline sweep ask these functions what to do and then do it.
 
-use jetsaga_contracts::{CancelReason, CustomerId, Money, MoneyError, Sku, VoucherCode};
+use jetsaga_contracts::{CancelReason, CustomerId, Money, MoneyError, Points, Sku, VoucherCode};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -69,6 +69,7 @@ pub struct UnknownReason(pub String);
 pub fn parse_cancel_reason(s: &str) -> Result<CancelReason, UnknownReason> {
     [
         CancelReason::VoucherRejected,
+        CancelReason::PointsRejected,
         CancelReason::PaymentFailed,
         CancelReason::StockFailed,
         CancelReason::Timeout,
@@ -84,9 +85,9 @@ pub enum OrderInput {
     /// The last forward step (stock) succeeded. `discount_known` says whether the voucher step's
     /// discount has been recorded yet; it arrives on another consumer and may come later.
     StockReserved { discount_known: bool },
-    /// The voucher step passed with its discount. `stock_reserved` says whether StockReserved,
+    /// The points step passed, with the voucher's discount and the points spent. `stock_reserved` says whether StockReserved,
     /// which may overtake it, has been recorded already.
-    VoucherReserved { stock_reserved: bool },
+    PointsReserved { stock_reserved: bool },
     /// A step failed or the deadline passed.
     Failed(CancelReason),
 }
@@ -114,7 +115,7 @@ pub fn transition(current: OrderStatus, input: OrderInput) -> Transition {
             OrderInput::StockReserved {
                 discount_known: true,
             }
-            | OrderInput::VoucherReserved {
+            | OrderInput::PointsReserved {
                 stock_reserved: true,
             },
         ) => Transition::Confirm,
@@ -123,7 +124,7 @@ pub fn transition(current: OrderStatus, input: OrderInput) -> Transition {
             OrderInput::StockReserved {
                 discount_known: false,
             }
-            | OrderInput::VoucherReserved {
+            | OrderInput::PointsReserved {
                 stock_reserved: false,
             },
         ) => Transition::Record,
@@ -194,16 +195,21 @@ struct CanonicalRequest<'a> {
     /// Sorted by SKU (each SKU appears once), so the order of lines does not change the hash.
     items: &'a [(Sku, u32)],
     voucher_code: Option<&'a VoucherCode>,
+    /// Left out when no points were asked, so the hashes of orders without points stay as they
+    /// were before points existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    points: Option<Points>,
 }
 
 /// The hash of an order request that an Idempotency-Key is stored with: the same key with another
 /// request is refused. A UUIDv5 of the canonical JSON of the customer, the `(sku, quantity)` items
-/// sorted by SKU, and the voucher code. Everything it covers is in OrderCreated, so a replay
+/// sorted by SKU, the voucher code and the points asked. Everything it covers is in OrderCreated, so a replay
 /// computes the same hash from the event.
 pub fn request_hash(
     customer_id: CustomerId,
     items: &[(Sku, u32)],
     voucher_code: Option<&VoucherCode>,
+    points: Option<Points>,
 ) -> String {
     let mut items = items.to_vec();
     items.sort();
@@ -211,6 +217,7 @@ pub fn request_hash(
         customer_id,
         items: &items,
         voucher_code,
+        points,
     })
     .expect("plain data always serializes");
     Uuid::new_v5(&REQUEST_HASH_NAMESPACE, &canonical)
@@ -316,10 +323,10 @@ mod tests {
             OrderInput::StockReserved {
                 discount_known: false,
             },
-            OrderInput::VoucherReserved {
+            OrderInput::PointsReserved {
                 stock_reserved: true,
             },
-            OrderInput::VoucherReserved {
+            OrderInput::PointsReserved {
                 stock_reserved: false,
             },
         ];
@@ -370,11 +377,11 @@ mod tests {
     }
 
     #[test]
-    fn voucher_reserved_confirms_a_pending_order_whose_stock_is_reserved() {
+    fn points_reserved_confirms_a_pending_order_whose_stock_is_reserved() {
         assert_eq!(
             transition(
                 OrderStatus::Pending,
-                OrderInput::VoucherReserved {
+                OrderInput::PointsReserved {
                     stock_reserved: true
                 }
             ),
@@ -383,7 +390,7 @@ mod tests {
         assert_eq!(
             transition(
                 OrderStatus::Pending,
-                OrderInput::VoucherReserved {
+                OrderInput::PointsReserved {
                     stock_reserved: false
                 }
             ),
@@ -556,16 +563,26 @@ mod tests {
         let customer: CustomerId = "6a1c6f4e-2b8e-4d0e-9a43-5a4bb1f0c001".parse().unwrap();
         let voucher = VoucherCode::parse("WELCOME10").unwrap();
         assert_eq!(
-            request_hash(customer, &[(sku("A"), 1), (sku("B"), 2)], None),
+            request_hash(customer, &[(sku("A"), 1), (sku("B"), 2)], None, None),
             "59b977e0ca935cdc92e3a98c3072ee8f"
         );
         assert_eq!(
-            request_hash(customer, &[(sku("B"), 2), (sku("A"), 1)], Some(&voucher)),
+            request_hash(
+                customer,
+                &[(sku("B"), 2), (sku("A"), 1)],
+                Some(&voucher),
+                None
+            ),
             "8e271685e8d950988a1445e3c9752e31"
         );
         assert_ne!(
-            request_hash(customer, &[(sku("A"), 1), (sku("B"), 3)], None),
-            request_hash(customer, &[(sku("A"), 1), (sku("B"), 2)], None)
+            request_hash(customer, &[(sku("A"), 1), (sku("B"), 3)], None, None),
+            request_hash(customer, &[(sku("A"), 1), (sku("B"), 2)], None, None)
+        );
+        // Points asked are part of the request.
+        assert_ne!(
+            request_hash(customer, &[(sku("A"), 1)], None, Points::new(100).ok()),
+            request_hash(customer, &[(sku("A"), 1)], None, None)
         );
     }
 }

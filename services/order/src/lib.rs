@@ -12,7 +12,7 @@
 //! - [`store`]: the SQL for products, orders and order lines.
 //! - [`api`]: the HTTP routes, one file each.
 //! - [`consumers`]: the durable consumer names and the handlers that dispatch each input event.
-//! - [`handlers`]: one file per event reacted to (`voucher_reserved.rs`, `stock_reserved.rs`, ...).
+//! - [`handlers`]: one file per event reacted to (`points_reserved.rs`, `stock_reserved.rs`, ...).
 //! - [`metrics`]: its own metrics: orders accepted, sagas ended and their durations, orders past
 //!   their deadline (read at scrape time).
 //! - [`deadline`]: the sweep that cancels overdue orders with reason `timeout`.

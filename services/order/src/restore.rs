@@ -7,13 +7,13 @@
 //! - OrderCreated: the PENDING order with its lines, and its Idempotency-Key record: the key from
 //!   the event, the request hash computed from it ([`domain::request_hash`]). An event written
 //!   before the key was carried restores the order without one.
-//! - OrderConfirmed: the order CONFIRMED with the discount the event reports.
+//! - OrderConfirmed: the order CONFIRMED with the discount and points spent the event reports.
 //! - OrderCancelled: the order CANCELLED for the event's reason, whether a handler, the deadline
 //!   sweep or a repair cancelled it.
 //!
 //! Each is idempotent by its business key (the SKU, the order). The order service passes no saga
 //! barrier, so there is none to restore. What its handlers record without saying anything (the
-//! discount of a VoucherReserved, a StockReserved that came first) has no fact: the replay handles
+//! discount and points of a PointsReserved, a StockReserved that came first) has no fact: the replay handles
 //! those inputs again.
 
 use crate::domain::{self, RecordedEnd};
@@ -80,12 +80,14 @@ async fn created(tx: &mut PgConnection, e: OrderCreated) -> Result<(), HandlerEr
         .iter()
         .map(|l| (l.sku.clone(), l.quantity))
         .collect();
-    let request_hash = domain::request_hash(e.customer_id, &items, e.voucher_code.as_ref());
+    let request_hash =
+        domain::request_hash(e.customer_id, &items, e.voucher_code.as_ref(), e.points);
     let order = NewOrder {
         order_id: e.order_id,
         customer_id: e.customer_id,
         total: e.total,
         voucher_code: e.voucher_code.as_ref(),
+        points_requested: e.points,
         deadline: e.deadline,
         idempotency_key: e.idempotency_key.as_deref(),
         request_hash: &request_hash,
@@ -100,7 +102,7 @@ async fn created(tx: &mut PgConnection, e: OrderCreated) -> Result<(), HandlerEr
     Ok(())
 }
 
-/// The order CONFIRMED, with the discount the confirmation reports (the one the handler had
+/// The order CONFIRMED, with the discount and the points spent the confirmation reports (the one the handler had
 /// recorded).
 async fn confirmed(tx: &mut PgConnection, e: OrderConfirmed) -> Result<(), HandlerError> {
     let what = format!("restoring the confirmation of order {}", e.order_id);
@@ -108,7 +110,7 @@ async fn confirmed(tx: &mut PgConnection, e: OrderConfirmed) -> Result<(), Handl
         return Ok(());
     }
     let db = |err| HandlerError::database(&what, err);
-    store::record_discount(tx, e.order_id, e.discount)
+    store::record_deductions(tx, e.order_id, e.discount, e.points_spent)
         .await
         .map_err(db)?;
     store::confirm(tx, e.order_id).await.map_err(db)

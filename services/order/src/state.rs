@@ -9,7 +9,7 @@ use saga_kit::facts::StateTable;
 /// `stock_reserved` is shown only while the order is PENDING: it records a StockReserved that
 /// overtook the discount, and decides nothing once the order has ended. After the end it only
 /// tells which input came first (a confirmation by StockReserved leaves it false, one by
-/// VoucherReserved finds it true), which no fact records, so two databases with the same
+/// PointsReserved finds it true), which no fact records, so two databases with the same
 /// outcome may differ there.
 pub const TABLES: &[StateTable] = &[
     StateTable {
@@ -27,6 +27,8 @@ pub const TABLES: &[StateTable] = &[
                            'total_cents', o.total_cents,
                            'discount_cents', o.discount_cents,
                            'voucher_code', o.voucher_code,
+                           'points_requested', o.points_requested,
+                           'points_spent', o.points_spent,
                            'cancel_reason', o.cancel_reason,
                            'deadline',
                                to_char(o.deadline AT TIME ZONE 'UTC',

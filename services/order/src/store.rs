@@ -2,7 +2,7 @@
 //! integration tests run every one of them against a real PostgreSQL.
 
 use crate::domain::{parse_cancel_reason, OrderStatus};
-use jetsaga_contracts::{CancelReason, CustomerId, Money, OrderId, Sku, VoucherCode};
+use jetsaga_contracts::{CancelReason, CustomerId, Money, OrderId, Points, Sku, VoucherCode};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgExecutor, Row};
 use std::collections::HashMap;
@@ -16,9 +16,13 @@ pub struct Order {
     pub customer_id: CustomerId,
     pub status: OrderStatus,
     pub total: Money,
-    /// `None` until VoucherReserved has been handled.
+    /// `None` until PointsReserved (which carries the voucher's discount) has been handled.
     pub discount: Option<Money>,
     pub voucher_code: Option<VoucherCode>,
+    /// The points the customer asked to spend, if any.
+    pub points_requested: Option<Points>,
+    /// `None` until PointsReserved has been handled, then the points held for the order.
+    pub points_spent: Option<Points>,
     pub cancel_reason: Option<CancelReason>,
     pub deadline: OffsetDateTime,
     /// StockReserved has been handled; the order confirms once the discount is known too.
@@ -34,6 +38,14 @@ fn decode_err(column: &str, e: impl std::error::Error + Send + Sync + 'static) -
 
 fn money(row: &PgRow, column: &str) -> Result<Money, sqlx::Error> {
     Money::from_cents(row.try_get(column)?).map_err(|e| decode_err(column, e))
+}
+
+fn points(row: &PgRow, column: &str) -> Result<Option<Points>, sqlx::Error> {
+    let value: Option<i64> = row.try_get(column)?;
+    value
+        .map(Points::new)
+        .transpose()
+        .map_err(|e| decode_err(column, e))
 }
 
 /// Decoding checks every column against its type, so a row that breaks a rule fails loudly here
@@ -62,6 +74,8 @@ impl<'r> FromRow<'r, PgRow> for Order {
                 .map(parse_cancel_reason)
                 .transpose()
                 .map_err(|e| decode_err("cancel_reason", e))?,
+            points_requested: points(row, "points_requested")?,
+            points_spent: points(row, "points_spent")?,
             deadline: row.try_get("deadline")?,
             stock_reserved: row.try_get("stock_reserved")?,
         })
@@ -69,7 +83,8 @@ impl<'r> FromRow<'r, PgRow> for Order {
 }
 
 const ORDER_COLUMNS: &str = "order_id, customer_id, status, total_cents, discount_cents, \
-                             voucher_code, cancel_reason, deadline, stock_reserved";
+                             voucher_code, points_requested, points_spent, cancel_reason, \
+                             deadline, stock_reserved";
 
 /// One priced line of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +153,7 @@ pub struct NewOrder<'a> {
     pub customer_id: CustomerId,
     pub total: Money,
     pub voucher_code: Option<&'a VoucherCode>,
+    pub points_requested: Option<Points>,
     pub deadline: OffsetDateTime,
     pub idempotency_key: Option<&'a str>,
     pub request_hash: &'a str,
@@ -152,8 +168,8 @@ pub async fn insert_order(
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO orders (order_id, customer_id, status, total_cents, voucher_code, deadline,
-                             idempotency_key, request_hash)
-         VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7)
+                             idempotency_key, request_hash, points_requested)
+         VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(order.order_id.as_uuid())
@@ -163,6 +179,7 @@ pub async fn insert_order(
     .bind(order.deadline)
     .bind(order.idempotency_key)
     .bind(order.request_hash)
+    .bind(order.points_requested.map(Points::get))
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -246,18 +263,21 @@ pub async fn lines<'e>(
     .await
 }
 
-/// Records the discount the voucher step granted, unless one is recorded already.
-pub async fn record_discount(
+/// Records the discount the voucher step granted and the points the points step held (both
+/// arrive with PointsReserved), unless they are recorded already.
+pub async fn record_deductions(
     conn: &mut PgConnection,
     order_id: OrderId,
     discount: Money,
+    points: Points,
 ) -> Result<bool, sqlx::Error> {
     let n = sqlx::query(
-        "UPDATE orders SET discount_cents = $2, updated_at = now()
+        "UPDATE orders SET discount_cents = $2, points_spent = $3, updated_at = now()
          WHERE order_id = $1 AND discount_cents IS NULL",
     )
     .bind(order_id.as_uuid())
     .bind(discount.cents())
+    .bind(points.get())
     .execute(conn)
     .await?
     .rows_affected();

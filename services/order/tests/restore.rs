@@ -12,11 +12,11 @@ use jetsaga_contracts::events::stock::StockReserved;
 use jetsaga_contracts::events::voucher::VoucherRejected;
 use jetsaga_contracts::{
     Actor, CancelReason, CustomerId, EventId, EventSet, Money, OrderEvent, OrderId, OrderLine,
-    RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
+    PointsEvent, RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
 };
 use jetsaga_servicetest::facts::{self, Fact};
 use jetsaga_testkit::TestDb;
-use order_service::consumers::{OnPayments, OnStock, OnVouchers};
+use order_service::consumers::{OnPayments, OnPoints, OnStock};
 use order_service::restore::Restorer;
 use order_service::state::TABLES;
 use order_service::store;
@@ -46,6 +46,7 @@ fn created(key: Option<&str>) -> OrderCreated {
         }],
         total: cents(600),
         voucher_code: None,
+        points: None,
         deadline: time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000),
         idempotency_key: key.map(str::to_owned),
     }
@@ -58,6 +59,7 @@ fn confirmed(order: &OrderCreated, discount: i64) -> Fact<OrderEvent> {
             customer_id: order.customer_id,
             total: order.total,
             discount: cents(discount),
+            points_spent: jetsaga_contracts::Points::ZERO,
             voucher_code: None,
         }),
         EventId::new_random(),
@@ -105,8 +107,8 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
         .await?;
     anyhow::ensure!(pending.status == 202, "{pending:?}");
 
-    app.voucher_reserved(kept, 50).await?;
-    app.wait_applied(OnVouchers::DURABLE, 1).await?;
+    app.points_reserved(kept, 50).await?;
+    app.wait_applied(OnPoints::DURABLE, 1).await?;
     app.stock_reserved(kept).await?;
     app.wait_status(kept, "CONFIRMED").await?;
     app.inject(&VoucherEvent::VoucherRejected(VoucherRejected {
@@ -117,8 +119,8 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
     .await?;
     app.wait_status(rejected, "CANCELLED").await?;
     // The voucher step passed (recorded, nothing said), then the payment failed.
-    let unpaid_voucher = app.voucher_reserved(unpaid, 0).await?;
-    app.wait_applied(OnVouchers::DURABLE, 3).await?;
+    let unpaid_voucher = app.points_reserved(unpaid, 0).await?;
+    app.wait_applied(OnPoints::DURABLE, 2).await?;
     app.payment_failed(unpaid).await?;
     app.wait_applied(OnPayments::DURABLE, 1).await?;
 
@@ -132,12 +134,12 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
     facts::restore_all(&Restorer, rebuilt.pool(), &recorded).await?;
 
     // What the handlers recorded without saying anything has no fact: the replay handles that
-    // input again (VoucherReserved of the unpaid order, which recorded its discount).
+    // input again (PointsReserved of the unpaid order, which recorded its discount and points).
     let live = facts::state(app.db.pool(), TABLES).await?;
     assert_ne!(facts::state(rebuilt.pool(), TABLES).await?, live);
-    let input = VoucherEvent::from_payload(&unpaid_voucher.ce_type, &unpaid_voucher.payload)?;
+    let input = PointsEvent::from_payload(&unpaid_voucher.ce_type, &unpaid_voucher.payload)?;
     assert!(
-        facts::handle(rebuilt.pool(), &OnVouchers, OnVouchers::DURABLE, input)
+        facts::handle(rebuilt.pool(), &OnPoints, OnPoints::DURABLE, input)
             .await?
             .is_empty()
     );

@@ -8,7 +8,7 @@ use jetsaga_contracts::events::stock::StockFailed;
 use jetsaga_contracts::events::voucher::VoucherRejected;
 use jetsaga_contracts::{OrderId, RejectReason, Sku, StockEvent, VoucherCode, VoucherEvent};
 use jetsaga_testkit::wait_until;
-use order_service::consumers::{OnPayments, OnStock, OnVouchers};
+use order_service::consumers::{OnPayments, OnPoints, OnStock};
 use saga_kit::envelope::keyed_event_id;
 use serde_json::json;
 use std::time::Duration;
@@ -23,7 +23,7 @@ async fn app_with_tea() -> anyhow::Result<App> {
 }
 
 #[tokio::test]
-async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> {
+async fn stock_reserved_confirms_after_points_reserved() -> anyhow::Result<()> {
     let app = app_with_tea().await?;
 
     // Given an order whose voucher step granted 100 cents.
@@ -35,8 +35,8 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
             "voucher_code": "SAVE1",
         }))
         .await?;
-    app.voucher_reserved(first, 100).await?;
-    app.wait_applied(OnVouchers::DURABLE, 1).await?;
+    app.points_reserved(first, 100).await?;
+    app.wait_applied(OnPoints::DURABLE, 1).await?;
     assert_eq!(app.order(first).await?["discount_cents"], 100);
 
     // When stock is reserved, then it is confirmed and says so with the discount.
@@ -53,7 +53,7 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
     assert_eq!(payload["voucher_code"], "SAVE1");
     assert_eq!(payload["customer_id"], customer.to_string());
 
-    // Given another order whose StockReserved overtakes its VoucherReserved.
+    // Given another order whose StockReserved overtakes its PointsReserved.
     let second = app.place_order(&order_body(&[("TEA", 1)])).await?;
     app.stock_reserved(second).await?;
     // Both orders' StockReserved are applied: the second one is recorded, not retried.
@@ -69,7 +69,7 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
     );
 
     // When the voucher step's answer arrives after all, it confirms the order.
-    app.voucher_reserved(second, 0).await?;
+    app.points_reserved(second, 0).await?;
     let order = app.wait_status(second, "CONFIRMED").await?;
     assert_eq!(order["discount_cents"], 0);
     let confirmed = app.emitted_for(CONFIRMED, second).await?;
@@ -77,11 +77,11 @@ async fn stock_reserved_confirms_after_voucher_reserved() -> anyhow::Result<()> 
     assert_eq!(confirmed[0].1["discount"], 0);
     assert_eq!(confirmed[0].1["voucher_code"], json!(null));
 
-    // A second VoucherReserved (another discount) and a second StockReserved change nothing.
-    app.voucher_reserved(second, 50).await?;
+    // A second PointsReserved (another discount) and a second StockReserved change nothing.
+    app.points_reserved(second, 50).await?;
     app.stock_reserved(second).await?;
     app.wait_applied(OnStock::DURABLE, 3).await?;
-    app.wait_applied(OnVouchers::DURABLE, 3).await?;
+    app.wait_applied(OnPoints::DURABLE, 3).await?;
     assert_eq!(app.order(second).await?["discount_cents"], 0);
     assert_eq!(app.emitted_for(CONFIRMED, second).await?.len(), 1);
 
@@ -100,7 +100,7 @@ async fn payment_failed_cancels_the_order_and_a_late_stock_reserved_does_not_con
     let id = app.place_order(&order_body(&[("TEA", 1)])).await?;
 
     // When the voucher step passes and payment fails.
-    app.voucher_reserved(id, 0).await?;
+    app.points_reserved(id, 0).await?;
     app.payment_failed(id).await?;
 
     // Then the order is cancelled for that reason, once.
@@ -149,7 +149,7 @@ async fn voucher_rejected_and_stock_failed_cancel_with_their_reasons() -> anyhow
         reason: RejectReason::Expired,
     }))
     .await?;
-    app.voucher_reserved(short, 0).await?;
+    app.points_reserved(short, 0).await?;
     app.inject(&StockEvent::StockFailed(StockFailed {
         order_id: short,
         sku: Sku::parse("TEA")?,
@@ -208,7 +208,7 @@ async fn pending_order_past_its_deadline_is_cancelled_with_reason_timeout() -> a
     // Given one order that finishes in time and one that never hears back.
     let quick = app.place_order(&order_body(&[("TEA", 1)])).await?;
     let stuck = app.place_order(&order_body(&[("TEA", 1)])).await?;
-    app.voucher_reserved(quick, 0).await?;
+    app.points_reserved(quick, 0).await?;
     app.stock_reserved(quick).await?;
     app.wait_status(quick, "CONFIRMED").await?;
 
@@ -228,7 +228,7 @@ async fn pending_order_past_its_deadline_is_cancelled_with_reason_timeout() -> a
     assert!(app.emitted_for(CANCELLED, quick).await?.is_empty());
 
     // When the stuck order's steps answer late, it stays cancelled and nothing is confirmed.
-    app.voucher_reserved(stuck, 0).await?;
+    app.points_reserved(stuck, 0).await?;
     app.stock_reserved(stuck).await?;
     app.wait_applied(OnStock::DURABLE, 2).await?;
     let order = app.order(stuck).await?;

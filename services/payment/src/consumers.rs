@@ -2,7 +2,7 @@
 //! [`crate::handlers`], on which durable consumer. Filters, dispatch and ignored events follow.
 
 use crate::handlers;
-use jetsaga_contracts::{OrderEvent, PaymentEvent, VoucherEvent};
+use jetsaga_contracts::{OrderEvent, PaymentEvent, PointsEvent};
 use saga_kit::Metrics;
 
 fn count_outcomes(metrics: &Metrics, events: &[PaymentEvent]) {
@@ -19,9 +19,9 @@ fn count_outcomes(metrics: &Metrics, events: &[PaymentEvent]) {
 
 saga_kit::routes! {
     emits PaymentEvent, committed count_outcomes;
-    /// VoucherReserved → charge.
-    consumer OnVouchers("payment-on-vouchers"): VoucherEvent {
-        VoucherReserved => step handlers::voucher_reserved::handle,
+    /// PointsReserved → charge what the voucher and the points leave to pay.
+    consumer OnPoints("payment-on-points"): PointsEvent {
+        PointsReserved => step handlers::points_reserved::handle,
     }
     /// OrderCancelled → refund.
     consumer OnOrders("payment-on-orders"): OrderEvent {

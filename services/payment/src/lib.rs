@@ -1,15 +1,15 @@
 //! # payment-service
 //!
 //! The payment participant of the jetsaga saga. It holds each customer's balance, charges an order
-//! its total minus its discount when the voucher step has passed (VoucherReserved →
-//! PaymentSucceeded | PaymentFailed), and gives the money back when the order is cancelled
+//! its total minus its discount minus the points it spends when the points step has passed
+//! (PointsReserved → PaymentSucceeded | PaymentFailed), and gives the money back when the order is cancelled
 //! (OrderCancelled → PaymentRefunded). Operators credit accounts over HTTP (AccountCredited).
 //!
 //! ## Layout
 //! - `main.rs`: the thin binary: settings from flags and environment, signals, [`run`].
 //! - [`consumers`]: the durable consumer names and the handlers that dispatch each input variant.
 //! - [`metrics`]: the business counter `jetsaga_payments_total{outcome}`.
-//! - [`handlers`]: one file per event reacted to (`voucher_reserved.rs`, `order_cancelled.rs`).
+//! - [`handlers`]: one file per event reacted to (`points_reserved.rs`, `order_cancelled.rs`).
 //! - [`domain`]: the pure rules: charge, credit, payment status transitions, payment ids.
 //! - [`store`]: the SQL on accounts, credits and payments.
 //! - [`repair`]: what `jetsaga reconcile --repair` may fix here: refund a cancelled order.

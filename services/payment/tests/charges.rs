@@ -1,26 +1,26 @@
-//! VoucherReserved → PaymentSucceeded | PaymentFailed, against the real service.
+//! PointsReserved → PaymentSucceeded | PaymentFailed, against the real service.
 
 mod common;
 
-use common::{voucher_reserved, PaymentService, FAILED, SUCCEEDED};
+use common::{points_reserved, PaymentService, FAILED, SUCCEEDED};
 use jetsaga_contracts::{CustomerId, OrderId};
-use payment_service::consumers::OnVouchers;
+use payment_service::consumers::OnPoints;
 
 #[tokio::test]
-async fn voucher_reserved_charges_total_minus_discount_once() -> anyhow::Result<()> {
+async fn points_reserved_charges_total_minus_discount_once() -> anyhow::Result<()> {
     let svc = PaymentService::start().await?;
     let customer = CustomerId::new_random();
     let order = OrderId::new_random();
     svc.credit(customer, 10_000).await?;
 
     // Given the voucher step passed for an order of 30.00 with 5.00 off
-    let event = voucher_reserved(order, customer, 3_000, 500);
+    let event = points_reserved(order, customer, 3_000, 500);
     let first = svc.inject(&event).await?;
     // When the same effect is asked again under another event id (the barrier's case)
     svc.inject(&event).await?;
     // And the very same event is redelivered past the stream's dedupe (the inbox's case)
     svc.publish(&first, "redelivery-of-the-first").await?;
-    svc.wait_finished(OnVouchers::DURABLE, 3).await?;
+    svc.wait_finished(OnPoints::DURABLE, 3).await?;
 
     // Then the customer was charged 25.00 exactly once
     assert_eq!(svc.balance(customer).await?, 7_500);
@@ -39,7 +39,7 @@ async fn voucher_reserved_charges_total_minus_discount_once() -> anyhow::Result<
     assert_eq!(
         svc.metric(&format!(
             "jetsaga_events_duplicate_total{{consumer=\"{}\"}}",
-            OnVouchers::DURABLE
+            OnPoints::DURABLE
         ))
         .await?,
         1
@@ -60,9 +60,9 @@ async fn insufficient_funds_fails_the_payment_and_charges_nothing() -> anyhow::R
     // Given a balance one cent short of total minus discount
     svc.credit(customer, 999).await?;
 
-    svc.inject(&voucher_reserved(order, customer, 1_500, 500))
+    svc.inject(&points_reserved(order, customer, 1_500, 500))
         .await?;
-    svc.wait_finished(OnVouchers::DURABLE, 1).await?;
+    svc.wait_finished(OnPoints::DURABLE, 1).await?;
 
     // Then nothing was charged and the failure is announced with the amount asked
     assert_eq!(svc.balance(customer).await?, 999);
@@ -87,10 +87,30 @@ async fn insufficient_funds_fails_the_payment_and_charges_nothing() -> anyhow::R
     // And a customer without any account fails the same way.
     let stranger = CustomerId::new_random();
     let other = OrderId::new_random();
-    svc.inject(&voucher_reserved(other, stranger, 100, 0))
+    svc.inject(&points_reserved(other, stranger, 100, 0))
         .await?;
-    svc.wait_finished(OnVouchers::DURABLE, 2).await?;
+    svc.wait_finished(OnPoints::DURABLE, 2).await?;
     assert_eq!(svc.emitted_of(FAILED).await?.len(), 2);
     assert_eq!(svc.balance(stranger).await?, 0);
+    svc.stop().await
+}
+
+#[tokio::test]
+async fn points_spent_are_taken_off_the_charge() -> anyhow::Result<()> {
+    let svc = PaymentService::start().await?;
+    let customer = CustomerId::new_random();
+    let order = OrderId::new_random();
+    svc.credit(customer, 10_000).await?;
+    // Given an order of 30.00 with 5.00 off and 7.00 paid in points
+    svc.inject(&common::points_reserved_spending(
+        order, customer, 3_000, 500, 700,
+    ))
+    .await?;
+    svc.wait_finished(OnPoints::DURABLE, 1).await?;
+    // Then 18.00 is charged
+    assert_eq!(svc.balance(customer).await?, 10_000 - 1_800);
+    let succeeded = svc.emitted_of(SUCCEEDED).await?;
+    assert_eq!(succeeded.len(), 1, "{succeeded:?}");
+    assert_eq!(succeeded[0]["amount"], 1_800);
     svc.stop().await
 }

@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{order_cancelled, voucher_reserved, PaymentService, FAILED, REFUNDED, SUCCEEDED};
+use common::{order_cancelled, points_reserved, PaymentService, FAILED, REFUNDED, SUCCEEDED};
 use jetsaga_contracts::{CustomerId, OrderId};
-use payment_service::consumers::{OnOrders, OnVouchers};
+use payment_service::consumers::{OnOrders, OnPoints};
 
 #[tokio::test]
 async fn cancellation_refunds_a_charge_exactly_once() -> anyhow::Result<()> {
@@ -13,9 +13,9 @@ async fn cancellation_refunds_a_charge_exactly_once() -> anyhow::Result<()> {
     let order = OrderId::new_random();
     svc.credit(customer, 5_000).await?;
     // Given a charged order
-    svc.inject(&voucher_reserved(order, customer, 2_000, 0))
+    svc.inject(&points_reserved(order, customer, 2_000, 0))
         .await?;
-    svc.wait_finished(OnVouchers::DURABLE, 1).await?;
+    svc.wait_finished(OnPoints::DURABLE, 1).await?;
     assert_eq!(svc.balance(customer).await?, 3_000);
     let succeeded = svc.emitted_of(SUCCEEDED).await?;
     assert_eq!(succeeded.len(), 1);
@@ -53,9 +53,9 @@ async fn cancellation_refunds_a_charge_exactly_once() -> anyhow::Result<()> {
     // And a failed payment's cancellation gives nothing back.
     let poor = CustomerId::new_random();
     let failed_order = OrderId::new_random();
-    svc.inject(&voucher_reserved(failed_order, poor, 100, 0))
+    svc.inject(&points_reserved(failed_order, poor, 100, 0))
         .await?;
-    svc.wait_finished(OnVouchers::DURABLE, 2).await?;
+    svc.wait_finished(OnPoints::DURABLE, 2).await?;
     assert_eq!(svc.emitted_of(FAILED).await?.len(), 1);
     svc.inject(&order_cancelled(failed_order)).await?;
     svc.wait_finished(OnOrders::DURABLE, 4).await?;
@@ -76,10 +76,10 @@ async fn cancellation_before_the_charge_prevents_it() -> anyhow::Result<()> {
     // Given the order was cancelled before payment saw it (a null compensation)
     svc.inject(&order_cancelled(order)).await?;
     svc.wait_finished(OnOrders::DURABLE, 1).await?;
-    // When its VoucherReserved arrives late (a hanging step)
-    svc.inject(&voucher_reserved(order, customer, 2_000, 0))
+    // When its PointsReserved arrives late (a hanging step)
+    svc.inject(&points_reserved(order, customer, 2_000, 0))
         .await?;
-    svc.wait_finished(OnVouchers::DURABLE, 1).await?;
+    svc.wait_finished(OnPoints::DURABLE, 1).await?;
 
     // Then nothing was charged, refunded or announced
     assert_eq!(svc.balance(customer).await?, 5_000);

@@ -4,14 +4,14 @@
 
 mod common;
 
-use common::{cents, order_cancelled, voucher_reserved, PaymentService};
+use common::{cents, order_cancelled, points_reserved, PaymentService};
 use jetsaga_contracts::events::payment::{
     AccountCredited, PaymentFailed, PaymentRefunded, PaymentSucceeded,
 };
 use jetsaga_contracts::{Actor, CustomerId, EventId, OrderId, PaymentEvent};
 use jetsaga_servicetest::facts::{self, Fact};
 use jetsaga_testkit::TestDb;
-use payment_service::consumers::{OnOrders, OnVouchers};
+use payment_service::consumers::{OnOrders, OnPoints};
 use payment_service::domain::payment_id_for;
 use payment_service::handlers::BRANCH;
 use payment_service::restore::Restorer;
@@ -75,17 +75,16 @@ async fn a_database_rebuilt_from_what_the_service_said_holds_what_it_held() -> a
     svc.credit(poor, 100).await?;
     let [charged, failed, free, refunded, free_refunded] =
         std::array::from_fn(|_| OrderId::new_random());
-    svc.inject(&voucher_reserved(charged, rich, 600, 100))
+    svc.inject(&points_reserved(charged, rich, 600, 100))
         .await?;
-    svc.inject(&voucher_reserved(failed, poor, 400, 0)).await?;
+    svc.inject(&points_reserved(failed, poor, 400, 0)).await?;
     // Paid in full by its voucher: charged 0, and no account is opened.
-    svc.inject(&voucher_reserved(free, never_credited, 200, 200))
+    svc.inject(&points_reserved(free, never_credited, 200, 200))
         .await?;
-    svc.inject(&voucher_reserved(refunded, rich, 200, 0))
+    svc.inject(&points_reserved(refunded, rich, 200, 0)).await?;
+    svc.inject(&points_reserved(free_refunded, never_credited, 50, 50))
         .await?;
-    svc.inject(&voucher_reserved(free_refunded, never_credited, 50, 50))
-        .await?;
-    svc.wait_applied(OnVouchers::DURABLE, 5).await?;
+    svc.wait_applied(OnPoints::DURABLE, 5).await?;
     svc.inject(&order_cancelled(refunded)).await?;
     // A refund of 0 opens the account with a balance of 0, as the handler does.
     svc.inject(&order_cancelled(free_refunded)).await?;
@@ -152,7 +151,7 @@ async fn restoring_the_same_facts_twice_changes_nothing() -> anyhow::Result<()> 
 }
 
 #[tokio::test]
-async fn restored_refund_leaves_the_barrier_so_a_late_voucher_reserved_charges_nothing(
+async fn restored_refund_leaves_the_barrier_so_a_late_points_reserved_charges_nothing(
 ) -> anyhow::Result<()> {
     let db = empty_db().await?;
     let (customer, order) = (CustomerId::new_random(), OrderId::new_random());
@@ -170,12 +169,10 @@ async fn restored_refund_leaves_the_barrier_so_a_late_voucher_reserved_charges_n
 
     // The voucher step's answer again under another id, and the cancellation again: neither
     // charges nor refunds anything.
-    let late = voucher_reserved(order, customer, 500, 0);
-    assert!(
-        facts::handle(db.pool(), &OnVouchers, OnVouchers::DURABLE, late)
-            .await?
-            .is_empty()
-    );
+    let late = points_reserved(order, customer, 500, 0);
+    assert!(facts::handle(db.pool(), &OnPoints, OnPoints::DURABLE, late)
+        .await?
+        .is_empty());
     let again = order_cancelled(order);
     assert!(
         facts::handle(db.pool(), &OnOrders, OnOrders::DURABLE, again)

@@ -1,38 +1,19 @@
-//! The voucher service's own metrics, registered in the instance's registry on first use.
+//! The voucher service's own metrics: its business outcome counter `jetsaga_vouchers_total{outcome}`,
+//! `outcome` reserved, rejected, released or redeemed, registered in the instance's registry on first use.
 
-use saga_kit::metrics::labels::OutcomeLabel;
-use saga_kit::metrics::prometheus_client::metrics::counter::Counter;
-use saga_kit::metrics::prometheus_client::metrics::family::Family;
-use saga_kit::metrics::prometheus_client::registry::Registry;
-use saga_kit::metrics::MetricsExtension;
+use saga_kit::metrics::{OutcomeCounter, Outcomes};
 use saga_kit::Metrics;
 
-/// The business outcome counter: `jetsaga_vouchers_total{outcome}`, `outcome` reserved, rejected, released or redeemed.
-pub const VOUCHERS_TOTAL: &str = "jetsaga_vouchers_total";
-
-/// The voucher service's metrics.
+/// `jetsaga_vouchers_total{outcome}`.
 #[derive(Debug)]
-pub struct VoucherMetrics {
-    outcomes: Family<OutcomeLabel, Counter>,
-}
+pub struct Vouchers;
 
-impl MetricsExtension for VoucherMetrics {
-    fn register(registry: &mut Registry) -> Self {
-        let outcomes = Family::default();
-        registry.register(
-            "jetsaga_vouchers",
-            "Voucher decisions, by outcome",
-            outcomes.clone(),
-        );
-        VoucherMetrics { outcomes }
-    }
+impl Outcomes for Vouchers {
+    const NAME: &'static str = "jetsaga_vouchers";
+    const HELP: &'static str = "Voucher decisions, by outcome";
 }
 
 /// Counts one business outcome.
 pub fn count(metrics: &Metrics, outcome: &'static str) {
-    metrics
-        .extension::<VoucherMetrics>()
-        .outcomes
-        .get_or_create(&OutcomeLabel { outcome })
-        .inc();
+    OutcomeCounter::<Vouchers>::count(metrics, outcome);
 }

@@ -52,6 +52,7 @@ fn reserved(order_id: OrderId, customer_id: CustomerId, c: Option<&str>) -> Fact
             lines: vec![],
             total,
             discount: Money::from_cents(if c.is_some() { 500 } else { 0 }).expect("valid money"),
+            points: None,
         }),
         EventId::new_random(),
     )

@@ -9,7 +9,7 @@
 //! streams' retention (30 days) after the last `.v1` was published; only then is `.v1` dropped.
 
 use crate::event_set::MessageDoc;
-use crate::{EventSet, OrderEvent, PaymentEvent, Producer, StockEvent, VoucherEvent};
+use crate::{EventSet, OrderEvent, PaymentEvent, PointsEvent, Producer, StockEvent, VoucherEvent};
 use schemars::generate::SchemaSettings;
 use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
@@ -18,9 +18,10 @@ use serde_json::{json, Map, Value};
 type Documented = fn(&mut SchemaGenerator) -> Vec<MessageDoc>;
 
 /// jetsaga's event sets, in [`Producer::ALL`] order.
-const SETS: [(Producer, Documented); 4] = [
+const SETS: [(Producer, Documented); 5] = [
     (Producer::ORDER, OrderEvent::documented),
     (Producer::VOUCHER, VoucherEvent::documented),
+    (Producer::POINTS, PointsEvent::documented),
     (Producer::PAYMENT, PaymentEvent::documented),
     (Producer::STOCK, StockEvent::documented),
 ];
@@ -159,6 +160,7 @@ mod tests {
         let all = [
             OrderEvent::ce_types(),
             VoucherEvent::ce_types(),
+            PointsEvent::ce_types(),
             PaymentEvent::ce_types(),
             StockEvent::ce_types(),
         ]

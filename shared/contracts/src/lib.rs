@@ -1,13 +1,13 @@
 //! # jetsaga-contracts
 //!
-//! The business contract between the four services: what each one says on the wire. Nothing here knows
+//! The business contract between the five services: what each one says on the wire. Nothing here knows
 //! about NATS, PostgreSQL or retries; that technique lives in `saga-kit`.
 //!
 //! ## Layout
 //! - [`money`]: [`Money`], an amount in integer cents that can never be negative.
 //! - [`ids`]: id newtypes ([`OrderId`], [`CustomerId`], [`EventId`], ...) and validated keys ([`Sku`],
 //!   [`VoucherCode`], the operator's [`Actor`]) that are safe to use as a subject token.
-//! - [`producer`]: the four producing services, their streams and subject prefixes.
+//! - [`producer`]: the five producing services, their streams and subject prefixes.
 //! - [`event_set`]: the [`EventSet`] trait every service's event enum implements, and its decode errors.
 //! - [`events`]: one module per producing service with its past-tense event enum and payloads.
 //!
@@ -19,16 +19,19 @@ pub mod event_set;
 pub mod events;
 pub mod ids;
 pub mod money;
+pub mod points;
 pub mod producer;
 
 pub use event_set::{DecodeError, EventSet};
 pub use events::order::{CancelReason, OrderEvent};
 pub use events::payment::PaymentEvent;
+pub use events::points::{PointsEvent, PointsRejectReason};
 pub use events::stock::StockEvent;
 pub use events::voucher::{RejectReason, VoucherEvent};
 pub use events::{OrderLine, StockLine};
 pub use ids::{Actor, CustomerId, EventId, InvalidKey, OrderId, Sku, VoucherCode};
 pub use money::{Money, MoneyError};
+pub use points::{Points, PointsError};
 pub use producer::Producer;
 
 #[doc(hidden)]

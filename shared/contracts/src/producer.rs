@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::{EventSet, OrderEvent, PaymentEvent, StockEvent, VoucherEvent};
+use crate::{EventSet, OrderEvent, PaymentEvent, PointsEvent, StockEvent, VoucherEvent};
 
 /// A service that produces events. Its identity on the wire is the stream and the subject prefix an
 /// event arrives on; consumers take it from there, never from a payload.
@@ -37,13 +37,15 @@ impl Producer {
 
     pub const ORDER: Producer = OrderEvent::PRODUCER;
     pub const VOUCHER: Producer = VoucherEvent::PRODUCER;
+    pub const POINTS: Producer = PointsEvent::PRODUCER;
     pub const PAYMENT: Producer = PaymentEvent::PRODUCER;
     pub const STOCK: Producer = StockEvent::PRODUCER;
 
     /// jetsaga's producing services, in saga order.
-    pub const ALL: [Producer; 4] = [
+    pub const ALL: [Producer; 5] = [
         Producer::ORDER,
         Producer::VOUCHER,
+        Producer::POINTS,
         Producer::PAYMENT,
         Producer::STOCK,
     ];
@@ -58,7 +60,7 @@ impl Producer {
         self.domain
     }
 
-    /// The short service name: `order`, `voucher`, `payment`, `stock`.
+    /// The short service name: `order`, `voucher`, `points`, `payment`, `stock`.
     pub const fn service(self) -> &'static str {
         self.service
     }

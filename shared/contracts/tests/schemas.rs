@@ -1,10 +1,11 @@
 //! The published contract documents are what the code says: the committed AsyncAPI document is
 //! the generated one, and every event the code can emit validates against its payload schema.
 
-use jetsaga_contracts::events::{order, payment, stock, voucher};
+use jetsaga_contracts::events::{order, payment, points, stock, voucher};
 use jetsaga_contracts::{
     asyncapi, Actor, CancelReason, CustomerId, EventSet, Money, OrderEvent, OrderId, OrderLine,
-    PaymentEvent, RejectReason, Sku, StockEvent, StockLine, VoucherCode, VoucherEvent,
+    PaymentEvent, Points, PointsEvent, PointsRejectReason, RejectReason, Sku, StockEvent,
+    StockLine, VoucherCode, VoucherEvent,
 };
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -40,6 +41,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         lines: lines.clone(),
         total: cents(2500),
         voucher_code,
+        points: Points::new(300).ok(),
         deadline: OffsetDateTime::UNIX_EPOCH,
         idempotency_key,
     };
@@ -52,6 +54,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             total: cents(2500),
             discount: cents(500),
             voucher_code: Some(code.clone()),
+            points_spent: Points::new(300).unwrap(),
         }),
         sample::<OrderEvent>(order::OrderCancelled {
             order_id,
@@ -86,6 +89,39 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             lines: lines.clone(),
             total: cents(2500),
             discount: Money::ZERO,
+            points: None,
+        }),
+        sample::<PointsEvent>(points::PointsAwarded {
+            award_id: Uuid::new_v4(),
+            customer_id: customer,
+            points: Points::new(500).unwrap(),
+            actor: operator.clone(),
+        }),
+        sample::<PointsEvent>(points::PointsReserved {
+            order_id,
+            customer_id: customer,
+            voucher_code: Some(code.clone()),
+            lines: lines.clone(),
+            total: cents(2500),
+            discount: cents(500),
+            points: Points::new(300).unwrap(),
+        }),
+        sample::<PointsEvent>(points::PointsRejected {
+            order_id,
+            customer_id: customer,
+            requested: Points::new(300).unwrap(),
+            reason: PointsRejectReason::InsufficientPoints,
+        }),
+        sample::<PointsEvent>(points::PointsReleased {
+            order_id,
+            customer_id: customer,
+            points: Points::new(300).unwrap(),
+        }),
+        sample::<PointsEvent>(points::PointsEarned {
+            order_id,
+            customer_id: customer,
+            spent: Points::new(300).unwrap(),
+            earned: Points::new(17).unwrap(),
         }),
         sample::<VoucherEvent>(voucher::VoucherRejected {
             order_id,

@@ -1,4 +1,4 @@
-//! `POST /orders` `{"customer_id", "items": [{"sku", "quantity"}], "voucher_code"?}` with an
+//! `POST /orders` `{"customer_id", "items": [{"sku", "quantity"}], "voucher_code"?, "points"?}` with an
 //! optional `Idempotency-Key` header: accepts an order and starts its saga. The order, its lines and
 //! its OrderCreated event commit in one transaction; the answer is 202 `{"order_id", "status"}`.
 //!
@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use jetsaga_contracts::events::order::OrderCreated;
-use jetsaga_contracts::{CustomerId, OrderEvent, OrderId, OrderLine, Sku, VoucherCode};
+use jetsaga_contracts::{CustomerId, OrderEvent, OrderId, OrderLine, Points, Sku, VoucherCode};
 use jetsaga_runtime::openapi::{ErrorBody, JsonBodyErrors};
 use jetsaga_runtime::{ApiError, Json};
 use saga_kit::envelope::keyed_event_id;
@@ -41,6 +41,15 @@ pub struct CreateOrder {
     #[serde(default)]
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     pub voucher_code: Option<String>,
+    /// Loyalty points to spend (one point is one cent); at most what is left to pay after the
+    /// voucher is used. Absent or 0: none.
+    #[serde(default, deserialize_with = "whole_points")]
+    #[schema(minimum = 0)]
+    pub points: Option<i64>,
+}
+
+fn whole_points<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    jetsaga_runtime::json::whole_number(d).map(Some)
 }
 
 /// `items`: 1 to 100 lines, no two alike (that each SKU appears once is checked by the handler: a
@@ -87,11 +96,18 @@ struct Valid {
     /// Sorted by SKU (each SKU appears once), so the order of lines does not change the hash.
     items: Vec<(Sku, u32)>,
     voucher_code: Option<VoucherCode>,
+    /// `None` when no points (or 0) were asked.
+    points: Option<Points>,
 }
 
 impl Valid {
     fn hash(&self) -> String {
-        request_hash(self.customer_id, &self.items, self.voucher_code.as_ref())
+        request_hash(
+            self.customer_id,
+            &self.items,
+            self.voucher_code.as_ref(),
+            self.points,
+        )
     }
 }
 
@@ -137,10 +153,17 @@ fn validate(body: CreateOrder) -> Result<Valid, ApiError> {
         .map(VoucherCode::parse)
         .transpose()
         .map_err(|e| invalid(e.to_string()))?;
+    let points = match body.points {
+        None | Some(0) => None,
+        Some(p) => Some(
+            Points::new(p).map_err(|_| invalid(format!("points must be 0 or more, got {p}")))?,
+        ),
+    };
     Ok(Valid {
         customer_id,
         items,
         voucher_code,
+        points,
     })
 }
 
@@ -235,6 +258,7 @@ pub async fn create_order(
         customer_id: valid.customer_id,
         total,
         voucher_code: valid.voucher_code.as_ref(),
+        points_requested: valid.points,
         deadline,
         idempotency_key: key.as_deref(),
         request_hash: &hash,
@@ -267,6 +291,7 @@ pub async fn create_order(
             .collect(),
         total,
         voucher_code: valid.voucher_code.clone(),
+        points: valid.points,
         deadline,
         idempotency_key: key.clone(),
     });
@@ -302,6 +327,7 @@ mod tests {
                 })
                 .collect(),
             voucher_code: None,
+            points: None,
         }
     }
 
@@ -322,6 +348,9 @@ mod tests {
         assert!(validate(b).is_err());
         let mut b = body(&[("A", 1)]);
         b.voucher_code = Some("X>".into());
+        assert!(validate(b).is_err());
+        let mut b = body(&[("A", 1)]);
+        b.points = Some(-1);
         assert!(validate(b).is_err());
     }
 }

@@ -26,9 +26,12 @@ pub struct OrderView {
     /// 0 until the voucher step has answered.
     #[schema(minimum = 0)]
     pub discount_cents: i64,
+    /// The loyalty points spent on the order; 0 until the points step has answered.
+    #[schema(minimum = 0)]
+    pub points_spent: i64,
     /// Only for a CANCELLED order.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^(voucher_rejected|payment_failed|stock_failed|timeout)$")]
+    #[schema(pattern = "^(voucher_rejected|points_rejected|payment_failed|stock_failed|timeout)$")]
     pub cancel_reason: Option<&'static str>,
     pub items: Vec<LineView>,
 }
@@ -84,6 +87,7 @@ pub async fn get_order(
         total_cents: order.total.cents(),
         // Unknown until the voucher step has answered; 0 until then.
         discount_cents: order.discount.map_or(0, |d| d.cents()),
+        points_spent: order.points_spent.map_or(0, |p| p.get()),
         cancel_reason,
         items,
     }))

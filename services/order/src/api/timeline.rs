@@ -1,4 +1,4 @@
-//! `GET /orders/{id}/timeline`: every event of the order's saga, across the four streams, oldest
+//! `GET /orders/{id}/timeline`: every event of the order's saga, across the five streams, oldest
 //! first.
 
 use super::get_order::order_not_found;

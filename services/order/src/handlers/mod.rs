@@ -3,15 +3,16 @@
 //! events to emit; the kit's runner writes them to the outbox in the same transaction.
 
 pub mod payment_failed;
+pub mod points_rejected;
+pub mod points_reserved;
 pub mod stock_failed;
 pub mod stock_reserved;
 pub mod voucher_rejected;
-pub mod voucher_reserved;
 
 use crate::domain::{transition, OrderInput, Transition};
 use crate::store::{self, Order};
 use jetsaga_contracts::events::order::{OrderCancelled, OrderConfirmed};
-use jetsaga_contracts::{CancelReason, Money, OrderEvent, OrderId};
+use jetsaga_contracts::{CancelReason, Money, OrderEvent, OrderId, Points};
 use saga_kit::HandlerError;
 use sqlx::PgConnection;
 
@@ -47,11 +48,13 @@ pub(crate) async fn cancel(
     }
 }
 
-/// Confirms a pending order whose stock is reserved and whose discount is known, and says so.
+/// Confirms a pending order whose stock is reserved and whose discount and points are known, and
+/// says so.
 pub(crate) async fn confirm(
     tx: &mut PgConnection,
     order: Order,
     discount: Money,
+    points_spent: Points,
 ) -> Result<Vec<OrderEvent>, HandlerError> {
     store::confirm(tx, order.order_id).await?;
     Ok(vec![OrderEvent::OrderConfirmed(OrderConfirmed {
@@ -60,5 +63,6 @@ pub(crate) async fn confirm(
         total: order.total,
         discount,
         voucher_code: order.voucher_code,
+        points_spent,
     })])
 }

@@ -1,8 +1,8 @@
 //! StockReserved: the last forward step passed.
 //!
-//! VoucherReserved (which carries the discount) and StockReserved arrive on different consumers
+//! PointsReserved (which carries the discount and the points spent) and StockReserved arrive on different consumers
 //! and can be handled in either order. With the discount known, a pending order is confirmed here;
-//! without it, the order records that its stock is reserved and VoucherReserved confirms it. An
+//! without it, the order records that its stock is reserved and PointsReserved confirms it. An
 //! order that is already cancelled (it timed out, say) stays cancelled: its OrderCancelled already
 //! makes stock release what it holds.
 
@@ -25,7 +25,10 @@ pub async fn handle(
         discount_known: order.discount.is_some(),
     };
     match (transition(order.status, input), order.discount) {
-        (Transition::Confirm, Some(discount)) => confirm(tx, order, discount).await,
+        (Transition::Confirm, Some(discount)) => {
+            let points = order.points_spent.unwrap_or_default();
+            confirm(tx, order, discount, points).await
+        }
         (Transition::Record | Transition::Confirm, _) => {
             store::record_stock_reserved(tx, order_id).await?;
             Ok(vec![])

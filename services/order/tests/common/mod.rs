@@ -8,9 +8,9 @@
 use anyhow::Context as _;
 use jetsaga_contracts::events::order::OrderCreated;
 use jetsaga_contracts::events::payment::PaymentFailed;
+use jetsaga_contracts::events::points::PointsReserved;
 use jetsaga_contracts::events::stock::StockReserved;
-use jetsaga_contracts::events::voucher::VoucherReserved;
-use jetsaga_contracts::{Money, OrderId, PaymentEvent, StockEvent, StockLine, VoucherEvent};
+use jetsaga_contracts::{Money, OrderId, PaymentEvent, PointsEvent, StockEvent, StockLine};
 use jetsaga_testkit::wait_for;
 use order_service::Config;
 use saga_kit::Envelope;
@@ -142,16 +142,18 @@ impl App {
         Ok(serde_json::from_value(payload)?)
     }
 
-    /// What the voucher service says when the voucher step passes with `discount`.
-    pub async fn voucher_reserved(&self, id: OrderId, discount: i64) -> anyhow::Result<Envelope> {
+    /// What the points service says when the voucher step passed with `discount` and the points
+    /// step with the points the order asked (none in these tests).
+    pub async fn points_reserved(&self, id: OrderId, discount: i64) -> anyhow::Result<Envelope> {
         let c = self.created(id).await?;
-        self.inject(&VoucherEvent::VoucherReserved(VoucherReserved {
+        self.inject(&PointsEvent::PointsReserved(PointsReserved {
             order_id: id,
             customer_id: c.customer_id,
             voucher_code: c.voucher_code,
             lines: c.lines,
             total: c.total,
             discount: Money::from_cents(discount)?,
+            points: c.points.unwrap_or_default(),
         }))
         .await
     }

@@ -3,7 +3,7 @@
 //! transaction.
 
 pub mod order_cancelled;
-pub mod voucher_reserved;
+pub mod points_reserved;
 
 /// The branch of the saga barrier this service owns: its forward step is the charge, its
 /// compensation the refund.

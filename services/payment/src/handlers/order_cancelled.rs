@@ -2,7 +2,7 @@
 //! to refund.
 //!
 //! The barrier's compensation record makes the refund happen at most once per order, and leaves a
-//! tombstone when the order was cancelled before it reached payment, so a late VoucherReserved
+//! tombstone when the order was cancelled before it reached payment, so a late PointsReserved
 //! charges nothing.
 
 use super::BRANCH;

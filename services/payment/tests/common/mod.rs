@@ -1,6 +1,6 @@
 //! The payment service under test, started for real by `jetsaga-servicetest`: its own nats-server,
 //! its own PostgreSQL database, `payment_service::run` on a free port. Input events are published
-//! to JetStream as the voucher and order services' relays would; what the service says is read
+//! to JetStream as the points and order services' relays would; what the service says is read
 //! from its outbox. Here only what is the payment service's own: its accounts, its payments and the
 //! events it consumes.
 
@@ -8,9 +8,9 @@
 
 use anyhow::Context as _;
 use jetsaga_contracts::events::order::OrderCancelled;
-use jetsaga_contracts::events::voucher::VoucherReserved;
+use jetsaga_contracts::events::points::PointsReserved;
 use jetsaga_contracts::{
-    CancelReason, CustomerId, Money, OrderEvent, OrderId, OrderLine, Sku, VoucherEvent,
+    CancelReason, CustomerId, Money, OrderEvent, OrderId, OrderLine, Points, PointsEvent, Sku,
 };
 use jetsaga_servicetest::ServiceUnderTest;
 use std::ops::Deref;
@@ -79,14 +79,25 @@ pub fn cents(c: i64) -> Money {
     Money::from_cents(c).expect("valid money")
 }
 
-/// VoucherReserved of one line (2 × `total / 2`) for `order` of `customer`.
-pub fn voucher_reserved(
+/// PointsReserved of one line (2 × `total / 2`) for `order` of `customer`, spending no points.
+pub fn points_reserved(
     order: OrderId,
     customer: CustomerId,
     total: i64,
     discount: i64,
-) -> VoucherEvent {
-    VoucherEvent::VoucherReserved(VoucherReserved {
+) -> PointsEvent {
+    points_reserved_spending(order, customer, total, discount, 0)
+}
+
+/// PointsReserved of one line (2 × `total / 2`) for `order` of `customer`, spending `points`.
+pub fn points_reserved_spending(
+    order: OrderId,
+    customer: CustomerId,
+    total: i64,
+    discount: i64,
+    points: i64,
+) -> PointsEvent {
+    PointsEvent::PointsReserved(PointsReserved {
         order_id: order,
         customer_id: customer,
         voucher_code: None,
@@ -97,6 +108,7 @@ pub fn voucher_reserved(
         }],
         total: cents(total),
         discount: cents(discount),
+        points: Points::new(points).expect("valid points"),
     })
 }
 

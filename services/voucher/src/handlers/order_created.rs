@@ -78,5 +78,6 @@ fn reserved(
         lines: event.lines,
         total: event.total,
         discount,
+        points: event.points,
     })
 }

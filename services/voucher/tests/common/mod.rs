@@ -96,6 +96,7 @@ pub fn order_created(
         }],
         total,
         voucher_code: voucher.map(|c| VoucherCode::parse(c).expect("valid code")),
+        points: None,
         deadline: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
         idempotency_key: None,
     }
@@ -115,5 +116,6 @@ pub fn order_confirmed(created: &OrderCreated, discount_cents: i64) -> OrderConf
         total: created.total,
         discount: Money::from_cents(discount_cents).expect("valid money"),
         voucher_code: created.voucher_code.clone(),
+        points_spent: jetsaga_contracts::Points::ZERO,
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod order;
 pub mod payment;
+pub mod points;
 pub mod stock;
 pub mod voucher;
 
@@ -55,6 +56,7 @@ mod tests {
             }],
             total: Money::from_cents(500).unwrap(),
             voucher_code: None,
+            points: None,
             deadline: time::OffsetDateTime::UNIX_EPOCH,
             idempotency_key: None,
         })
@@ -117,6 +119,7 @@ mod tests {
         check::<OrderEvent>();
         check::<crate::VoucherEvent>();
         check::<crate::PaymentEvent>();
+        check::<crate::PointsEvent>();
         check::<crate::StockEvent>();
     }
 }

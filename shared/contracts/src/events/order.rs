@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
-use crate::{event_set, Actor, CustomerId, Money, OrderId, Sku, VoucherCode};
+use crate::{event_set, Actor, CustomerId, Money, OrderId, Points, Sku, VoucherCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 #[serde(rename_all = "snake_case")]
 pub enum CancelReason {
     VoucherRejected,
+    PointsRejected,
     PaymentFailed,
     StockFailed,
     Timeout,
@@ -21,6 +22,7 @@ impl CancelReason {
     pub const fn as_str(self) -> &'static str {
         match self {
             CancelReason::VoucherRejected => "voucher_rejected",
+            CancelReason::PointsRejected => "points_rejected",
             CancelReason::PaymentFailed => "payment_failed",
             CancelReason::StockFailed => "stock_failed",
             CancelReason::Timeout => "timeout",
@@ -38,6 +40,10 @@ pub struct OrderCreated {
     /// The sum of the lines, before any discount.
     pub total: Money,
     pub voucher_code: Option<VoucherCode>,
+    /// The loyalty points the customer asked to spend on the order. Absent from the JSON when none
+    /// were asked, and from events written before points existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<Points>,
     /// The order is cancelled with reason `timeout` if its saga has not finished by then.
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String", extend("format" = "date-time"))]
@@ -58,6 +64,10 @@ pub struct OrderConfirmed {
     pub total: Money,
     pub discount: Money,
     pub voucher_code: Option<VoucherCode>,
+    /// The points spent on the order (charged = total - discount - points_spent). Absent from the
+    /// JSON when none were spent, and from events written before points existed.
+    #[serde(default, skip_serializing_if = "Points::is_zero")]
+    pub points_spent: Points,
 }
 
 /// The saga failed or timed out; participants compensate what they did.

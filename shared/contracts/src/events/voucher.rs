@@ -2,7 +2,7 @@
 
 use super::{keyed_by_order, OrderLine};
 use crate::event_set::Keyed;
-use crate::{event_set, Actor, CustomerId, Money, OrderId, VoucherCode};
+use crate::{event_set, Actor, CustomerId, Money, OrderId, Points, VoucherCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -34,7 +34,8 @@ pub struct VoucherIssued {
 }
 
 /// The voucher step passed: either a voucher is now held for the order, or the order has none and
-/// the discount is zero. It carries the order so payment can charge without asking anyone.
+/// the discount is zero. It carries the order on, with the points it asks to spend, so the points
+/// step decides without asking anyone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoucherReserved {
@@ -44,6 +45,10 @@ pub struct VoucherReserved {
     pub lines: Vec<OrderLine>,
     pub total: Money,
     pub discount: Money,
+    /// The points the order asks to spend (from OrderCreated). Absent from the JSON when none were
+    /// asked, and from events written before points existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<Points>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

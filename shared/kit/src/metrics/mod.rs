@@ -4,17 +4,20 @@
 //! - [`kit`]: the runner's and relay's counters and histograms, and the gauges set at scrape time.
 //! - [`labels`]: their typed label sets, encoded only when scraped.
 //! - [`extension`]: metrics a service declares for itself ([`MetricsExtension`]).
+//! - [`outcomes`]: a service's business outcome counter ([`OutcomeCounter`]).
 //! - `reading`: one series read back from the exposition ([`Metrics::counter`]).
 //! - `text`: the Prometheus text format for readers that do not ask for OpenMetrics.
 
 pub mod extension;
 pub mod kit;
 pub mod labels;
+pub mod outcomes;
 mod reading;
 mod text;
 
 pub use extension::MetricsExtension;
 pub use kit::KitMetrics;
+pub use outcomes::{OutcomeCounter, Outcomes};
 pub use prometheus_client;
 
 use crate::health::Health;

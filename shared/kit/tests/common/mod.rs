@@ -166,6 +166,7 @@ pub fn order_created(sku: &str) -> OrderEvent {
         }],
         total: Money::from_cents(100).expect("valid money"),
         voucher_code: None,
+        points: None,
         deadline: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
         idempotency_key: None,
     })

@@ -1,15 +1,15 @@
-//! VoucherReserved → charge total minus discount: PaymentSucceeded, or PaymentFailed when the
+//! PointsReserved → charge total minus discount minus points spent: PaymentSucceeded, or PaymentFailed when the
 //! balance does not cover it.
 //!
 //! The barrier's forward record makes the charge happen at most once per order, whatever event id
-//! the request arrives with, and makes a VoucherReserved that arrives after the order was cancelled
+//! the request arrives with, and makes a PointsReserved that arrives after the order was cancelled
 //! (a hanging step) charge nothing.
 
 use super::BRANCH;
 use crate::domain::{self, PaymentStatus};
 use crate::store::{self, Payment};
 use jetsaga_contracts::events::payment::{PaymentFailed, PaymentSucceeded};
-use jetsaga_contracts::events::voucher::VoucherReserved;
+use jetsaga_contracts::events::points::PointsReserved;
 use jetsaga_contracts::{Money, PaymentEvent};
 use saga_kit::barrier::{self, Gate};
 use saga_kit::{EventContext, HandlerError};
@@ -17,7 +17,7 @@ use sqlx::PgConnection;
 
 pub async fn handle(
     tx: &mut PgConnection,
-    event: VoucherReserved,
+    event: PointsReserved,
     ctx: &EventContext,
 ) -> Result<Vec<PaymentEvent>, HandlerError> {
     let order_id = event.order_id;
@@ -25,11 +25,11 @@ pub async fn handle(
     if gate != Gate::Proceed {
         // Hanging: the order was already cancelled, so nothing may be charged. Duplicate: the
         // order was already charged (or failed) under another event id.
-        tracing::info!(%order_id, ?gate, "no charge for this VoucherReserved");
+        tracing::info!(%order_id, ?gate, "no charge for this PointsReserved");
         return Ok(vec![]);
     }
 
-    let amount = event.total.saturating_sub(event.discount);
+    let amount = event.amount_due();
     let balance = store::lock_balance(tx, event.customer_id)
         .await?
         .unwrap_or(Money::ZERO);
