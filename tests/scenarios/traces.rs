@@ -4,7 +4,7 @@
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::new_sku;
 use jetsaga_scenarios::otlp::{OtlpReceiver, ReceivedSpan};
-use jetsaga_scenarios::{Ledger, System, SystemOptions};
+use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -187,5 +187,34 @@ async fn a_cancelled_orders_compensations_are_in_its_trace() -> anyhow::Result<(
         "the voucher service reserved, then compensated: {voucher_inputs:?}"
     );
     assert_handlers_parented_across_services(&spans);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_endpoint_is_a_warning_and_the_services_run_without_traces() -> anyhow::Result<()> {
+    // Given services whose endpoint is not a URL
+    let sys = System::start(SystemOptions {
+        service_env: vec![("OTEL_EXPORTER_OTLP_ENDPOINT".into(), "not a url".into())],
+        ..SystemOptions::default()
+    })
+    .await?;
+    let api = &sys.api;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("CUP");
+    ledger.sku(api, &sku, 500, 5).await?;
+    let dana = ledger.customer(api, 1_000).await?;
+    // When an order is placed, it is confirmed as ever
+    let order = ledger.order(api, &dana, &[(&sku, 1)], None).await?;
+    let outcome = assert_invariants(api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.status(&order), "CONFIRMED");
+    // And every service said why it runs without traces, naming the value
+    for svc in Svc::ALL {
+        let log = sys.log(svc);
+        assert!(
+            log.contains("running without traces") && log.contains("not a url"),
+            "{} log: {log}",
+            svc.name()
+        );
+    }
     Ok(())
 }

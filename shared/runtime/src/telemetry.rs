@@ -120,6 +120,12 @@ pub fn init_service(service: &str) -> Telemetry {
             if installed.is_ok() {
                 saga_kit::otel::enable();
                 tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
+                if let Some(other) = other_protocol() {
+                    tracing::warn!(
+                        protocol = %other,
+                        "OTEL_EXPORTER_OTLP_PROTOCOL asks for another protocol; only http/protobuf is built in, so traces go as http/protobuf"
+                    );
+                }
             }
             Telemetry {
                 provider: Some(provider),
@@ -140,6 +146,19 @@ pub fn configured_endpoint() -> Option<String> {
         .filter_map(|name| std::env::var(name).ok())
         .map(|value| value.trim().to_owned())
         .find(|value| !value.is_empty())
+}
+
+/// The protocol `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL` asks for, when it is not ours.
+fn other_protocol() -> Option<String> {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .iter()
+    .filter_map(|name| std::env::var(name).ok())
+    .map(|value| value.trim().to_owned())
+    .find(|value| !value.is_empty())
+    .filter(|value| value != "http/protobuf")
 }
 
 fn filter(default: &str) -> tracing_subscriber::EnvFilter {
