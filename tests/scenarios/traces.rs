@@ -1,5 +1,5 @@
 //! Traces: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, one order is one OpenTelemetry trace across the
-//! four services, its handlers parented across the NATS hops, rooted at the HTTP request.
+//! five services, its handlers parented across the NATS hops, rooted at the HTTP request.
 
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::new_sku;
@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "order-service",
     "voucher-service",
+    "points-service",
     "payment-service",
     "stock-service",
 ];
@@ -108,7 +109,7 @@ fn assert_rooted_at_the_request(spans: &[ReceivedSpan]) {
 }
 
 #[tokio::test]
-async fn one_order_is_one_trace_across_all_four_services_parented_across_nats() -> anyhow::Result<()>
+async fn one_order_is_one_trace_across_all_five_services_parented_across_nats() -> anyhow::Result<()>
 {
     // Given the system exporting its traces to a receiver
     let receiver = OtlpReceiver::start().await?;
@@ -122,10 +123,10 @@ async fn one_order_is_one_trace_across_all_four_services_parented_across_nats() 
     let order = ledger.order(api, &alice, &[(&sku, 2)], None).await?;
     let outcome = assert_invariants(api, &ledger, SETTLE).await?;
     assert_eq!(outcome.status(&order), "CONFIRMED");
-    // Then its spans are one trace, from all four services, each handler the child of a span of
+    // Then its spans are one trace, from all five services, each handler the child of a span of
     // another service, rooted at the HTTP request
     let spans = order_spans(&receiver, &order, |spans| {
-        services(spans).len() == 4
+        services(spans).len() == SERVICES.len()
             && !handlers_of(spans, "order-service").is_empty()
             && spans.iter().any(|s| s.parent_span_id.is_empty())
             && spans
@@ -146,7 +147,7 @@ async fn one_order_is_one_trace_across_all_four_services_parented_across_nats() 
     assert_handlers_parented_across_services(&spans);
     assert_rooted_at_the_request(&spans);
     let handler = handlers_of(&spans, "payment-service")[0];
-    assert_eq!(handler.attribute("consumer"), Some("payment-on-vouchers"));
+    assert_eq!(handler.attribute("consumer"), Some("payment-on-points"));
     assert_eq!(handler.attribute("outcome"), Some("applied"));
     assert!(
         spans.iter().any(|s| s.name == "publish"),
