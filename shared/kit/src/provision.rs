@@ -633,7 +633,12 @@ mod tests {
         let s = StreamSettings::default();
         let configs = stream_configs(&Producer::ALL, &s);
         let names: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["ORDERS", "VOUCHERS", "PAYMENTS", "STOCK", "DLQ"]);
+        let streams: Vec<&str> = Producer::ALL
+            .iter()
+            .map(|p| p.stream())
+            .chain([DLQ_STREAM])
+            .collect();
+        assert_eq!(names, streams, "one stream per producer, then the DLQ");
         for c in &configs {
             assert_eq!(c.discard, stream::DiscardPolicy::New);
             assert_eq!(c.storage, stream::StorageType::File);
