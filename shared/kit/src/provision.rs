@@ -648,7 +648,9 @@ mod tests {
             // and five reservations could exceed a small disk before a single event is written.
             assert_eq!(c.max_bytes, -1);
         }
-        assert_eq!(configs[2].subjects, ["payments.>"]);
+        for (config, producer) in configs.iter().zip(Producer::ALL) {
+            assert_eq!(config.subjects, [format!("{}.>", producer.domain())]);
+        }
     }
 
     #[test]
