@@ -289,27 +289,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     let synchronous_commit = if args.durable { "on" } else { "off" }.to_owned();
 
     eprintln!("jetsaga bench: seeding");
-    let catalogue = Arc::new(
-        Catalogue::seed(
-            &sys.api,
-            Sizes {
-                skus: args.skus,
-                hot_skus: 5,
-                customers: args.customers,
-                vouchers: args.orders / 10 + 100,
-            },
-        )
-        .await
-        .context("seeding through the public APIs")?,
-    );
-    let placer = Arc::new(HttpPlacer {
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(args.concurrency.max(16))
-            .build()?,
-        bases: sys.bases(Svc::Order),
-        catalogue,
-        next: AtomicUsize::new(0),
-    });
+    let placer = seeded_placer(&sys, &args).await?;
     let stop_watch = CancellationToken::new();
     let watcher = Watcher::start(&js, stop_watch.clone()).await?;
     let pids = sys.pids();
@@ -581,4 +561,33 @@ fn side_by_side(
         per_saga: r.per_saga.clone(),
     }));
     rows
+}
+
+/// The catalogue of `args` seeded through `sys`'s public APIs, and a placer of orders against it
+/// over the order service's instances.
+pub(crate) async fn seeded_placer(
+    sys: &System,
+    args: &BenchArgs,
+) -> anyhow::Result<Arc<HttpPlacer>> {
+    let catalogue = Arc::new(
+        Catalogue::seed(
+            &sys.api,
+            Sizes {
+                skus: args.skus,
+                hot_skus: 5,
+                customers: args.customers,
+                vouchers: args.orders / 10 + 100,
+            },
+        )
+        .await
+        .context("seeding through the public APIs")?,
+    );
+    Ok(Arc::new(HttpPlacer {
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(args.concurrency.max(16))
+            .build()?,
+        bases: sys.bases(Svc::Order),
+        catalogue,
+        next: AtomicUsize::new(0),
+    }))
 }

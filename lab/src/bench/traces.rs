@@ -2,17 +2,15 @@
 //! exporter and one exporting every span over OTLP/HTTP to a receiver in this process, driven the
 //! same way in alternating rounds; `ratio = sagas/s with / sagas/s without`.
 
-use super::catalogue::{Catalogue, Sizes};
 use super::drive::{HttpPlacer, Shape, Until};
 use super::watch::Watcher;
 use super::{measure, median, BenchArgs};
 use anyhow::Context as _;
 use jetsaga_cli::cli::Outcome;
 use jetsaga_scenarios::otlp::OtlpReceiver;
-use jetsaga_scenarios::{Svc, System, SystemOptions};
+use jetsaga_scenarios::{System, SystemOptions};
 use serde::Serialize;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -89,27 +87,7 @@ impl Side {
         })
         .await
         .context("starting a system")?;
-        let catalogue = Arc::new(
-            Catalogue::seed(
-                &sys.api,
-                Sizes {
-                    skus: args.skus,
-                    hot_skus: 5,
-                    customers: args.customers,
-                    vouchers: args.orders / 10 + 100,
-                },
-            )
-            .await
-            .context("seeding through the public APIs")?,
-        );
-        let placer = Arc::new(HttpPlacer {
-            client: reqwest::Client::builder()
-                .pool_max_idle_per_host(args.concurrency.max(16))
-                .build()?,
-            bases: sys.bases(Svc::Order),
-            catalogue,
-            next: AtomicUsize::new(0),
-        });
+        let placer = super::seeded_placer(&sys, args).await?;
         let js = crate::targets_of(&sys).nats().await?;
         let stop_watch = CancellationToken::new();
         let watcher = Watcher::start(&js, stop_watch.clone()).await?;
