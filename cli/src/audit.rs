@@ -14,6 +14,7 @@ use clap::Args;
 use saga_kit::dead_letter::{DISCARDED_TYPE, REQUEUED_TYPE};
 use saga_kit::provision::DLQ_STREAM;
 use saga_kit::replay::read::{bounds, first_at, Reader};
+use saga_kit::trace::{committed_at, event_name};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -233,9 +234,7 @@ fn header(raw: &saga_kit::consumer::RawMessage, name: &str) -> Option<String> {
 
 /// When the producer made it (`ce-time`), else when the stream stored it.
 fn time_of(read: &saga_kit::replay::read::Read) -> OffsetDateTime {
-    header(&read.raw, "ce-time")
-        .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok())
-        .unwrap_or(read.stored)
+    committed_at(header(&read.raw, "ce-time").as_deref(), read.stored)
 }
 
 /// The operator named in a payload; events written before admin changes were signed name none.
@@ -268,17 +267,18 @@ async fn admin_changes(
             let ce_type = header(&r.raw, "ce-type").unwrap_or_default();
             let payload: serde_json::Value =
                 serde_json::from_slice(&r.raw.payload).unwrap_or_default();
-            let mut parts = r.raw.subject.splitn(3, '.');
-            let kind = match (parts.next(), parts.next()) {
-                (Some(domain), Some(event)) => format!("{domain}.{event}"),
-                _ => r.raw.subject.clone(),
-            };
+            let kind = event_name(&r.raw.subject);
             Entry {
                 time: time_of(r),
                 service: producer.service().to_owned(),
                 operator: operator_of(&payload),
+                about: r
+                    .raw
+                    .subject
+                    .strip_prefix(&format!("{kind}."))
+                    .unwrap_or_default()
+                    .to_owned(),
                 kind,
-                about: parts.next().unwrap_or_default().to_owned(),
                 outcome: (participant.describe)(&ce_type, &r.raw.payload)
                     .unwrap_or_else(|e| format!("undecodable: {e}")),
                 event_id: header(&r.raw, "ce-id").unwrap_or_default(),

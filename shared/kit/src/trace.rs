@@ -38,6 +38,22 @@ pub struct TraceError {
     pub source: async_nats::Error,
 }
 
+/// An event's name from its subject: `payments.succeeded.<key>` → `payments.succeeded`.
+pub fn event_name(subject: &str) -> String {
+    let mut parts = subject.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(d), Some(e)) => format!("{d}.{e}"),
+        _ => subject.to_owned(),
+    }
+}
+
+/// When the producer committed an event (its `ce-time`), else when the stream stored it.
+pub fn committed_at(ce_time: Option<&str>, stored: OffsetDateTime) -> OffsetDateTime {
+    ce_time
+        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or(stored)
+}
+
 /// Every event of saga `order_id` across the streams of `producers`, oldest first.
 pub async fn read_saga(
     js: &jetstream::Context,
@@ -69,18 +85,8 @@ pub async fn read_saga(
             next = msg.sequence + 1;
             let header = |name: &str| msg.headers.get(name).map(|v| v.as_str().to_owned());
             let ce_type = header("ce-type").unwrap_or_default();
-            let time = header("ce-time")
-                .and_then(|t| {
-                    OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
-                })
-                .unwrap_or(msg.time);
-            let event = {
-                let mut parts = msg.subject.split('.');
-                match (parts.next(), parts.next()) {
-                    (Some(d), Some(e)) => format!("{d}.{e}"),
-                    _ => msg.subject.to_string(),
-                }
-            };
+            let time = committed_at(header("ce-time").as_deref(), msg.time);
+            let event = event_name(&msg.subject);
             events.push(TraceEvent {
                 service: producer.service(),
                 stream: producer.stream(),
