@@ -123,9 +123,13 @@ impl Jetsaga {
     }
 }
 
+/// The services that read OrderCancelled and so dead-letter a poisoned one.
+pub const POISONED_SERVICES: [&str; 4] = ["voucher", "points", "payment", "stock"];
+
 /// Publishes one undecodable OrderCancelled on a fresh system and waits until the four services
 /// that read it (voucher, points, payment, stock) have each dead-lettered it: `voucher:1`,
-/// `points:1`, `payment:1`, `stock:1`.
+/// `points:1`, `payment:1`, `stock:1`. On a timeout the error says what the last listing held (or
+/// why it failed), so a slow run is told apart from a service that never dead-lettered.
 pub async fn poison_four_consumers(sys: &System) -> anyhow::Result<()> {
     let js = jetsaga_scenarios::inject::jetstream(sys.nats_url()).await?;
     jetsaga_scenarios::inject::publish_junk(
@@ -135,15 +139,32 @@ pub async fn poison_four_consumers(sys: &System) -> anyhow::Result<()> {
     )
     .await?;
     let jetsaga = Jetsaga::new(sys)?;
+    let last = std::sync::Mutex::new(String::from("no listing finished"));
     jetsaga_testkit::wait_until(
         "the poison to be dead-lettered by four services",
-        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(120),
         || async {
-            jetsaga
-                .json(&["dlq", "list"])
-                .await
-                .is_ok_and(|(_, v)| v.as_array().is_some_and(|a| a.len() == 4))
+            let listed = match jetsaga.json(&["dlq", "list"]).await {
+                Ok((0, v)) => v,
+                Ok((code, v)) => {
+                    *last.lock().unwrap() = format!("dlq list exited {code}: {v}");
+                    return false;
+                }
+                Err(e) => {
+                    *last.lock().unwrap() = format!("dlq list failed: {e:#}");
+                    return false;
+                }
+            };
+            let services: Vec<&str> = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|dl| dl["service"].as_str())
+                .collect();
+            *last.lock().unwrap() = format!("dead letters from {services:?}");
+            POISONED_SERVICES.iter().all(|s| services.contains(s)) && services.len() == 4
         },
     )
     .await
+    .with_context(|| format!("last seen: {}", last.lock().unwrap()))
 }
