@@ -12,6 +12,10 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ConsumerState {
+    /// Registered, not pulling yet: its input stream and durable are being made sure of. An
+    /// instance is not ready until it pulls, so a client that waits for `/health` never publishes
+    /// onto a stream that does not exist yet.
+    Starting,
     /// Pulling as it should.
     Pulling,
     /// The last pull failed; the runner is recreating the consumer and trying again.
@@ -38,10 +42,25 @@ impl Health {
             .clone()
     }
 
-    /// Whether every consumer that has started can pull.
+    /// Whether every registered consumer can pull (none still starting, none failing).
     pub fn all_pulling(&self) -> bool {
         self.consumers()
             .values()
             .all(|s| *s == ConsumerState::Pulling)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_still_starting_keeps_the_instance_unready_until_it_pulls() {
+        let health = Health::default();
+        health.set("stock-on-orders", ConsumerState::Pulling);
+        health.set("order-on-stock", ConsumerState::Starting);
+        assert!(!health.all_pulling());
+        health.set("order-on-stock", ConsumerState::Pulling);
+        assert!(health.all_pulling());
     }
 }

@@ -259,6 +259,13 @@ impl Service {
         let config = self.rt.consumer_config(durable, filter_subjects);
         let input = <H::Input as jetsaga_contracts::EventSet>::PRODUCER;
         self.rt.scrape.add_consumer(input.stream(), durable);
+        // Not ready until the runner pulls: /health must not answer 200 before the input stream
+        // and the durable exist (a test that waited for /health then published onto a stream the
+        // spawned task had not created yet).
+        self.rt
+            .metrics
+            .health()
+            .set(durable, saga_kit::health::ConsumerState::Starting);
         let consumer = Consumer::new(
             self.rt.pool.clone(),
             self.rt.js.clone(),
