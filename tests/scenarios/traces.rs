@@ -219,3 +219,44 @@ async fn a_bad_endpoint_is_a_warning_and_the_services_run_without_traces() -> an
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_callers_traceparent_makes_the_order_a_part_of_the_callers_trace() -> anyhow::Result<()> {
+    // Given the system exporting its traces, and a caller already inside a trace of its own
+    let receiver = OtlpReceiver::start().await?;
+    let sys = traced_system(&receiver).await?;
+    let api = &sys.api;
+    let mut ledger = Ledger::default();
+    let sku = new_sku("PEN");
+    ledger.sku(api, &sku, 300, 5).await?;
+    let frank = ledger.customer(api, 1_000).await?;
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    // When it places an order with its traceparent
+    let answer = reqwest::Client::new()
+        .post(format!("{}/orders", api.base(Svc::Order)))
+        .header("traceparent", format!("00-{caller_trace}-{caller_span}-01"))
+        .json(&serde_json::json!({
+            "customer_id": frank,
+            "items": [{"sku": sku, "quantity": 1}],
+        }))
+        .send()
+        .await?;
+    assert_eq!(answer.status().as_u16(), 202);
+    let body: serde_json::Value = answer.json().await?;
+    let order = body["order_id"].as_str().expect("an order id").to_owned();
+    // Then the request's span is the caller span's child, and the whole saga is in that trace
+    let spans = order_spans(&receiver, &order, |spans| {
+        services(spans).len() == SERVICES.len() && spans.iter().any(|s| s.name == "POST /orders")
+    })
+    .await?;
+    let traces: BTreeSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+    assert_eq!(traces, BTreeSet::from([caller_trace]), "the caller's trace");
+    let request = spans
+        .iter()
+        .find(|s| s.name == "POST /orders")
+        .expect("the request span");
+    assert_eq!(request.parent_span_id, caller_span);
+    assert_handlers_parented_across_services(&spans);
+    Ok(())
+}
