@@ -5,28 +5,43 @@
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use futures::StreamExt;
+use jetsaga_contracts::events::{
+    order::{OrderCancelled, OrderConfirmed},
+    payment::{PaymentFailed, PaymentRefunded, PaymentSucceeded},
+    points::{PointsEarned, PointsRejected, PointsReleased, PointsReserved},
+    stock::{StockFailed, StockReleased, StockReserved},
+    voucher::{VoucherRedeemed, VoucherReleased, VoucherReserved},
+};
 use jetsaga_contracts::Producer;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// The event kinds of which one order may have one only.
+/// The events of which one order may have one only, by their subject filters
+/// (`<domain>.<event>.*`, as the contracts declare them).
 const ONCE_PER_ORDER: [&str; 15] = [
-    "orders.confirmed",
-    "orders.cancelled",
-    "vouchers.reserved",
-    "vouchers.released",
-    "vouchers.redeemed",
-    "points.reserved",
-    "points.rejected",
-    "points.released",
-    "points.earned",
-    "payments.succeeded",
-    "payments.failed",
-    "payments.refunded",
-    "stock.reserved",
-    "stock.failed",
-    "stock.released",
+    OrderConfirmed::SUBJECT_FILTER,
+    OrderCancelled::SUBJECT_FILTER,
+    VoucherReserved::SUBJECT_FILTER,
+    VoucherReleased::SUBJECT_FILTER,
+    VoucherRedeemed::SUBJECT_FILTER,
+    PointsReserved::SUBJECT_FILTER,
+    PointsRejected::SUBJECT_FILTER,
+    PointsReleased::SUBJECT_FILTER,
+    PointsEarned::SUBJECT_FILTER,
+    PaymentSucceeded::SUBJECT_FILTER,
+    PaymentFailed::SUBJECT_FILTER,
+    PaymentRefunded::SUBJECT_FILTER,
+    StockReserved::SUBJECT_FILTER,
+    StockFailed::SUBJECT_FILTER,
+    StockReleased::SUBJECT_FILTER,
 ];
+
+/// Whether `<domain>.<event>` is one of [`ONCE_PER_ORDER`].
+fn once_per_order(kind: &str) -> bool {
+    ONCE_PER_ORDER
+        .iter()
+        .any(|filter| filter.strip_suffix(".*") == Some(kind))
+}
 
 /// Per `<domain>.<event>` and order: the distinct event ids seen.
 #[derive(Debug, Default)]
@@ -42,7 +57,7 @@ impl Effects {
             return;
         };
         let kind = format!("{domain}.{event}");
-        if ONCE_PER_ORDER.contains(&kind.as_str()) {
+        if once_per_order(&kind) {
             self.seen
                 .entry((kind, order.to_owned()))
                 .or_default()

@@ -9,36 +9,13 @@
 //! found: running the same repair again over the same state names the same event, and a second,
 //! later repair of the same order (the row went wrong again) is announced as a new event.
 
-use crate::handlers::order_cancelled::{refund, Refund, RefundError};
+use crate::handlers::order_cancelled::refund;
 use crate::handlers::BRANCH;
-use jetsaga_contracts::{EventId, OrderId, PaymentEvent};
-use saga_kit::barrier;
-use saga_kit::envelope::keyed_event_id;
-pub use saga_kit::repair::Repaired;
+use jetsaga_contracts::{OrderId, PaymentEvent};
+use saga_kit::compensation;
+pub use saga_kit::repair::{RepairError, Repaired};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-
-/// A repair that could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum RepairError {
-    #[error("refund of order {order_id}: the payment database failed: {source}")]
-    Database {
-        order_id: OrderId,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error("refund of order {order_id}: {reason}")]
-    Refused { order_id: OrderId, reason: String },
-}
-
-/// The id of the refund a repair emits for `order_id` over a payment row last changed at
-/// `version`.
-pub fn refund_event_id(order_id: OrderId, version: OffsetDateTime) -> EventId {
-    keyed_event_id(
-        "payment-repair-refund",
-        &format!("{order_id}@{}", version.unix_timestamp_nanos()),
-    )
-}
 
 /// Refunds the charge of an order the order service has CANCELLED, as the OrderCancelled handler
 /// would have: the amount goes back to the balance, the payment becomes REFUNDED, and
@@ -50,45 +27,26 @@ pub async fn refund_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
-    let db = |source| RepairError::Database { order_id, source };
-    let no_payment = || {
-        Ok(Repaired::AlreadyConsistent(
-            "the order has no payment".into(),
-        ))
-    };
+    const REPAIR: &str = "payment-repair-refund";
     let version: Option<OffsetDateTime> =
         sqlx::query_scalar("SELECT updated_at FROM payments WHERE order_id = $1")
             .bind(order_id.as_uuid())
             .fetch_optional(&mut *conn)
             .await
-            .map_err(db)?;
+            .map_err(|e| RepairError::new(REPAIR, order_id, e))?;
     let Some(version) = version else {
-        return no_payment();
+        return Ok(Repaired::AlreadyConsistent(
+            "the order has no payment".into(),
+        ));
     };
-    let event_id = refund_event_id(order_id, version);
-    // The barrier first, then the payment, then the account: the order the OrderCancelled
-    // handler takes its locks in, so a repair racing it waits instead of deadlocking. Duplicate
-    // (the handler ran, then the row was changed by hand) is expected: the barrier only has to
-    // know that the compensation has happened.
-    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
-        .await
-        .map_err(db)?;
-    let refunded = match refund(conn, order_id).await {
-        Ok(Refund::Refunded(refunded)) => refunded,
-        Ok(Refund::Nothing(found)) => return Ok(Repaired::AlreadyConsistent(found)),
-        Err(RefundError::Database(source)) => return Err(db(source)),
-        Err(refused @ RefundError::Refused { .. }) => {
-            return Err(RepairError::Refused {
-                order_id,
-                reason: refused.to_string(),
-            })
-        }
-    };
-    let amount = refunded.amount;
-    let event = PaymentEvent::PaymentRefunded(refunded);
-    let repaired = saga_kit::repair::emit(conn, event_id, &event)
-        .await
-        .map_err(db)?;
-    tracing::info!(%order_id, amount = amount.cents(), "reconciler refunded a cancelled order");
-    Ok(repaired)
+    let saga_id = order_id.to_string();
+    compensation::repair::<_, PaymentEvent>(
+        conn,
+        REPAIR,
+        &saga_id,
+        BRANCH,
+        Some(version),
+        async |conn| Ok(refund(conn, order_id).await?),
+    )
+    .await
 }

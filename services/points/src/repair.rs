@@ -10,36 +10,12 @@ use crate::handlers::order_cancelled::release;
 use crate::handlers::order_confirmed::earn;
 use crate::handlers::{Unchanged, BRANCH};
 use jetsaga_contracts::events::order::OrderConfirmed;
-use jetsaga_contracts::{EventId, EventSet, OrderId, PointsEvent};
-use saga_kit::barrier;
-use saga_kit::envelope::keyed_event_id;
-pub use saga_kit::repair::Repaired;
-use saga_kit::HandlerError;
+use jetsaga_contracts::{OrderId, PointsEvent};
+use saga_kit::compensation;
+use saga_kit::repair;
+pub use saga_kit::repair::{RepairError, Repaired};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-
-/// A repair that could not run.
-#[derive(Debug, thiserror::Error)]
-#[error("points repair of order {order_id}: {source}")]
-pub struct RepairError {
-    pub order_id: OrderId,
-    #[source]
-    pub source: HandlerError,
-}
-
-/// The id of the event a repair (`"release"` or `"earn"`) emits for `order_id` over a hold last
-/// changed at `version` (none for an order without a hold).
-pub fn repair_event_id(
-    repair: &str,
-    order_id: OrderId,
-    version: Option<OffsetDateTime>,
-) -> EventId {
-    let version = version.map_or(0, OffsetDateTime::unix_timestamp_nanos);
-    keyed_event_id(
-        &format!("points-repair-{repair}"),
-        &format!("{order_id}@{version}"),
-    )
-}
 
 /// Makes the points a CANCELLED order still holds available again, as the OrderCancelled handler
 /// would have, and says so with PointsReleased. The compensation is recorded in the barrier too, so
@@ -48,20 +24,21 @@ pub async fn release_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
-    let err = |source| RepairError { order_id, source };
-    let db = |source: sqlx::Error| err(HandlerError::from(source));
-    let Some(version) = version(conn, order_id).await.map_err(db)? else {
+    const REPAIR: &str = "points-repair-release";
+    let failed = |e: sqlx::Error| RepairError::new(REPAIR, order_id, e);
+    let Some(version) = version(conn, order_id).await.map_err(failed)? else {
         return Ok(Repaired::AlreadyConsistent(Unchanged::NoHold.to_string()));
     };
-    let event_id = repair_event_id("release", order_id, Some(version));
-    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
-        .await
-        .map_err(db)?;
-    let event = match release(conn, order_id).await.map_err(err)? {
-        Ok(released) => PointsEvent::PointsReleased(released),
-        Err(found) => return Ok(Repaired::AlreadyConsistent(found.to_string())),
-    };
-    emit(conn, event_id, &event).await.map_err(db)
+    let saga_id = order_id.to_string();
+    compensation::repair::<_, PointsEvent>(
+        conn,
+        REPAIR,
+        &saga_id,
+        BRANCH,
+        Some(version),
+        async |conn| release(conn, order_id).await,
+    )
+    .await
 }
 
 /// Spends what a CONFIRMED order still holds and awards what it earned, as the OrderConfirmed
@@ -71,16 +48,16 @@ pub async fn earn_confirmed(
     conn: &mut PgConnection,
     confirmed: &OrderConfirmed,
 ) -> Result<Repaired, RepairError> {
+    const REPAIR: &str = "points-repair-earn";
     let order_id = confirmed.order_id;
-    let err = |source| RepairError { order_id, source };
-    let db = |source: sqlx::Error| err(HandlerError::from(source));
-    let version = version(conn, order_id).await.map_err(db)?;
-    let event_id = repair_event_id("earn", order_id, version);
-    let event = match earn(conn, confirmed).await.map_err(err)? {
-        Ok(earned) => PointsEvent::PointsEarned(earned),
-        Err(found) => return Ok(Repaired::AlreadyConsistent(found.to_string())),
-    };
-    emit(conn, event_id, &event).await.map_err(db)
+    let failed = |e: sqlx::Error| RepairError::new(REPAIR, order_id, e);
+    let version = version(conn, order_id).await.map_err(failed)?;
+    let found = earn(conn, confirmed)
+        .await
+        .map_err(|e| RepairError::new(REPAIR, order_id, e))?;
+    repair::announce::<_, PointsEvent>(conn, repair::event_id(REPAIR, order_id, version), found)
+        .await
+        .map_err(failed)
 }
 
 /// The version (`updated_at`) of an order's hold, if it has one.
@@ -92,14 +69,4 @@ async fn version(
         .bind(order_id.as_uuid())
         .fetch_optional(&mut *conn)
         .await
-}
-
-async fn emit(
-    conn: &mut PgConnection,
-    event_id: EventId,
-    event: &PointsEvent,
-) -> Result<Repaired, sqlx::Error> {
-    let repaired = saga_kit::repair::emit(conn, event_id, event).await?;
-    tracing::info!(ce_type = event.ce_type(), "points repaired");
-    Ok(repaired)
 }

@@ -13,30 +13,12 @@ use crate::handlers::order_cancelled::release;
 use crate::handlers::order_confirmed::redeem;
 use crate::handlers::Unchanged;
 use crate::handlers::BRANCH;
-use jetsaga_contracts::{EventId, EventSet, OrderId, VoucherEvent};
-use saga_kit::barrier;
-use saga_kit::envelope::keyed_event_id;
-pub use saga_kit::repair::Repaired;
+use jetsaga_contracts::{OrderId, VoucherEvent};
+use saga_kit::compensation;
+use saga_kit::repair;
+pub use saga_kit::repair::{RepairError, Repaired};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-
-/// A repair that could not run.
-#[derive(Debug, thiserror::Error)]
-#[error("voucher repair of order {order_id}: the voucher database failed: {source}")]
-pub struct RepairError {
-    pub order_id: OrderId,
-    #[source]
-    pub source: sqlx::Error,
-}
-
-/// The id of the event a repair (`"release"` or `"redeem"`) emits for `order_id` over a voucher
-/// row last changed at `version`.
-pub fn repair_event_id(repair: &str, order_id: OrderId, version: OffsetDateTime) -> EventId {
-    keyed_event_id(
-        &format!("voucher-repair-{repair}"),
-        &format!("{order_id}@{}", version.unix_timestamp_nanos()),
-    )
-}
 
 /// Makes the voucher an order the order service has CANCELLED still holds available again, as
 /// the OrderCancelled handler would have, and says so with VoucherReleased. The caller has seen the
@@ -47,23 +29,25 @@ pub async fn release_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
-    let db = |source| RepairError { order_id, source };
-    let Some(version) = version(conn, order_id).await.map_err(db)? else {
+    const REPAIR: &str = "voucher-repair-release";
+    let Some(version) = version(conn, order_id)
+        .await
+        .map_err(|e| RepairError::new(REPAIR, order_id, e))?
+    else {
         return Ok(Repaired::AlreadyConsistent(
             Unchanged::NoVoucher.to_string(),
         ));
     };
-    let event_id = repair_event_id("release", order_id, version);
-    // The barrier first, then the voucher: the order the OrderCancelled handler takes its locks
-    // in, so a repair racing it waits instead of deadlocking.
-    barrier::compensate(conn, &order_id.to_string(), BRANCH, event_id)
-        .await
-        .map_err(db)?;
-    let event = match release(conn, order_id).await.map_err(db)? {
-        Ok(released) => VoucherEvent::VoucherReleased(released),
-        Err(found) => return Ok(Repaired::AlreadyConsistent(found.to_string())),
-    };
-    emit(conn, event_id, &event).await.map_err(db)
+    let saga_id = order_id.to_string();
+    compensation::repair::<_, VoucherEvent>(
+        conn,
+        REPAIR,
+        &saga_id,
+        BRANCH,
+        Some(version),
+        async |conn| release(conn, order_id).await,
+    )
+    .await
 }
 
 /// Redeems the voucher an order the order service has CONFIRMED still only holds, as the
@@ -73,18 +57,18 @@ pub async fn redeem_confirmed(
     conn: &mut PgConnection,
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
-    let db = |source| RepairError { order_id, source };
-    let Some(version) = version(conn, order_id).await.map_err(db)? else {
+    const REPAIR: &str = "voucher-repair-redeem";
+    let failed = |e: sqlx::Error| RepairError::new(REPAIR, order_id, e);
+    let Some(version) = version(conn, order_id).await.map_err(failed)? else {
         return Ok(Repaired::AlreadyConsistent(
             Unchanged::NoVoucher.to_string(),
         ));
     };
-    let event_id = repair_event_id("redeem", order_id, version);
-    let event = match redeem(conn, order_id).await.map_err(db)? {
-        Ok(redeemed) => VoucherEvent::VoucherRedeemed(redeemed),
-        Err(found) => return Ok(Repaired::AlreadyConsistent(found.to_string())),
-    };
-    emit(conn, event_id, &event).await.map_err(db)
+    let found = redeem(conn, order_id).await.map_err(failed)?;
+    let event_id = repair::event_id(REPAIR, order_id, Some(version));
+    repair::announce::<_, VoucherEvent>(conn, event_id, found)
+        .await
+        .map_err(failed)
 }
 
 /// The version (`updated_at`) of the voucher row an order holds, if it holds one.
@@ -96,14 +80,4 @@ async fn version(
         .bind(order_id.as_uuid())
         .fetch_optional(&mut *conn)
         .await
-}
-
-async fn emit(
-    conn: &mut PgConnection,
-    event_id: EventId,
-    event: &VoucherEvent,
-) -> Result<Repaired, sqlx::Error> {
-    let repaired = saga_kit::repair::emit(conn, event_id, event).await?;
-    tracing::info!(ce_type = event.ce_type(), "voucher repaired");
-    Ok(repaired)
 }

@@ -15,10 +15,11 @@
 //! - [`floor`]: each consumer's ack floor in its database, where a replay may safely start.
 //! - [`health`]: whether each consumer can pull, for `/health`.
 //! - [`barrier`]: null compensation, hanging steps and duplicate effects, for every participant.
+//! - [`compensation`]: undoing a step, the same for the compensating handler and the repair.
 //! - [`dead_letter`]: storing, listing, requeueing and discarding dead letters.
 //! - [`provision`]: connecting (2.10+ only), streams and their settings.
 //! - [`backoff`]: the one retry policy.
-//! - [`repair`]: the outcome of an operator repair, and whether its event is emitted or restored.
+//! - [`repair`]: the outcome of an operator repair, its event id, and its announcing event.
 //! - [`facts`]: a service's own events applied again as recorded facts, and the state `--verify`
 //!   compares.
 //! - [`routes`]: a service's consumers declared once (input events to handler functions); the
@@ -41,6 +42,7 @@
 
 pub mod backoff;
 pub mod barrier;
+pub mod compensation;
 pub mod consumer;
 pub mod dead_letter;
 pub mod envelope;

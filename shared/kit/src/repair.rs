@@ -2,10 +2,39 @@
 //! rules, and the root event that announces the change is written to its outbox in the same
 //! transaction. (A replay applies such an event from the stream as a fact: see [`crate::facts`].)
 
-use crate::envelope::Envelope;
+use crate::envelope::{keyed_event_id, Envelope};
+use crate::handler::HandlerError;
 use crate::outbox;
 use jetsaga_contracts::{EventId, EventSet};
 use sqlx::PgConnection;
+use std::fmt;
+use time::OffsetDateTime;
+
+/// A repair that could not run: which (`payment-repair-refund`), of which saga, and why (the
+/// database failed, or a stored row the service's rules refuse).
+#[derive(Debug, thiserror::Error)]
+#[error("{repair} of order {saga_id}: {source}")]
+pub struct RepairError {
+    pub repair: &'static str,
+    pub saga_id: String,
+    #[source]
+    pub source: HandlerError,
+}
+
+impl RepairError {
+    /// `repair` of saga `saga_id` failed with `source`.
+    pub fn new(
+        repair: &'static str,
+        saga_id: impl fmt::Display,
+        source: impl Into<HandlerError>,
+    ) -> Self {
+        RepairError {
+            repair,
+            saga_id: saga_id.to_string(),
+            source: source.into(),
+        }
+    }
+}
 
 /// What a repair did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,4 +56,39 @@ pub async fn emit<E: EventSet>(
     Ok(Repaired::Emitted(Box::new(
         outbox::emit_root(conn, id, event).await?,
     )))
+}
+
+/// Announces what a repair found: a change (`Ok`) is emitted as an `E` under `id`; nothing to
+/// change (`Err`, what was found instead) is reported as already consistent.
+pub async fn announce<T, E>(
+    conn: &mut PgConnection,
+    id: EventId,
+    found: Result<T, impl fmt::Display>,
+) -> Result<Repaired, sqlx::Error>
+where
+    T: Into<E>,
+    E: EventSet,
+{
+    match found {
+        Ok(change) => {
+            let event: E = change.into();
+            let repaired = emit(conn, id, &event).await?;
+            tracing::info!(ce_type = event.ce_type(), event_id = %id, "repaired");
+            Ok(repaired)
+        }
+        Err(found) => Ok(Repaired::AlreadyConsistent(found.to_string())),
+    }
+}
+
+/// The id of the event the repair `repair` (e.g. `payment-repair-refund`) emits for saga `saga_id`
+/// over the row it found, last changed at `version` (none when it found none): the same repair over
+/// the same state names the same event, and a later repair of the same saga (the row went wrong
+/// again) a new one.
+pub fn event_id(
+    repair: &str,
+    saga_id: impl fmt::Display,
+    version: Option<OffsetDateTime>,
+) -> EventId {
+    let version = version.map_or(0, OffsetDateTime::unix_timestamp_nanos);
+    keyed_event_id(repair, &format!("{saga_id}@{version}"))
 }

@@ -11,45 +11,26 @@ use crate::store;
 use jetsaga_contracts::events::order::OrderCancelled;
 use jetsaga_contracts::events::payment::PaymentRefunded;
 use jetsaga_contracts::{CustomerId, OrderId, PaymentEvent};
-use saga_kit::barrier::{self, Gate};
+use saga_kit::compensation::{self, Undo};
 use saga_kit::{EventContext, HandlerError};
 use sqlx::PgConnection;
 
+/// Refunds the charge of a cancelled order. Before the PointsReserved it is a null compensation,
+/// and the barrier's tombstone stops that late charge.
 pub async fn handle(
     tx: &mut PgConnection,
     event: OrderCancelled,
     ctx: &EventContext,
 ) -> Result<Vec<PaymentEvent>, HandlerError> {
     let order_id = event.order_id;
-    let gate = barrier::compensate(tx, &order_id.to_string(), BRANCH, ctx.event_id).await?;
-    if gate != Gate::Proceed {
-        // NullCompensation: the order never reached payment (the tombstone now stops a late
-        // charge). Duplicate: already compensated under another event id.
-        tracing::info!(%order_id, ?gate, "nothing to refund");
-        return Ok(vec![]);
-    }
-
-    match refund(tx, order_id).await {
-        Ok(Refund::Refunded(refunded)) => Ok(vec![PaymentEvent::PaymentRefunded(refunded)]),
-        Ok(Refund::Nothing(found)) => {
-            // No payment, or a FAILED one that took no money: nothing to give back.
-            tracing::info!(%order_id, %found, "nothing to refund");
-            Ok(vec![])
-        }
-        Err(RefundError::Database(e)) => Err(e.into()),
-        Err(refused @ RefundError::Refused { .. }) => {
-            Err(HandlerError::permanent(refused.to_string()))
-        }
-    }
-}
-
-/// What refunding an order found.
-#[derive(Debug)]
-pub enum Refund {
-    /// The charge went back to the customer's balance.
-    Refunded(PaymentRefunded),
-    /// Nothing to refund: what was found instead.
-    Nothing(String),
+    compensation::compensate(
+        tx,
+        &order_id.to_string(),
+        BRANCH,
+        ctx.event_id,
+        async |tx| Ok(refund(tx, order_id).await?),
+    )
+    .await
 }
 
 /// Why a refund could not be made.
@@ -66,15 +47,28 @@ pub enum RefundError {
     },
 }
 
+impl From<RefundError> for HandlerError {
+    fn from(e: RefundError) -> Self {
+        match e {
+            RefundError::Database(e) => e.into(),
+            refused @ RefundError::Refused { .. } => HandlerError::permanent(refused.to_string()),
+        }
+    }
+}
+
 /// Gives an order's charge back, once: the payment moves to REFUNDED by the domain rule and its
 /// amount returns to the balance. The one refund of this service: the OrderCancelled handler and
 /// the reconciler's repair both call it, after the barrier.
-pub async fn refund(conn: &mut PgConnection, order_id: OrderId) -> Result<Refund, RefundError> {
+pub async fn refund(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<Undo<PaymentRefunded>, RefundError> {
     let Some(payment) = store::lock_payment(conn, order_id).await? else {
-        return Ok(Refund::Nothing("the order has no payment".into()));
+        return Ok(Undo::nothing("the order has no payment"));
     };
     let Ok(refunded) = payment.status.transition(PaymentStatus::Refunded) else {
-        return Ok(Refund::Nothing(format!(
+        // No payment, or a FAILED one that took no money: nothing to give back.
+        return Ok(Undo::Nothing(format!(
             "the payment is {}",
             payment.status.as_str()
         )));
@@ -88,7 +82,7 @@ pub async fn refund(conn: &mut PgConnection, order_id: OrderId) -> Result<Refund
         })?;
     store::set_balance(conn, payment.customer_id, new_balance).await?;
     store::set_payment_status(conn, order_id, refunded).await?;
-    Ok(Refund::Refunded(PaymentRefunded {
+    Ok(Undo::Done(PaymentRefunded {
         order_id,
         payment_id: payment.payment_id,
         customer_id: payment.customer_id,

@@ -6,7 +6,7 @@ use crate::store;
 use jetsaga_contracts::events::order::OrderCancelled;
 use jetsaga_contracts::events::stock::StockReleased;
 use jetsaga_contracts::{OrderId, Sku, StockEvent, StockLine};
-use saga_kit::barrier::{self, Gate};
+use saga_kit::compensation::{self, Undo};
 use saga_kit::{EventContext, HandlerError};
 use sqlx::PgConnection;
 
@@ -21,22 +21,14 @@ pub async fn handle(
     ctx: &EventContext,
 ) -> Result<Vec<StockEvent>, HandlerError> {
     let order_id = event.order_id;
-    let saga = order_id.to_string();
-    match barrier::compensate(tx, &saga, BRANCH, ctx.event_id).await? {
-        Gate::Proceed => {}
-        gate => {
-            tracing::info!(%order_id, ?gate, "no stock to release");
-            return Ok(vec![]);
-        }
-    }
-
-    match release(tx, order_id).await {
-        Ok(Some(released)) => Ok(vec![StockEvent::StockReleased(released)]),
-        // A cancelled order whose reservation had failed holds nothing; nothing is said.
-        Ok(None) => Ok(vec![]),
-        Err(ReleaseError::Database(e)) => Err(e.into()),
-        Err(refused) => Err(HandlerError::permanent(refused.to_string())),
-    }
+    compensation::compensate(
+        tx,
+        &order_id.to_string(),
+        BRANCH,
+        ctx.event_id,
+        async |tx| Ok(release(tx, order_id).await?),
+    )
+    .await
 }
 
 /// Why an order's stock could not be given back: the database, or a stored row the rules refuse.
@@ -52,17 +44,27 @@ pub enum ReleaseError {
     },
 }
 
+impl From<ReleaseError> for HandlerError {
+    fn from(e: ReleaseError) -> Self {
+        match e {
+            ReleaseError::Database(e) => e.into(),
+            refused @ ReleaseError::Refused { .. } => HandlerError::permanent(refused.to_string()),
+        }
+    }
+}
+
 /// Gives back what an order holds: its HELD reservations move to RELEASED by the domain rule and
-/// their units return to the stock, rows locked in SKU order like every other writer. `None` when
+/// their units return to the stock, rows locked in SKU order like every other writer. Nothing when
 /// it holds nothing. The one release of this service: the OrderCancelled handler and the
 /// reconciler's repair both call it, after the barrier.
 pub async fn release(
     conn: &mut PgConnection,
     order_id: OrderId,
-) -> Result<Option<StockReleased>, ReleaseError> {
+) -> Result<Undo<StockReleased>, ReleaseError> {
     let held = store::lock_held(conn, order_id).await?;
     if held.is_empty() {
-        return Ok(None);
+        // A cancelled order whose reservation had failed holds nothing; nothing is said.
+        return Ok(Undo::nothing("the order holds no stock"));
     }
     let mut lines = Vec::with_capacity(held.len());
     for row in held {
@@ -90,7 +92,7 @@ pub async fn release(
         store::hold(conn, &line.sku, -i64::from(line.quantity)).await?;
         store::set_reservation_status(conn, order_id, &line.sku, *released).await?;
     }
-    Ok(Some(StockReleased {
+    Ok(Undo::Done(StockReleased {
         order_id,
         lines: lines.into_iter().map(|(l, _)| l).collect(),
     }))

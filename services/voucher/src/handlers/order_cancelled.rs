@@ -6,35 +6,27 @@ use crate::store;
 use jetsaga_contracts::events::order::OrderCancelled;
 use jetsaga_contracts::events::voucher::VoucherReleased;
 use jetsaga_contracts::{OrderId, VoucherEvent};
-use saga_kit::barrier::{self, Gate};
+use saga_kit::compensation::{self, Undo};
 use saga_kit::{EventContext, HandlerError};
 use sqlx::PgConnection;
 
+/// Makes the voucher of a cancelled order available again. A redeemed voucher stays redeemed: a
+/// cancellation never undoes a confirmation. Before the OrderCreated it is a null compensation,
+/// and the barrier blocks that late step.
 pub async fn handle(
     tx: &mut PgConnection,
     event: OrderCancelled,
     ctx: &EventContext,
 ) -> Result<Vec<VoucherEvent>, HandlerError> {
-    let saga = event.order_id.to_string();
-    match barrier::compensate(tx, &saga, BRANCH, ctx.event_id).await? {
-        Gate::Proceed => {}
-        gate => {
-            // Null compensation: the barrier now blocks a late OrderCreated. Duplicate: done.
-            tracing::info!(order_id = %event.order_id, ?gate, "OrderCancelled: nothing to release");
-            return Ok(vec![]);
-        }
-    }
-    match release(tx, event.order_id).await? {
-        Ok(released) => Ok(vec![VoucherEvent::VoucherReleased(released)]),
-        // The order had no voucher, or its voucher was rejected.
-        Err(Unchanged::NoVoucher) => Ok(vec![]),
-        Err(Unchanged::Status(e)) => {
-            // A redeemed voucher stays redeemed: a cancellation never undoes a confirmation.
-            tracing::warn!(order_id = %event.order_id, error = %e,
-                "OrderCancelled for an order whose voucher cannot be released");
-            Ok(vec![])
-        }
-    }
+    let order_id = event.order_id;
+    compensation::compensate(
+        tx,
+        &order_id.to_string(),
+        BRANCH,
+        ctx.event_id,
+        async |tx| release(tx, order_id).await,
+    )
+    .await
 }
 
 /// Makes the voucher an order holds available again, by the domain rule (a redeemed voucher stays
@@ -43,16 +35,17 @@ pub async fn handle(
 pub async fn release(
     conn: &mut PgConnection,
     order_id: OrderId,
-) -> Result<Result<VoucherReleased, Unchanged>, sqlx::Error> {
+) -> Result<Undo<VoucherReleased>, HandlerError> {
     let Some(voucher) = store::lock_by_order(conn, order_id).await? else {
-        return Ok(Err(Unchanged::NoVoucher));
+        // The order had no voucher, or its voucher was rejected.
+        return Ok(Undo::nothing(Unchanged::NoVoucher));
     };
     let next = match voucher.status.apply(Transition::Release) {
         Ok(next) => next,
-        Err(e) => return Ok(Err(e.into())),
+        Err(e) => return Ok(Undo::kept(e)),
     };
     store::set_state(conn, &voucher.code, next, None).await?;
-    Ok(Ok(VoucherReleased {
+    Ok(Undo::Done(VoucherReleased {
         order_id,
         voucher_code: voucher.code,
     }))
