@@ -363,7 +363,8 @@
       try {
         const nodes = await opts.onConfirm(reason ? reason.value.trim() : undefined);
         changed = true;
-        result.replaceChildren(...[].concat(nodes || []));
+        result.replaceChildren();
+        append(result, [nodes]);
         confirm.remove();
       } catch (err) {
         error.textContent = failure(err);
@@ -508,7 +509,7 @@
       ),
       tbody
     );
-    ctx.main.append(h('h1', null, 'Sagas'), chart, form, errorBox, count, table, h('p', null, more));
+    append(ctx.main, [h('h1', null, 'Sagas'), chart, form, errorBox, count, table, h('p', null, more)]);
 
     let rows = [];
     let next = null;
@@ -692,7 +693,7 @@
   function sagaView(ctx) {
     const id = ctx.args[0] || '';
     const box = h('div', null, h('p', { class: 'muted' }, 'Loading saga…'));
-    ctx.main.append(h('p', null, h('a', { href: '#/sagas', testid: 'back-to-sagas' }, '\u2190 Sagas')), box);
+    append(ctx.main, [h('p', null, h('a', { href: '#/sagas', testid: 'back-to-sagas' }, '\u2190 Sagas')), box]);
     let selected = null;
 
     async function load() {
@@ -750,16 +751,19 @@
       const diagramSvg = sequenceDiagram(steps, data.services || [], select);
       box.replaceChildren(
         h('h1', null, 'Saga ', h('span', { class: 'mono', testid: 'saga-id' }, order.order_id || id)),
-        h('div', { class: 'panel' }, facts),
-        verdictBox,
+        h('div', { class: 'saga-top' }, h('div', { class: 'panel' }, facts), verdictBox),
         h(
           'div',
-          { class: 'panel diagram', testid: 'diagram' },
-          h('h2', null, 'Sequence'),
-          h('p', { class: 'muted' }, 'One lane per service; each arrow is an event, from the service that emitted it to the services that reacted to it. Left: time since the previous step.'),
-          diagramSvg
-        ),
-        detail
+          { class: 'saga-main' },
+          h(
+            'div',
+            { class: 'panel diagram', testid: 'diagram' },
+            h('h2', null, 'Sequence'),
+            h('p', { class: 'muted' }, 'One lane per service; each arrow is an event, from the service that emitted it to the services that reacted to it. Left: time since the previous step. Select a step for its headers and payload.'),
+            diagramSvg
+          ),
+          detail
+        )
       );
       if (selected !== null) select(selected);
     }
@@ -782,8 +786,8 @@
   function sequenceDiagram(steps, services, onSelect) {
     const lanes = services.slice();
     for (const st of steps) if (!lanes.includes(st.service)) lanes.push(st.service);
-    const gutter = 130;
-    const laneW = 170;
+    const gutter = 120;
+    const laneW = 150;
     const head = 44;
     const rowH = 48;
     const W = gutter + laneW * lanes.length + 20;
@@ -912,7 +916,7 @@
   function deadLettersView(ctx) {
     const summary = h('p', { class: 'muted', testid: 'dl-summary', 'aria-live': 'polite' }, 'Loading dead letters…');
     const list = h('div', { testid: 'dl-groups' });
-    ctx.main.append(h('h1', null, 'Dead letters'), viewerNote(), summary, list);
+    append(ctx.main, [h('h1', null, 'Dead letters'), viewerNote(), summary, list]);
 
     async function load() {
       try {
@@ -1056,7 +1060,7 @@
       check
     );
     const out = h('div', { testid: 'rec-result', 'aria-live': 'polite' });
-    ctx.main.append(h('h1', null, 'Reconcile'), viewerNote(), form, out);
+    append(ctx.main, [h('h1', null, 'Reconcile'), viewerNote(), form, out]);
 
     file.addEventListener('change', async () => {
       const f = file.files && file.files[0];
@@ -1171,7 +1175,7 @@
 
   function healthView(ctx) {
     const box = h('div', { class: 'services', testid: 'health' }, h('p', { class: 'muted' }, 'Loading health…'));
-    ctx.main.append(h('h1', null, 'Health'), box);
+    append(ctx.main, [h('h1', null, 'Health'), box]);
 
     async function load() {
       try {
@@ -1193,7 +1197,7 @@
       return h(
         'section',
         { class: 'panel service', testid: 'health-service', 'data-service': svc.service, 'aria-label': svc.service },
-        h('h2', null, svc.service, h('span', { class: 'muted' }, 'database'), upDown(svc.database, 'health-db'), h('span', { class: 'muted' }, 'NATS'), upDown(svc.nats, 'health-nats')),
+        h('h2', null, svc.service, h('span', { class: 'k-inline' }, 'database'), upDown(svc.database, 'health-db'), h('span', { class: 'k-inline' }, 'NATS'), upDown(svc.nats, 'health-nats')),
         h('div', { class: 'kv' }, number('outbox backlog', svc.outbox_backlog, 'health-backlog'), number('parked', svc.parked, 'health-parked'), number('open dead letters', svc.dead_letters_open, 'health-dead-letters')),
         h(
           'p',
@@ -1237,7 +1241,7 @@
       h('button', { type: 'submit', testid: 'audit-apply' }, 'Apply')
     );
     const out = h('div', { testid: 'audit-result' }, h('p', { class: 'muted' }, 'Loading audit…'));
-    ctx.main.append(h('h1', null, 'Audit'), form, out);
+    append(ctx.main, [h('h1', null, 'Audit'), form, out]);
     const seenKinds = new Set();
 
     async function load() {
