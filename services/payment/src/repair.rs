@@ -27,26 +27,24 @@ pub async fn refund_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
-    const REPAIR: &str = "payment-repair-refund";
-    let version: Option<OffsetDateTime> =
-        sqlx::query_scalar("SELECT updated_at FROM payments WHERE order_id = $1")
-            .bind(order_id.as_uuid())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| RepairError::new(REPAIR, order_id, e))?;
-    let Some(version) = version else {
-        return Ok(Repaired::AlreadyConsistent(
-            "the order has no payment".into(),
-        ));
-    };
-    let saga_id = order_id.to_string();
-    compensation::repair::<_, PaymentEvent>(
+    compensation::repair::<PaymentEvent, _, _, _>(
         conn,
-        REPAIR,
-        &saga_id,
+        "payment-repair-refund",
+        order_id,
         BRANCH,
-        Some(version),
-        async |conn| Ok(refund(conn, order_id).await?),
+        version,
+        refund,
     )
     .await
+}
+
+/// The version (`updated_at`) of an order's payment, if it has one.
+async fn version(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    sqlx::query_scalar("SELECT updated_at FROM payments WHERE order_id = $1")
+        .bind(order_id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await
 }

@@ -8,7 +8,7 @@
 
 use crate::handlers::order_cancelled::release;
 use crate::handlers::order_confirmed::earn;
-use crate::handlers::{Unchanged, BRANCH};
+use crate::handlers::BRANCH;
 use jetsaga_contracts::events::order::OrderConfirmed;
 use jetsaga_contracts::{OrderId, PointsEvent};
 use saga_kit::compensation;
@@ -24,19 +24,13 @@ pub async fn release_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
-    const REPAIR: &str = "points-repair-release";
-    let failed = |e: sqlx::Error| RepairError::new(REPAIR, order_id, e);
-    let Some(version) = version(conn, order_id).await.map_err(failed)? else {
-        return Ok(Repaired::AlreadyConsistent(Unchanged::NoHold.to_string()));
-    };
-    let saga_id = order_id.to_string();
-    compensation::repair::<_, PointsEvent>(
+    compensation::repair::<PointsEvent, _, _, _>(
         conn,
-        REPAIR,
-        &saga_id,
+        "points-repair-release",
+        order_id,
         BRANCH,
-        Some(version),
-        async |conn| release(conn, order_id).await,
+        version,
+        release,
     )
     .await
 }

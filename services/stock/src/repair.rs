@@ -29,28 +29,27 @@ pub async fn release_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
-    const REPAIR: &str = "stock-repair-release";
-    let version: Option<OffsetDateTime> = sqlx::query_scalar(
+    compensation::repair::<StockEvent, _, _, _>(
+        conn,
+        "stock-repair-release",
+        order_id,
+        BRANCH,
+        version,
+        release,
+    )
+    .await
+}
+
+/// The version of what an order holds: when its latest HELD reservation changed, if it holds any.
+async fn version(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    sqlx::query_scalar(
         "SELECT max(updated_at) FROM reservations WHERE order_id = $1 AND status = $2",
     )
     .bind(order_id.as_uuid())
     .bind(ReservationStatus::Held.as_str())
     .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| RepairError::new(REPAIR, order_id, e))?;
-    let Some(version) = version else {
-        return Ok(Repaired::AlreadyConsistent(
-            "the order holds no stock".into(),
-        ));
-    };
-    let saga_id = order_id.to_string();
-    compensation::repair::<_, StockEvent>(
-        conn,
-        REPAIR,
-        &saga_id,
-        BRANCH,
-        Some(version),
-        async |conn| Ok(release(conn, order_id).await?),
-    )
     .await
 }

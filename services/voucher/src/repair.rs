@@ -29,23 +29,13 @@ pub async fn release_cancelled(
     conn: &mut PgConnection,
     order_id: OrderId,
 ) -> Result<Repaired, RepairError> {
-    const REPAIR: &str = "voucher-repair-release";
-    let Some(version) = version(conn, order_id)
-        .await
-        .map_err(|e| RepairError::new(REPAIR, order_id, e))?
-    else {
-        return Ok(Repaired::AlreadyConsistent(
-            Unchanged::NoVoucher.to_string(),
-        ));
-    };
-    let saga_id = order_id.to_string();
-    compensation::repair::<_, VoucherEvent>(
+    compensation::repair::<VoucherEvent, _, _, _>(
         conn,
-        REPAIR,
-        &saga_id,
+        "voucher-repair-release",
+        order_id,
         BRANCH,
-        Some(version),
-        async |conn| release(conn, order_id).await,
+        version,
+        release,
     )
     .await
 }

@@ -49,25 +49,29 @@ impl<T> Undo<T> {
     }
 }
 
-/// The compensation of `branch` of saga `saga_id`, answering the event `event_id`: through the
-/// barrier, then `undo` unless the barrier found a null compensation (it now blocks a late forward
-/// step) or a duplicate. Returns the event to emit, if any.
-pub async fn compensate<T, E>(
+/// The compensation of `branch` of saga `saga` (the order, in the order saga), answering the event
+/// `event_id`: through the barrier, then the service's `undo` of that saga unless the barrier found
+/// a null compensation (it now blocks a late forward step) or a duplicate. Returns the event to
+/// emit, if any.
+pub async fn compensate<S, T, E, Er>(
     conn: &mut PgConnection,
-    saga_id: &str,
+    saga: S,
     branch: &str,
     event_id: EventId,
-    undo: impl AsyncFnOnce(&mut PgConnection) -> Result<Undo<T>, HandlerError>,
+    undo: impl AsyncFnOnce(&mut PgConnection, S) -> Result<Undo<T>, Er>,
 ) -> Result<Vec<E>, HandlerError>
 where
+    S: fmt::Display + Copy,
     T: Into<E>,
+    Er: Into<HandlerError>,
 {
-    let gate = barrier::compensate(conn, saga_id, branch, event_id).await?;
+    let saga_id = saga.to_string();
+    let gate = barrier::compensate(conn, &saga_id, branch, event_id).await?;
     if gate != Gate::Proceed {
         tracing::info!(saga_id, branch, ?gate, "compensation: nothing to undo");
         return Ok(vec![]);
     }
-    Ok(match undo(conn).await? {
+    Ok(match undo(conn, saga).await.map_err(Into::into)? {
         Undo::Done(done) => vec![done.into()],
         Undo::Nothing(found) => {
             tracing::info!(saga_id, branch, %found, "compensation: nothing held");
@@ -82,30 +86,38 @@ where
 }
 
 /// The same undo as the repair `repair` (e.g. `voucher-repair-release`), in the caller's
-/// transaction, over the row it found last changed at `version`: the barrier records the
-/// compensation (so a compensation still on its way finds the work done), then `undo` runs whatever
-/// the barrier says, and its change is announced as an `E` under the repair's
-/// [event id](repair::event_id).
-pub async fn repair<T, E>(
+/// transaction. `version` reads when the row the saga holds here was last changed; with no such
+/// row there is nothing to repair. Otherwise the barrier records the compensation (so a
+/// compensation still on its way finds the work done), then `undo` runs whatever the barrier says,
+/// and its change is announced as an `E` under the repair's [event id](repair::event_id), which
+/// the version keeps the same for the same row.
+pub async fn repair<E, S, T, Er>(
     conn: &mut PgConnection,
     repair: &'static str,
-    saga_id: &str,
+    saga: S,
     branch: &str,
-    version: Option<OffsetDateTime>,
-    undo: impl AsyncFnOnce(&mut PgConnection) -> Result<Undo<T>, HandlerError>,
+    version: impl AsyncFnOnce(&mut PgConnection, S) -> Result<Option<OffsetDateTime>, sqlx::Error>,
+    undo: impl AsyncFnOnce(&mut PgConnection, S) -> Result<Undo<T>, Er>,
 ) -> Result<Repaired, RepairError>
 where
-    T: Into<E>,
     E: EventSet,
+    S: fmt::Display + Copy,
+    T: Into<E>,
+    Er: Into<HandlerError>,
 {
-    let event_id = repair::event_id(repair, saga_id, version);
-    barrier::compensate(conn, saga_id, branch, event_id)
+    let failed = |e: HandlerError| RepairError::new(repair, saga, e);
+    let Some(version) = version(conn, saga).await.map_err(|e| failed(e.into()))? else {
+        return Ok(Repaired::AlreadyConsistent(format!(
+            "{branch} holds nothing of saga {saga}"
+        )));
+    };
+    let saga_id = saga.to_string();
+    let event_id = repair::event_id(repair, &saga_id, Some(version));
+    barrier::compensate(conn, &saga_id, branch, event_id)
         .await
-        .map_err(|e| RepairError::new(repair, saga_id, e))?;
-    let found = undo(conn)
-        .await
-        .map_err(|e| RepairError::new(repair, saga_id, e))?;
+        .map_err(|e| failed(e.into()))?;
+    let found = undo(conn, saga).await.map_err(|e| failed(e.into()))?;
     repair::announce::<T, E>(conn, event_id, found.into_change())
         .await
-        .map_err(|e| RepairError::new(repair, saga_id, e))
+        .map_err(|e| failed(e.into()))
 }

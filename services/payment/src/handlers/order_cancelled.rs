@@ -22,15 +22,7 @@ pub async fn handle(
     event: OrderCancelled,
     ctx: &EventContext,
 ) -> Result<Vec<PaymentEvent>, HandlerError> {
-    let order_id = event.order_id;
-    compensation::compensate(
-        tx,
-        &order_id.to_string(),
-        BRANCH,
-        ctx.event_id,
-        async |tx| Ok(refund(tx, order_id).await?),
-    )
-    .await
+    compensation::compensate(tx, event.order_id, BRANCH, ctx.event_id, refund).await
 }
 
 /// Why a refund could not be made.

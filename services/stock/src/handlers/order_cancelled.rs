@@ -20,15 +20,7 @@ pub async fn handle(
     event: OrderCancelled,
     ctx: &EventContext,
 ) -> Result<Vec<StockEvent>, HandlerError> {
-    let order_id = event.order_id;
-    compensation::compensate(
-        tx,
-        &order_id.to_string(),
-        BRANCH,
-        ctx.event_id,
-        async |tx| Ok(release(tx, order_id).await?),
-    )
-    .await
+    compensation::compensate(tx, event.order_id, BRANCH, ctx.event_id, release).await
 }
 
 /// Why an order's stock could not be given back: the database, or a stored row the rules refuse.

@@ -18,15 +18,7 @@ pub async fn handle(
     event: OrderCancelled,
     ctx: &EventContext,
 ) -> Result<Vec<VoucherEvent>, HandlerError> {
-    let order_id = event.order_id;
-    compensation::compensate(
-        tx,
-        &order_id.to_string(),
-        BRANCH,
-        ctx.event_id,
-        async |tx| release(tx, order_id).await,
-    )
-    .await
+    compensation::compensate(tx, event.order_id, BRANCH, ctx.event_id, release).await
 }
 
 /// Makes the voucher an order holds available again, by the domain rule (a redeemed voucher stays
