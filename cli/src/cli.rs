@@ -3,7 +3,7 @@
 //! `jetsaga-lab` binary, and `jetsaga` hands those commands to it ([`crate::lab`]).
 
 use crate::targets::Targets;
-use crate::{audit, dlq, provision, reconcile, replay, stats, trace};
+use crate::{audit, console, dlq, provision, reconcile, replay, stats, trace};
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::future::Future;
@@ -41,6 +41,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Consumer lag, outbox backlog, dead letters and saga outcomes.
     Stats(stats::StatsArgs),
+    /// The same operations in a browser, for signed-in operators and viewers (default
+    /// http://127.0.0.1:8090).
+    Console(console::ConsoleArgs),
     /// Create or update the streams as the NATS admin (before services that may not).
     Provision(provision::ProvisionArgs),
     /// Sagas per second and saga latency, against this machine's ceiling measured in the same run
@@ -136,6 +139,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Dlq(args) => dlq::run(args, &targets, json).await,
         Command::Audit(args) => audit::run(args, &targets, json).await,
         Command::Stats(args) => stats::run(args, &targets, json).await,
+        Command::Console(args) => console::run(args, &targets).await,
         Command::Provision(args) => provision::run(args, &targets).await,
         Command::Dev(_) | Command::Bench(_) | Command::Chaos(_) => {
             unreachable!("lab commands are handed over in main")

@@ -18,10 +18,12 @@
 //! - [`dlq`]: `jetsaga dlq`, the dead letters of every service.
 //! - [`audit`]: `jetsaga audit`, every admin change and operator action over a time range.
 //! - [`stats`]: `jetsaga stats`, consumer lag, outbox backlog, dead letters, saga outcomes.
+//! - [`console`]: `jetsaga console`, the same operations in a browser for signed-in operators.
 //! - [`provision`]: `jetsaga provision`, the streams created or updated as the NATS admin.
 
 pub mod audit;
 pub mod cli;
+pub mod console;
 pub mod dlq;
 pub mod lab;
 pub mod output;

@@ -72,6 +72,17 @@ impl Sources {
             points: targets.read_only_pool(Producer::POINTS).await?,
         })
     }
+
+    /// The read-only pool on a service's database (the console reads through these too).
+    pub fn pool(&self, producer: Producer) -> &PgPool {
+        match producer {
+            Producer::ORDER => &self.order,
+            Producer::PAYMENT => &self.payment,
+            Producer::STOCK => &self.stock,
+            Producer::VOUCHER => &self.voucher,
+            _ => &self.points,
+        }
+    }
 }
 
 /// What to check.

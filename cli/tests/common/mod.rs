@@ -168,3 +168,136 @@ pub async fn poison_four_consumers(sys: &System) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("last seen: {}", last.lock().unwrap()))
 }
+
+/// A viewer of the console tests (`VIEWER_TOKENS`): may look, may not act.
+pub const VIEWERS: [(&str, &str); 1] = [("victor", "victor-token-for-the-console-tests")];
+
+/// `name=token,...` of a list of operators or viewers.
+pub fn tokens_setting(list: &[(&str, &str)]) -> String {
+    list.iter()
+        .map(|(n, t)| format!("{n}={t}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A running `jetsaga console` (the built binary) against a test [`System`], on a free port of
+/// 127.0.0.1. It is killed when dropped.
+#[derive(Debug)]
+pub struct ConsoleProcess {
+    child: tokio::process::Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl ConsoleProcess {
+    /// The console with the CLI tests' operators ([`OPERATORS`], e.g. `alice`) and viewers
+    /// ([`VIEWERS`], `victor`).
+    pub async fn start(sys: &System) -> anyhow::Result<ConsoleProcess> {
+        Self::start_with(
+            sys,
+            &[
+                ("ADMIN_TOKENS", &tokens_setting(&OPERATORS)),
+                ("VIEWER_TOKENS", &tokens_setting(&VIEWERS)),
+            ],
+        )
+        .await
+    }
+
+    /// The console with exactly these environment variables set (e.g. `ADMIN_TOKENS`,
+    /// `VIEWER_TOKENS`, `INSECURE_ADMIN`; none of them is inherited from the test's environment).
+    /// Waits until it answers; fails with its log when it exits or does not answer in 60 s.
+    pub async fn start_with(sys: &System, env: &[(&str, &str)]) -> anyhow::Result<ConsoleProcess> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut args = vec![
+            "--nats-url".to_owned(),
+            sys.nats_url().to_owned(),
+            "console".to_owned(),
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ];
+        for (flag, svc) in [
+            ("--order-db", Svc::Order),
+            ("--payment-db", Svc::Payment),
+            ("--stock-db", Svc::Stock),
+            ("--voucher-db", Svc::Voucher),
+            ("--points-db", Svc::Points),
+        ] {
+            args.push(flag.to_owned());
+            args.push(sys.database_url(svc)?);
+        }
+        for svc in [
+            Svc::Order,
+            Svc::Payment,
+            Svc::Stock,
+            Svc::Voucher,
+            Svc::Points,
+        ] {
+            for url in sys.bases(svc) {
+                args.push("--service-url".to_owned());
+                args.push(format!("{}={url}", svc.name()));
+            }
+        }
+        let log = std::env::temp_dir().join(format!("jetsaga-console-{port}.log"));
+        let file = std::fs::File::create(&log)
+            .with_context(|| format!("creating the console log {}", log.display()))?;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jetsaga"))
+            .args(&args)
+            .env_remove("ADMIN_TOKENS")
+            .env_remove("VIEWER_TOKENS")
+            .env_remove("INSECURE_ADMIN")
+            .env_remove("CONSOLE_LISTEN")
+            .env_remove("CONSOLE_SERVICE_URLS")
+            .envs(env.iter().copied())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting jetsaga console")?;
+        let client = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!(
+                    "jetsaga console exited with {status}:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            let answered = client
+                .get(format!("{base}/api/session"))
+                .timeout(std::time::Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok();
+            if answered {
+                return Ok(ConsoleProcess { child, base, log });
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                anyhow::bail!(
+                    "jetsaga console did not answer at {base} in 60 s:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// What the console printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ConsoleProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
