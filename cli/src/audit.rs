@@ -145,12 +145,7 @@ pub async fn run(args: AuditArgs, targets: &Targets, json: bool) -> Outcome {
         );
     }
     let js = targets.nats().await?;
-    let mut entries = Vec::new();
-    for participant in &participants::ALL {
-        entries.extend(admin_changes(&js, participant, since).await?);
-    }
-    entries.extend(dead_letter_decisions(&js, since).await?);
-    let entries = select(entries, &args, since, until);
+    let entries = collect(&js, &args, since, until).await?;
     if json {
         #[derive(Serialize)]
         struct Audit<'a> {
@@ -175,6 +170,22 @@ pub async fn run(args: AuditArgs, targets: &Targets, json: bool) -> Outcome {
         print!("{}", table(&entries));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every audited action from `since` to `until` that passes the filters of `args`, oldest
+/// first, read from the streams. `jetsaga audit` and the console's audit page both read here.
+pub async fn collect(
+    js: &jetstream::Context,
+    args: &AuditArgs,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for participant in &participants::ALL {
+        entries.extend(admin_changes(js, participant, since).await?);
+    }
+    entries.extend(dead_letter_decisions(js, since).await?);
+    Ok(select(entries, args, since, until))
 }
 
 /// The entries in the range that pass the filters, oldest first.

@@ -351,38 +351,49 @@ async fn show(targets: &Targets, json: bool, r: DeadLetterRef) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An operator's decision on a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub enum Action {
+    /// Publish the message again under a new `Nats-Msg-Id`.
     Requeue,
+    /// Mark it dealt with; nothing is published.
     Discard,
 }
 
-#[derive(Debug, Serialize)]
-struct ActionResult {
-    #[serde(rename = "ref")]
-    reference: String,
-    ok: bool,
-    /// The new `Nats-Msg-Id` of a requeue.
-    new_msg_id: Option<String>,
-    error: Option<String>,
+impl Action {
+    /// `requeued` or `discarded`.
+    pub const fn past(self) -> &'static str {
+        match self {
+            Action::Requeue => "requeued",
+            Action::Discard => "discarded",
+        }
+    }
 }
 
-/// Requeues or discards each dead letter; one that cannot be (not open, gone) is reported and the
-/// rest go on. Exit 1 when any failed.
-async fn act(
+/// What came of one decision: the new `Nats-Msg-Id` of a requeue (`None` for a discard), or why
+/// it was not made (not open, gone, NATS refused).
+#[derive(Debug)]
+pub struct Decided {
+    pub dead_letter: DeadLetterRef,
+    pub result: Result<Option<String>, dead_letter::DeadLetterError>,
+}
+
+/// Requeues or discards each dead letter as `actor`, one after the other; one that cannot be is
+/// reported and the rest go on. `jetsaga dlq requeue|discard` and the console both decide here,
+/// so a decision is recorded the same way (status, audit row, DLQ event naming the actor)
+/// whoever makes it. An unreachable database or NATS is an error.
+pub async fn decide(
     targets: &Targets,
-    json: bool,
     refs: &[DeadLetterRef],
-    signing: &Signing,
+    actor: &jetsaga_contracts::Actor,
     action: Action,
-) -> Outcome {
-    let operator = signing.operator()?;
-    let actor = operator.as_str();
+) -> anyhow::Result<Vec<Decided>> {
+    let actor = actor.as_str();
     let js = match action {
         Action::Requeue => Some(targets.nats().await?),
         Action::Discard => None,
     };
-    let mut results = Vec::new();
+    let mut decided = Vec::new();
     // One pool per service, however many of its dead letters are named.
     let mut pools = std::collections::HashMap::new();
     for r in refs {
@@ -403,29 +414,57 @@ async fn act(
                 .await
                 .map(|()| None),
         };
-        results.push(match result {
+        decided.push(Decided {
+            dead_letter: *r,
+            result,
+        });
+    }
+    Ok(decided)
+}
+
+#[derive(Debug, Serialize)]
+struct ActionResult {
+    #[serde(rename = "ref")]
+    reference: String,
+    ok: bool,
+    /// The new `Nats-Msg-Id` of a requeue.
+    new_msg_id: Option<String>,
+    error: Option<String>,
+}
+
+/// Requeues or discards each dead letter; exit 1 when any failed.
+async fn act(
+    targets: &Targets,
+    json: bool,
+    refs: &[DeadLetterRef],
+    signing: &Signing,
+    action: Action,
+) -> Outcome {
+    let operator = signing.operator()?;
+    let actor = operator.as_str();
+    let results: Vec<ActionResult> = decide(targets, refs, &operator, action)
+        .await?
+        .into_iter()
+        .map(|d| match d.result {
             Ok(new_msg_id) => ActionResult {
-                reference: r.to_string(),
+                reference: d.dead_letter.to_string(),
                 ok: true,
                 new_msg_id,
                 error: None,
             },
             Err(e) => ActionResult {
-                reference: r.to_string(),
+                reference: d.dead_letter.to_string(),
                 ok: false,
                 new_msg_id: None,
                 error: Some(e.to_string()),
             },
-        });
-    }
+        })
+        .collect();
     let failed = results.iter().filter(|r| !r.ok).count();
     if json {
         output::json(&results)?;
     } else {
-        let verb = match action {
-            Action::Requeue => "requeued",
-            Action::Discard => "discarded",
-        };
+        let verb = action.past();
         for r in &results {
             match (&r.error, &r.new_msg_id) {
                 (Some(e), _) => println!("{}: not {verb}: {e}", r.reference),

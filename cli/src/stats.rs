@@ -73,6 +73,29 @@ pub async fn run(_args: StatsArgs, targets: &Targets, json: bool) -> Outcome {
 
 pub async fn collect(targets: &Targets) -> anyhow::Result<Stats> {
     let js = targets.nats().await?;
+    let (consumers, streams) = consumer_lags(&js).await?;
+    let mut services = Vec::new();
+    let mut sagas = Outcomes::default();
+    for producer in Producer::ALL {
+        let pool = targets.read_only_pool(producer).await?;
+        services.push(service_stats(&pool, producer).await?);
+        if producer == Producer::ORDER {
+            sagas = outcomes(&pool).await?;
+        }
+    }
+    Ok(Stats {
+        consumers,
+        services,
+        sagas,
+        streams,
+    })
+}
+
+/// Every durable consumer's position, and the messages in each stream (`jetsaga stats` and the
+/// console's health page).
+pub async fn consumer_lags(
+    js: &async_nats::jetstream::Context,
+) -> anyhow::Result<(Vec<ConsumerLag>, Vec<(&'static str, u64)>)> {
     let mut consumers = Vec::new();
     let mut streams = Vec::new();
     for producer in Producer::ALL {
@@ -107,36 +130,30 @@ pub async fn collect(targets: &Targets) -> anyhow::Result<Stats> {
         }
     }
     consumers.sort_by(|a, b| (&a.service, &a.consumer).cmp(&(&b.service, &b.consumer)));
-    let mut services = Vec::new();
-    let mut sagas = Outcomes::default();
-    for producer in Producer::ALL {
-        let pool = targets.read_only_pool(producer).await?;
-        let outbox = saga_kit::outbox::standing(&pool)
-            .await
-            .with_context(|| format!("reading the outbox of {producer}"))?;
-        let dead_letters_open = saga_kit::dead_letter::open_count(&pool)
-            .await
-            .with_context(|| format!("reading the dead letters of {producer}"))?;
-        services.push(ServiceStats {
-            service: producer.service(),
-            outbox_backlog: outbox.backlog,
-            outbox_retrying: outbox.retrying,
-            outbox_parked: outbox.parked,
-            dead_letters_open,
-        });
-        if producer == Producer::ORDER {
-            sagas = outcomes(&pool).await?;
-        }
-    }
-    Ok(Stats {
-        consumers,
-        services,
-        sagas,
-        streams,
+    Ok((consumers, streams))
+}
+
+/// A service's outbox and dead letters, from its database.
+pub async fn service_stats(
+    pool: &sqlx::PgPool,
+    producer: Producer,
+) -> anyhow::Result<ServiceStats> {
+    let outbox = saga_kit::outbox::standing(pool)
+        .await
+        .with_context(|| format!("reading the outbox of {producer}"))?;
+    let dead_letters_open = saga_kit::dead_letter::open_count(pool)
+        .await
+        .with_context(|| format!("reading the dead letters of {producer}"))?;
+    Ok(ServiceStats {
+        service: producer.service(),
+        outbox_backlog: outbox.backlog,
+        outbox_retrying: outbox.retrying,
+        outbox_parked: outbox.parked,
+        dead_letters_open,
     })
 }
 
-async fn outcomes(pool: &sqlx::PgPool) -> anyhow::Result<Outcomes> {
+pub async fn outcomes(pool: &sqlx::PgPool) -> anyhow::Result<Outcomes> {
     let rows: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
         "SELECT status, cancel_reason, count(*),
                 count(*) FILTER (WHERE status = 'PENDING' AND deadline < now())

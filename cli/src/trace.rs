@@ -357,6 +357,7 @@ mod tests {
             time: t,
             stored: t,
             payload: serde_json::from_slice(&e.to_payload()).unwrap(),
+            headers: Default::default(),
         }
     }
 

@@ -163,6 +163,38 @@ pub async fn run(
     Ok(findings)
 }
 
+/// The verdict on one order, by the same rules as a full check (the console shows it beside the
+/// saga); `None` for an order the order database does not hold.
+pub async fn one_order(
+    src: &Sources,
+    order_id: OrderId,
+    opts: &Options,
+) -> anyhow::Result<Option<Verdict>> {
+    let now: OffsetDateTime = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&src.order)
+        .await
+        .context("reading the time of the order database")?;
+    let clock = Clock {
+        now,
+        slack: opts.slack,
+        settle: opts.settle,
+    };
+    let row: Option<OrderTuple> = sqlx::query_as(
+        "SELECT order_id, customer_id, status, total_cents, discount_cents, voucher_code,
+                points_spent, deadline, updated_at, created_at
+         FROM orders WHERE order_id = $1",
+    )
+    .bind(order_id.as_uuid())
+    .fetch_optional(&src.order)
+    .await
+    .with_context(|| format!("reading order {order_id} from the order database"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let facts = facts_of(src, vec![order_row(row)?]).await?;
+    Ok(facts.first().map(|f| rules::judge_order(f, &clock)))
+}
+
 fn bounds(day: Option<BusinessDay>) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
     (day.map(|d| d.start), day.map(|d| d.end))
 }

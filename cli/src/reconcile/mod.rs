@@ -146,19 +146,19 @@ pub async fn run(args: ReconcileArgs, targets: &Targets, json: bool) -> Outcome 
         progress: !json && std::io::stderr().is_terminal(),
     };
     let sources = check::Sources::connect(targets).await?;
-    let first = check::run(&sources, &options, settlement_rows.as_deref()).await?;
-
-    let mut repairs = None;
-    let mut remaining = first.differences.clone();
-    let mut in_flight = 0;
-    if args.repair && first.differences.iter().any(|d| !d.needs_person()) {
-        let done = repair::run(&first.differences, targets).await?;
-        let recheck = check::run(&sources, &options, settlement_rows.as_deref()).await?;
-        (remaining, in_flight) = after_repair(recheck.differences, &done);
-        repairs = Some(done);
-    } else if args.repair {
-        repairs = Some(Vec::new());
-    }
+    let Reconciled {
+        first,
+        repairs,
+        remaining,
+        in_flight,
+    } = reconcile(
+        &sources,
+        targets,
+        &options,
+        settlement_rows.as_deref(),
+        args.repair,
+    )
+    .await?;
 
     let report = report::Report {
         date: args.date.map(|d| d.to_string()),
@@ -177,6 +177,49 @@ pub async fn run(args: ReconcileArgs, targets: &Targets, json: bool) -> Outcome 
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// What one reconcile found and, with a repair, what it did and what is left.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    /// The first check.
+    pub first: check::Findings,
+    /// With a repair: each repair and its outcome (empty when nothing was repairable).
+    pub repairs: Option<Vec<repair::RepairResult>>,
+    /// What the re-check after the repairs still finds (without a repair: the first check's).
+    pub remaining: Vec<Difference>,
+    /// Compensations of orders the repair cancelled, on their way (not counted as remaining).
+    pub in_flight: usize,
+}
+
+/// Checks, and with `repair` repairs every repairable difference and checks again. Both
+/// `jetsaga reconcile` and the console's reconcile page run this; the caller has settled who
+/// repairs before.
+pub async fn reconcile(
+    sources: &check::Sources,
+    targets: &Targets,
+    options: &Options,
+    settlement_rows: Option<&[settlement::SettlementRow]>,
+    repair: bool,
+) -> anyhow::Result<Reconciled> {
+    let first = check::run(sources, options, settlement_rows).await?;
+    let mut repairs = None;
+    let mut remaining = first.differences.clone();
+    let mut in_flight = 0;
+    if repair && first.differences.iter().any(|d| !d.needs_person()) {
+        let done = repair::run(&first.differences, targets).await?;
+        let recheck = check::run(sources, options, settlement_rows).await?;
+        (remaining, in_flight) = after_repair(recheck.differences, &done);
+        repairs = Some(done);
+    } else if repair {
+        repairs = Some(Vec::new());
+    }
+    Ok(Reconciled {
+        first,
+        repairs,
+        remaining,
+        in_flight,
     })
 }
 

@@ -26,6 +26,9 @@ pub struct TraceEvent {
     pub stored: OffsetDateTime,
     /// The JSON payload.
     pub payload: serde_json::Value,
+    /// Every header as stored (`ce-*`, `traceparent`, `correlation-id`, ...), names in lowercase;
+    /// a header given twice keeps its last value.
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a saga could not be read.
@@ -99,6 +102,17 @@ pub async fn read_saga(
                 time,
                 stored: msg.time,
                 payload: serde_json::from_slice(&msg.payload).unwrap_or(serde_json::Value::Null),
+                headers: msg
+                    .headers
+                    .iter()
+                    .filter_map(|(name, values)| {
+                        let value = values.last()?;
+                        Some((
+                            name.to_string().to_ascii_lowercase(),
+                            value.as_str().to_owned(),
+                        ))
+                    })
+                    .collect(),
             });
         }
     }

@@ -64,10 +64,22 @@ pub async fn get_order(
     Path(raw_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let order_id: OrderId = parse_id("order id", &raw_id)?;
-    let order = store::find_order(&state.rt.pool, order_id)
+    let view = view(&state.rt.pool, order_id)
         .await?
         .ok_or_else(|| order_not_found(order_id))?;
-    let lines = store::lines(&state.rt.pool, order_id).await?;
+    Ok(axum::Json(view))
+}
+
+/// The order as `GET /orders/{id}` answers it, or `None` for an order this database does not
+/// hold. Also what `jetsaga console` shows of an order, so both say the same.
+pub async fn view(
+    pool: &sqlx::PgPool,
+    order_id: OrderId,
+) -> Result<Option<OrderView>, sqlx::Error> {
+    let Some(order) = store::find_order(pool, order_id).await? else {
+        return Ok(None);
+    };
+    let lines = store::lines(pool, order_id).await?;
     let items = lines
         .iter()
         .map(|l| LineView {
@@ -80,7 +92,7 @@ pub async fn get_order(
         OrderStatus::Cancelled => order.cancel_reason.map(|r| r.as_str()),
         _ => None,
     };
-    Ok(axum::Json(OrderView {
+    Ok(Some(OrderView {
         order_id: order.order_id,
         customer_id: order.customer_id,
         status: order.status.as_str(),
