@@ -4,10 +4,60 @@
 mod common;
 
 use anyhow::Context as _;
-use common::{token_of, ConsoleProcess, VIEWERS};
-use jetsaga_scenarios::{System, SystemOptions};
+use common::{
+    poison_four_consumers, token_of, tokens_setting, ConsoleProcess, Jetsaga, OPERATORS,
+    POISONED_SERVICES, VIEWERS,
+};
+use jetsaga_scenarios::checker::assert_invariants;
+use jetsaga_scenarios::ledger::new_sku;
+use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use uuid::Uuid;
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// The console of these tests with the reconciler judging every ended saga at once (the sagas
+/// of a test are over before it looks), and its operators and viewers.
+async fn console(sys: &System) -> anyhow::Result<ConsoleProcess> {
+    ConsoleProcess::start_with(
+        sys,
+        &[
+            ("ADMIN_TOKENS", &tokens_setting(&OPERATORS)),
+            ("VIEWER_TOKENS", &tokens_setting(&VIEWERS)),
+            ("CONSOLE_SETTLE_SECS", "0"),
+        ],
+    )
+    .await
+}
+
+/// A person signed in with `token`.
+async fn signed_in(console: &ConsoleProcess, token: &str) -> anyhow::Result<Browser> {
+    let mut browser = Browser::new(console);
+    let (status, who) = browser.sign_in(token).await?;
+    anyhow::ensure!(status == StatusCode::OK, "sign-in refused: {who}");
+    Ok(browser)
+}
+
+/// The open dead letters as `(service, id)`.
+async fn open_letters(browser: &Browser) -> anyhow::Result<BTreeSet<(String, i64)>> {
+    let (status, doc) = browser.get("/api/dead-letters").await?;
+    anyhow::ensure!(status == StatusCode::OK, "{doc}");
+    Ok(doc["groups"]
+        .as_array()
+        .context("groups")?
+        .iter()
+        .flat_map(|g| g["letters"].as_array().cloned().unwrap_or_default())
+        .map(|l| {
+            (
+                l["service"].as_str().unwrap_or_default().to_owned(),
+                l["id"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect())
+}
 
 /// A person at the console: their session cookie, once signed in.
 struct Browser {
@@ -70,7 +120,6 @@ impl Browser {
         self.call(Method::GET, path, None).await
     }
 
-    #[allow(dead_code)] // the write tests come next
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
         self.call(Method::POST, path, Some(body)).await
     }
@@ -156,5 +205,518 @@ async fn without_operators_the_console_refuses_to_start_unless_insecure_by_choic
     let (status, who) = anyone.get("/api/session").await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(who, json!({"name": "anonymous", "role": "operator"}));
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_session_every_api_route_answers_401() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let console = console(&sys).await?;
+    let order = Uuid::new_v4().to_string();
+    let routes = [
+        (Method::GET, "/api/session".to_owned()),
+        (Method::DELETE, "/api/session".to_owned()),
+        (Method::GET, "/api/sagas".to_owned()),
+        (Method::GET, format!("/api/sagas/{order}")),
+        (Method::GET, "/api/outcomes".to_owned()),
+        (Method::GET, "/api/dead-letters".to_owned()),
+        (Method::POST, "/api/dead-letters/requeue".to_owned()),
+        (Method::POST, "/api/dead-letters/discard".to_owned()),
+        (Method::POST, "/api/reconcile".to_owned()),
+        (Method::POST, "/api/reconcile/repair".to_owned()),
+        (Method::GET, "/api/health".to_owned()),
+        (Method::GET, "/api/audit".to_owned()),
+        (Method::GET, "/api/live".to_owned()),
+        (Method::GET, "/api/no-such-route".to_owned()),
+    ];
+    let mut forged = Browser::new(&console);
+    forged.cookie = Some(
+        "jetsaga_console=0000000000000000000000000000000000000000000000000000000000000000".into(),
+    );
+    for browser in [Browser::new(&console), forged] {
+        for (method, path) in &routes {
+            let body = (method == Method::POST)
+                .then(|| json!({"group": "x", "reason": "x", "confirm": true}));
+            let (status, doc) = browser.call(method.clone(), path, body).await?;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {doc}");
+            assert_eq!(doc["error"], "unauthorized", "{method} {path}");
+            assert!(doc["message"].is_string(), "{method} {path}: {doc}");
+        }
+    }
+    // A wrong bearer token is no better; the right one is a session of its own.
+    let client = reqwest::Client::new();
+    let wrong = client
+        .get(format!("{}/api/sagas", console.base_url()))
+        .bearer_auth("not-a-token-of-anyone-here")
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = client
+        .get(format!("{}/api/sagas", console.base_url()))
+        .bearer_auth(token_of("alice"))
+        .send()
+        .await?;
+    assert_eq!(right.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_viewer_is_refused_every_write_and_nothing_changes() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    poison_four_consumers(&sys).await?;
+    let console = console(&sys).await?;
+    let victor = signed_in(&console, VIEWERS[0].1).await?;
+    let before = open_letters(&victor).await?;
+    assert_eq!(before.len(), 4, "{before:?}");
+    let (_, doc) = victor.get("/api/dead-letters").await?;
+    let group = doc["groups"][0]["key"]
+        .as_str()
+        .context("a group")?
+        .to_owned();
+
+    for (path, body) in [
+        (
+            "/api/dead-letters/requeue",
+            json!({"group": group, "reason": "try again"}),
+        ),
+        (
+            "/api/dead-letters/discard",
+            json!({"letters": [{"service": "payment", "id": 1}], "reason": "junk"}),
+        ),
+        (
+            "/api/reconcile/repair",
+            json!({"date": null, "settlement": null, "confirm": true}),
+        ),
+    ] {
+        let (status, answer) = victor.post(path, body).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
+        assert_eq!(answer["error"], "forbidden", "{path}");
+    }
+    assert_eq!(
+        open_letters(&victor).await?,
+        before,
+        "nothing was requeued or discarded"
+    );
+    let (_, audit) = victor.get("/api/audit").await?;
+    assert_eq!(
+        audit["entries"].as_array().map(Vec::len),
+        Some(0),
+        "{audit}"
+    );
+
+    // Looking is allowed: the reconciler's check only reads.
+    let (status, checked) = victor.post("/api/reconcile", json!({})).await?;
+    assert_eq!(status, StatusCode::OK, "{checked}");
+    assert!(checked["differences"].is_array(), "{checked}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_sagas_list_pages_by_key_and_filters_by_reason() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let api = sys.api.clone();
+    let mut ledger = Ledger::default();
+    let mug = new_sku("MUG");
+    ledger.sku(&api, &mug, 1_000, 100).await?;
+    let rich = ledger.customer(&api, 100_000).await?;
+    let poor = ledger.customer(&api, 10).await?;
+    let mut confirmed = BTreeSet::new();
+    let mut failed = BTreeSet::new();
+    for _ in 0..4 {
+        confirmed.insert(ledger.order(&api, &rich, &[(&mug, 1)], None).await?);
+    }
+    for _ in 0..3 {
+        failed.insert(ledger.order(&api, &poor, &[(&mug, 1)], None).await?);
+    }
+    assert_invariants(&api, &ledger, SETTLE).await?;
+    let console = console(&sys).await?;
+    let alice = signed_in(&console, token_of("alice")).await?;
+
+    // Walk every page of two: each order once, newest first, and the last page says so.
+    let mut seen = Vec::new();
+    let mut path = "/api/sagas?limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let (status, page) = alice.get(&path).await?;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let sagas = page["sagas"].as_array().context("sagas")?;
+        assert!(sagas.len() <= 2, "{page}");
+        for saga in sagas {
+            seen.push((
+                saga["created_at"].as_str().unwrap_or_default().to_owned(),
+                saga["order_id"].as_str().unwrap_or_default().to_owned(),
+            ));
+            assert_eq!(saga["overdue"], false);
+        }
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/sagas?limit=2&after={next}"),
+            None => break,
+        }
+        anyhow::ensure!(pages < 10, "the pages never end");
+    }
+    assert_eq!(pages, 4, "7 orders in pages of 2");
+    let ids: BTreeSet<String> = seen.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(ids.len(), seen.len(), "no order twice: {seen:?}");
+    assert_eq!(
+        ids,
+        confirmed.union(&failed).cloned().collect(),
+        "no order left out"
+    );
+    let times: Vec<&String> = seen.iter().map(|(t, _)| t).collect();
+    let mut newest_first = times.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, newest_first, "newest first");
+
+    // Filters
+    let ids_of = |page: &Value| -> BTreeSet<String> {
+        page["sagas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["order_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (_, page) = alice.get("/api/sagas?reason=payment_failed").await?;
+    assert_eq!(ids_of(&page), failed);
+    assert!(page["sagas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|s| s["status"] == "CANCELLED" && s["cancel_reason"] == "payment_failed"));
+    let (_, page) = alice.get("/api/sagas?status=CONFIRMED").await?;
+    assert_eq!(ids_of(&page), confirmed);
+    let (_, page) = alice
+        .get(&format!("/api/sagas?customer={poor}&status=CANCELLED"))
+        .await?;
+    assert_eq!(ids_of(&page), failed);
+    let (_, page) = alice.get("/api/sagas?reason=stock_failed").await?;
+    assert!(ids_of(&page).is_empty());
+    let (_, page) = alice.get("/api/sagas?overdue=true").await?;
+    assert!(ids_of(&page).is_empty());
+    let (_, page) = alice
+        .get("/api/sagas?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z")
+        .await?;
+    assert!(ids_of(&page).is_empty());
+    let (status, bad) = alice.get("/api/sagas?reason=bored").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["error"], "bad_filter");
+    let (status, _) = alice.get("/api/sagas?limit=0").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The outcomes per minute count them all.
+    let (_, outcomes) = alice.get("/api/outcomes?minutes=60").await?;
+    let sum = |k: &str| -> i64 {
+        outcomes["minutes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m[k].as_i64())
+            .sum()
+    };
+    assert_eq!((sum("confirmed"), sum("cancelled")), (4, 3), "{outcomes}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_saga_shows_its_steps_trace_id_and_verdict() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let api = sys.api.clone();
+    let mut ledger = Ledger::default();
+    let mug = new_sku("MUG");
+    ledger.sku(&api, &mug, 1_250, 10).await?;
+    let alice_customer = ledger.customer(&api, 10_000).await?;
+    let order = ledger
+        .order(&api, &alice_customer, &[(&mug, 2)], None)
+        .await?;
+    assert_invariants(&api, &ledger, SETTLE).await?;
+    let console = console(&sys).await?;
+    let alice = signed_in(&console, token_of("alice")).await?;
+
+    let (status, saga) = alice.get(&format!("/api/sagas/{order}")).await?;
+    assert_eq!(status, StatusCode::OK, "{saga}");
+    assert_eq!(saga["order"]["status"], "CONFIRMED");
+    assert_eq!(saga["order"]["total_cents"], 2_500);
+    assert_eq!(saga["order"]["items"][0]["sku"], mug.as_str());
+    assert_eq!(saga["summary"]["status"], "CONFIRMED");
+    let steps = saga["steps"].as_array().context("steps")?;
+    let events: Vec<&str> = steps.iter().filter_map(|s| s["event"].as_str()).collect();
+    assert_eq!(events.first(), Some(&"orders.created"), "{events:?}");
+    assert!(events.contains(&"payments.succeeded"), "{events:?}");
+    assert!(events.contains(&"orders.confirmed"), "{events:?}");
+    for step in steps {
+        assert_eq!(step["headers"]["ce-id"], step["event_id"], "{step}");
+        assert_eq!(step["headers"]["correlation-id"], order.as_str(), "{step}");
+        assert_eq!(step["payload"]["order_id"], order.as_str(), "{step}");
+    }
+    assert_eq!(steps[0]["caused_by"], Value::Null);
+    let trace_id = saga["trace_id"].as_str().context("a trace id")?;
+    assert_eq!(trace_id.len(), 32);
+    assert!(
+        steps[0]["headers"]["traceparent"]
+            .as_str()
+            .is_some_and(|t| t.contains(trace_id)),
+        "{saga}"
+    );
+    assert_eq!(
+        saga["services"],
+        json!(["order", "voucher", "points", "payment", "stock"])
+    );
+    assert_eq!(saga["verdict"]["clean"], true, "{saga}");
+    assert_eq!(saga["verdict"]["state"], "judged", "{saga}");
+
+    let (status, missing) = alice.get(&format!("/api/sagas/{}", Uuid::new_v4())).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(missing["error"], "saga_not_found");
+    let (status, _) = alice.get("/api/sagas/not-an-order").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    Ok(())
+}
+
+#[tokio::test]
+async fn requeuing_a_dead_letter_group_from_the_console_is_signed_by_the_operator(
+) -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    poison_four_consumers(&sys).await?;
+    let console = console(&sys).await?;
+    let bob = signed_in(&console, token_of("bob")).await?;
+
+    let (_, doc) = bob.get("/api/dead-letters").await?;
+    let groups = doc["groups"].as_array().context("groups")?;
+    let services: BTreeSet<&str> = groups
+        .iter()
+        .filter_map(|g| g["service"].as_str())
+        .collect();
+    assert_eq!(services, BTreeSet::from(POISONED_SERVICES), "{doc}");
+    let payment = groups
+        .iter()
+        .find(|g| g["service"] == "payment")
+        .context("the payment group")?;
+    assert_eq!(payment["count"], 1);
+    let letter = &payment["letters"][0];
+    assert_eq!(letter["raw"], "{not json");
+    assert_eq!(letter["kind"], payment["kind"]);
+    let key = payment["key"].as_str().context("key")?.to_owned();
+    let requeued = ("payment".to_owned(), letter["id"].as_i64().context("id")?);
+
+    // A decision without a reason is refused, and nothing is done.
+    let (status, refused) = bob
+        .post(
+            "/api/dead-letters/requeue",
+            json!({"group": key, "reason": " "}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error"], "reason_required");
+    assert!(open_letters(&bob).await?.contains(&requeued));
+
+    let (status, answer) = bob
+        .post(
+            "/api/dead-letters/requeue",
+            json!({"group": key, "reason": "the payment service is fixed"}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["done"],
+        json!([{"service": "payment", "id": requeued.1}])
+    );
+    assert_eq!(answer["failed"], json!([]));
+    assert_eq!(answer["by"], "bob");
+    assert!(
+        !open_letters(&bob).await?.contains(&requeued),
+        "the requeued letter left the open list"
+    );
+    // Discarding one named letter works the same way.
+    let (status, answer) = bob
+        .post(
+            "/api/dead-letters/discard",
+            json!({"letters": [{"service": "stock", "id": 1}], "reason": "junk"}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["done"], json!([{"service": "stock", "id": 1}]));
+
+    // The audit shows both under bob's name, in the console and in `jetsaga audit`.
+    let (_, audit) = bob.get("/api/audit?operator=bob").await?;
+    let kinds: BTreeSet<&str> = audit["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["operator"] == "bob")
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["dlq.requeued", "dlq.discarded"]),
+        "{audit}"
+    );
+    let (code, cli) = Jetsaga::new(&sys)?
+        .json(&["audit", "--operator", "bob", "--kind", "dlq.requeued"])
+        .await?;
+    assert_eq!(code, 0);
+    let entries = cli["entries"].as_array().context("entries")?;
+    assert_eq!(entries.len(), 1, "{cli}");
+    assert_eq!(entries[0]["service"], "payment");
+    // And `jetsaga dlq show` names bob as who requeued it.
+    let (_, shown) = Jetsaga::new(&sys)?
+        .json(&["dlq", "show", &format!("payment:{}", requeued.1)])
+        .await?;
+    assert_eq!(shown["audit"][0]["actor"], "bob", "{shown}");
+    assert_eq!(shown["audit"][0]["action"], "requeued", "{shown}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_planted_difference_is_shown_and_repaired_after_confirmation() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let api = sys.api.clone();
+    let mut ledger = Ledger::default();
+    let mug = new_sku("MUG");
+    ledger.sku(&api, &mug, 1_000, 5).await?;
+    let customer = ledger.customer(&api, 100_000).await?;
+    // Charged, then refunded when stock failed.
+    let cancelled = ledger.order(&api, &customer, &[(&mug, 20)], None).await?;
+    let outcome = assert_invariants(&api, &ledger, SETTLE).await?;
+    assert_eq!(outcome.reason(&cancelled), "stock_failed");
+    let console = console(&sys).await?;
+    let alice = signed_in(&console, token_of("alice")).await?;
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let (_, clean) = alice.post("/api/reconcile", json!({"date": today})).await?;
+    assert_eq!(clean["clean"], true, "{clean}");
+
+    // Plant: the cancelled order's payment is CHARGED again (the balance moved with it).
+    let payment_db = sys.db(Svc::Payment).await?;
+    let (payer, amount): (Uuid, i64) = sqlx::query_as(
+        "UPDATE payments SET status = 'CHARGED' WHERE order_id = $1 RETURNING customer_id, amount_cents",
+    )
+    .bind(Uuid::parse_str(&cancelled)?)
+    .fetch_one(&payment_db)
+    .await?;
+    sqlx::query("UPDATE accounts SET balance_cents = balance_cents - $2 WHERE customer_id = $1")
+        .bind(payer)
+        .bind(amount)
+        .execute(&payment_db)
+        .await?;
+
+    let (status, checked) = alice
+        .post("/api/reconcile", json!({"date": today, "settlement": null}))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{checked}");
+    assert_eq!(checked["clean"], false);
+    let differences = checked["differences"].as_array().context("differences")?;
+    assert_eq!(differences.len(), 1, "{checked}");
+    let d = &differences[0];
+    assert_eq!(d["kind"], "status_mismatch");
+    assert_eq!(d["service"], "payment");
+    assert_eq!(d["order_id"], cancelled.as_str());
+    assert_eq!(d["repairable"], true);
+    assert!(
+        d["repair"].as_str().is_some_and(|r| r.contains("refund")),
+        "{d}"
+    );
+    let id = d["id"].as_str().context("id")?.to_owned();
+    // The saga's own page shows it too.
+    let (_, saga) = alice.get(&format!("/api/sagas/{cancelled}")).await?;
+    assert_eq!(saga["verdict"]["clean"], false, "{saga}");
+    assert_eq!(saga["verdict"]["differences"][0]["service"], "payment");
+
+    // Without the confirmation nothing is repaired.
+    let (status, refused) = alice
+        .post("/api/reconcile/repair", json!({"date": today}))
+        .await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error"], "confirmation_required");
+    let (_, still) = alice.post("/api/reconcile", json!({"date": today})).await?;
+    assert_eq!(
+        still["differences"].as_array().map(Vec::len),
+        Some(1),
+        "{still}"
+    );
+
+    let (status, repaired) = alice
+        .post(
+            "/api/reconcile/repair",
+            json!({"date": today, "confirm": true}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{repaired}");
+    assert_eq!(repaired["by"], "alice");
+    assert_eq!(repaired["repaired"][0]["id"], id.as_str(), "{repaired}");
+    assert_eq!(
+        repaired["repaired"][0]["event_type"],
+        "jetsaga.payments.refunded.v1"
+    );
+    assert_eq!(repaired["left"], json!([]), "{repaired}");
+    let (_, after) = alice.post("/api/reconcile", json!({"date": today})).await?;
+    assert_eq!(after["clean"], true, "{after}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_shows_every_service_and_instance_and_live_sends_the_figures() -> anyhow::Result<()>
+{
+    let sys = System::start(SystemOptions::default()).await?;
+    let api = sys.api.clone();
+    let mut ledger = Ledger::default();
+    let mug = new_sku("MUG");
+    ledger.sku(&api, &mug, 1_000, 10).await?;
+    let rich = ledger.customer(&api, 10_000).await?;
+    ledger.order(&api, &rich, &[(&mug, 1)], None).await?;
+    assert_invariants(&api, &ledger, SETTLE).await?;
+    let console = console(&sys).await?;
+    let victor = signed_in(&console, VIEWERS[0].1).await?;
+
+    let (status, health) = victor.get("/api/health").await?;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    let services = health["services"].as_array().context("services")?;
+    let names: Vec<&str> = services
+        .iter()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    assert_eq!(names, ["order", "voucher", "points", "payment", "stock"]);
+    let mut consumers = 0;
+    for s in services {
+        assert_eq!(s["database"], true, "{s}");
+        assert_eq!(s["nats"], true, "{s}");
+        let instances = s["instances"].as_array().context("instances")?;
+        assert!(!instances.is_empty(), "{s}");
+        assert!(instances.iter().all(|i| i["ready"] == true), "{s}");
+        assert_eq!(s["dead_letters_open"], 0, "{s}");
+        assert_eq!(s["parked"], 0, "{s}");
+        consumers += s["consumers"].as_array().map(Vec::len).unwrap_or_default();
+    }
+    assert_eq!(consumers, 11, "every durable consumer: {health}");
+
+    // Live: a `change` event with the figures, without asking again.
+    let mut live = victor
+        .client
+        .get(format!("{}/api/live", console.base_url()))
+        .header("cookie", victor.cookie.clone().context("cookie")?)
+        .send()
+        .await?;
+    assert_eq!(live.status(), StatusCode::OK);
+    assert!(live.headers()["content-type"]
+        .to_str()?
+        .starts_with("text/event-stream"));
+    let mut text = String::new();
+    let data = loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), live.chunk())
+            .await
+            .context("no live event")??
+            .context("the live stream ended")?;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(line) = text
+            .split("event: change\n")
+            .nth(1)
+            .and_then(|rest| rest.lines().next())
+            .and_then(|l| l.strip_prefix("data: "))
+        {
+            break serde_json::from_str::<Value>(line)?;
+        }
+    };
+    assert_eq!(data["confirmed"], 1, "{data}");
+    assert_eq!(data["pending"], 0, "{data}");
+    assert_eq!(data["dead_letters_open"], 0, "{data}");
     Ok(())
 }

@@ -79,6 +79,46 @@ pub struct ConsoleArgs {
         value_name = "SERVICE=URL"
     )]
     pub service_urls: Vec<ServiceUrl>,
+    /// The reconciler's slack: a PENDING order is stuck this many seconds after its deadline
+    /// (`jetsaga reconcile --slack-secs`).
+    #[arg(
+        long,
+        env = "CONSOLE_SLACK_SECS",
+        value_name = "SECS",
+        default_value_t = 30
+    )]
+    pub slack_secs: u32,
+    /// The reconciler's settle time: an order that ended less than this many seconds ago is not
+    /// judged yet (`jetsaga reconcile --settle-secs`).
+    #[arg(
+        long,
+        env = "CONSOLE_SETTLE_SECS",
+        value_name = "SECS",
+        default_value_t = 10
+    )]
+    pub settle_secs: u32,
+}
+
+/// How the reconciler judges time, on the reconcile page and in a saga's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub slack: time::Duration,
+    pub settle: time::Duration,
+}
+
+impl Timing {
+    /// The reconciler's options for a check of `day` (every order when `None`).
+    pub fn options(
+        self,
+        day: Option<crate::reconcile::check::BusinessDay>,
+    ) -> crate::reconcile::check::Options {
+        crate::reconcile::check::Options {
+            day,
+            slack: self.slack,
+            settle: self.settle,
+            progress: false,
+        }
+    }
 }
 
 /// One service instance's base URL, e.g. `payment=http://127.0.0.1:8081`.
@@ -164,6 +204,14 @@ impl ConsoleArgs {
         }
     }
 
+    /// The reconciler's timing from the settings.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            slack: time::Duration::seconds(i64::from(self.slack_secs)),
+            settle: time::Duration::seconds(i64::from(self.settle_secs)),
+        }
+    }
+
     /// The service instances to ask for health: those given, else the design's addresses.
     pub fn service_urls(&self) -> Vec<ServiceUrl> {
         if !self.service_urls.is_empty() {
@@ -191,6 +239,7 @@ pub struct ConsoleState {
     pub access: Access,
     pub sessions: Sessions,
     pub service_urls: Vec<ServiceUrl>,
+    pub timing: Timing,
     pub http: reqwest::Client,
 }
 
@@ -203,6 +252,7 @@ impl ConsoleState {
         targets: &Targets,
         access: Access,
         service_urls: Vec<ServiceUrl>,
+        timing: Timing,
     ) -> anyhow::Result<Shared> {
         let sources = Sources::connect(targets).await?;
         let js = targets.nats().await?;
@@ -217,6 +267,7 @@ impl ConsoleState {
             access,
             sessions: Sessions::default(),
             service_urls,
+            timing,
             http,
         }))
     }
@@ -279,7 +330,7 @@ pub async fn run(args: ConsoleArgs, targets: &Targets) -> Outcome {
             args.listen
         )
     })?;
-    let state = ConsoleState::connect(targets, access, args.service_urls()).await?;
+    let state = ConsoleState::connect(targets, access, args.service_urls(), args.timing()).await?;
     let url = format!("http://{}", listener.local_addr()?);
     match &state.access {
         Access::Insecure => eprintln!(
@@ -307,6 +358,8 @@ mod tests {
             viewer_tokens: viewer.map(str::to_owned),
             insecure_admin: insecure,
             service_urls: Vec::new(),
+            slack_secs: 30,
+            settle_secs: 10,
         }
     }
 

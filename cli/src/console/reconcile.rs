@@ -120,7 +120,7 @@ struct Asked {
     settlement: Option<Vec<settlement::SettlementRow>>,
 }
 
-fn asked(request: &Request) -> ConsoleResult<Asked> {
+fn asked(state: &Shared, request: &Request) -> ConsoleResult<Asked> {
     let date = request
         .date
         .as_deref()
@@ -154,13 +154,7 @@ fn asked(request: &Request) -> ConsoleResult<Asked> {
         .transpose()?;
     Ok(Asked {
         date,
-        options: Options {
-            day: date.map(BusinessDay::new),
-            // The CLI's defaults (`--slack-secs 30`, `--settle-secs 10`).
-            slack: time::Duration::seconds(30),
-            settle: time::Duration::seconds(10),
-            progress: false,
-        },
+        options: state.timing.options(date.map(BusinessDay::new)),
         settlement,
     })
 }
@@ -184,7 +178,7 @@ pub async fn check(
     body: Result<Json<Request>, JsonRejection>,
 ) -> ConsoleResult<Json<Checked>> {
     let Json(request) = body?;
-    let asked = asked(&request)?;
+    let asked = asked(&state, &request)?;
     let found = run(&state, &asked, false).await?;
     Ok(Json(Checked {
         date: asked.date.map(|d| d.to_string()),
@@ -228,7 +222,7 @@ pub async fn repair(
             "a repair changes the services' state: send \"confirm\": true after the person confirmed",
         ));
     }
-    let asked = asked(&request)?;
+    let asked = asked(&state, &request)?;
     let actor = who.actor()?;
     tracing::info!(operator = %actor, date = ?asked.date, "console: reconcile repair");
     let done = run(&state, &asked, true).await?;

@@ -6,7 +6,7 @@
 use super::error::{ConsoleError, ConsoleResult};
 use super::session::Signed;
 use super::Shared;
-use crate::reconcile::check::{self, Options};
+use crate::reconcile::check;
 use crate::reconcile::rules::Verdict as RuleVerdict;
 use crate::trace::{self, Step, Summary};
 use axum::extract::{Path, State};
@@ -135,12 +135,7 @@ pub async fn show(
             payload: event.payload,
         })
         .collect();
-    let options = Options {
-        day: None,
-        slack: time::Duration::seconds(30),
-        settle: time::Duration::seconds(10),
-        progress: false,
-    };
+    let options = state.timing.options(None);
     let verdict = check::one_order(&state.sources, order_id, &options)
         .await
         .map_err(|e| ConsoleError::unavailable(format!("reconciling order {order_id}"), e))?

@@ -232,8 +232,9 @@ pub async fn current(Signed(who): Signed) -> Json<Who> {
     Json(who)
 }
 
-/// `DELETE /api/session`: signs out (the session is forgotten, the cookie cleared).
-pub async fn sign_out(State(state): State<Shared>, headers: HeaderMap) -> Response {
+/// `DELETE /api/session`: signs out (the session is forgotten, the cookie cleared); 401 without
+/// a session, like every other route.
+pub async fn sign_out(_: Signed, State(state): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(id) = session_id(&headers) {
         state.sessions.close(&id);
     }
