@@ -54,6 +54,12 @@
     return el;
   }
 
+  /** A value as text: objects as JSON, nothing as ''. */
+  function txt(v) {
+    if (v === null || v === undefined) return '';
+    return typeof v === 'object' ? JSON.stringify(v) : String(v);
+  }
+
   function badge(text, cls) {
     return h('span', { class: 'badge ' + (cls || text) }, text);
   }
@@ -198,6 +204,7 @@
     const role = $('who-role');
     role.textContent = state.session.role;
     role.className = 'role ' + state.session.role;
+    role.setAttribute('data-role', state.session.role);
     who.hidden = false;
     nav.hidden = false;
   }
@@ -630,8 +637,8 @@
       max = Math.max(max, m.confirmed + m.cancelled);
       bars.push({ t, confirmed: m.confirmed, cancelled: m.cancelled });
     }
-    const W = 960;
-    const H = 170;
+    const W = 1400;
+    const H = 190;
     const left = 44;
     const bottom = 24;
     const top = 10;
@@ -729,17 +736,24 @@
         fact('Duration', sum.duration_ms === null || sum.duration_ms === undefined ? '' : Math.round(sum.duration_ms) + ' ms'),
         fact('Trace id', h('span', { class: 'mono' }, data.trace_id || 'none recorded'), 'trace-id')
       );
-      const verdict = data.verdict || { clean: true, differences: [] };
+      const verdict = data.verdict;
+      const judged = !!verdict && (!verdict.state || verdict.state === 'judged');
       const verdictBox = h(
         'div',
-        { class: 'panel', testid: 'verdict', 'data-clean': String(!!verdict.clean) },
+        { class: 'panel', testid: 'verdict', 'data-clean': String(!!(verdict && verdict.clean)), 'data-state': verdict ? verdict.state || 'judged' : 'none' },
         h('h2', null, 'Reconciler'),
-        verdict.clean
+        !verdict
+          ? h('p', { class: 'muted' }, 'Not judged: the order database does not know this order.')
+          : !judged
+          ? h('p', null, badge(verdict.state, 'PENDING'), ' The saga is still ' + verdict.state + ': the reconciler judges it once it has settled.')
+          : verdict.clean
           ? h('p', null, badge('clean', 'ok'), ' The reconciler finds nothing wrong with this saga.')
           : h(
               'ul',
               null,
-              (verdict.differences || []).map((d) => h('li', { testid: 'verdict-difference' }, badge(d.kind, 'bad'), ' ', d.service + ': ', d.detail))
+              (verdict.differences || []).map((d) =>
+                h('li', { testid: 'verdict-difference' }, badge(d.kind, 'bad'), ' ', d.service + ': ', d.detail, d.repair ? h('span', { class: 'muted' }, ' (repair: ' + d.repair + ')') : null)
+              )
             )
       );
       const select = (n) => {
@@ -951,7 +965,7 @@
           h('span', { class: 'title' }, g.consumer),
           h('span', { class: 'muted' }, '(' + g.service + ')'),
           badge(g.kind, 'bad'),
-          h('span', { testid: 'dl-reason' }, g.reason),
+          h('span', { class: 'reason', testid: 'dl-reason' }, g.reason),
           h('span', { class: 'spacer' }),
           h('span', { testid: 'dl-count' }, g.count + (g.count === 1 ? ' letter' : ' letters')),
           writeButton('Requeue all', { class: 'small', testid: 'dl-group-requeue' }, () => act('requeue', { group: g.key }, g, refs)),
@@ -967,7 +981,15 @@
         'details',
         { open: state.openLetters.has(ref) },
         h('summary', null, 'Raw message and audit'),
+        h('h3', null, 'Message' + (l.raw_encoding === 'base64' ? ' (binary, base64)' : '')),
         h('pre', { class: 'payload', testid: 'dl-raw' }, l.raw),
+        l.headers && Object.keys(l.headers).length
+          ? [
+              h('h3', null, 'Headers'),
+              h('table', { testid: 'dl-headers' }, h('tbody', null, Object.entries(l.headers).map(([k, v]) => h('tr', null, h('th', { scope: 'row', class: 'mono' }, k), h('td', { class: 'mono' }, typeof v === 'string' ? v : JSON.stringify(v)))))),
+            ]
+          : null,
+        l.stream ? h('p', { class: 'muted' }, 'From ' + l.stream + (l.stream_seq ? ' #' + l.stream_seq : '') + (l.reason && l.reason !== g.reason ? '; ' + l.reason : '')) : null,
         h('h3', null, 'Audit'),
         l.audit && l.audit.length
           ? h('ul', { testid: 'dl-audit' }, l.audit.map((a) => h('li', null, auditLine(a))))
@@ -1097,8 +1119,12 @@
       if (!res) return;
       const diffs = res.differences || [];
       const repairable = diffs.filter((d) => d.repairable);
+      const day = res.date || 'every day';
+      const checked = res.orders_checked !== undefined && res.orders_checked !== null ? res.orders_checked + (res.orders_checked === 1 ? ' order checked' : ' orders checked') : '';
+      const unsettled = [res.running ? res.running + ' still running' : '', res.settling ? res.settling + ' settling' : ''].filter(Boolean).join(', ');
+      const note = [checked, unsettled ? unsettled + ' (not judged yet)' : ''].filter(Boolean).join('; ');
       if (res.clean || diffs.length === 0) {
-        out.replaceChildren(h('p', { class: 'panel', testid: 'rec-clean' }, badge('clean', 'ok'), ' ' + res.date + ': no difference found.'));
+        out.replaceChildren(h('p', { class: 'panel', testid: 'rec-clean' }, badge('clean', 'ok'), ' ' + day + ': no difference found.' + (note ? ' ' + note + '.' : '')));
         return;
       }
       const repair = writeButton('Repair ' + repairable.length + '\u2026', { testid: 'rec-repair', class: 'danger' }, () => confirmRepair(res, repairable, diffs));
@@ -1107,7 +1133,8 @@
         h(
           'div',
           { class: 'row' },
-          h('h2', { testid: 'rec-summary' }, diffs.length + (diffs.length === 1 ? ' difference' : ' differences') + ' on ' + res.date + ', ' + repairable.length + ' repairable'),
+          h('h2', { testid: 'rec-summary' }, diffs.length + (diffs.length === 1 ? ' difference' : ' differences') + ' on ' + day + ', ' + repairable.length + ' repairable'),
+          note ? h('span', { class: 'muted' }, note) : null,
           repair
         ),
         h(
@@ -1136,7 +1163,7 @@
     function confirmRepair(res, repairable, diffs) {
       const left = diffs.length - repairable.length;
       openDialog({
-        title: 'Repair ' + repairable.length + (repairable.length === 1 ? ' difference' : ' differences') + ' on ' + res.date,
+        title: 'Repair ' + repairable.length + (repairable.length === 1 ? ' difference' : ' differences') + (res.date ? ' on ' + res.date : ''),
         body: [
           h('p', null, 'Each repair is an ordinary compensating event, written by the owning service with its change in one transaction. This will:'),
           h('ul', { testid: 'rec-plan' }, repairable.map((d) => h('li', null, (d.repair || d.kind) + ' \u2014 ' + d.service + (d.order_id ? ', order ' + d.order_id : '')))),
@@ -1151,7 +1178,8 @@
           const notDone = done.left || [];
           return [
             h('p', { testid: 'rec-repaired', 'data-count': repaired.length }, 'Repaired ' + repaired.length + ' by ' + done.by + '.'),
-            repaired.length ? h('ul', null, repaired.map((x) => h('li', null, x.detail))) : null,
+            repaired.length ? h('ul', null, repaired.map((x) => h('li', null, x.detail, x.event_type ? h('span', { class: 'muted' }, ' \u2192 ' + x.event_type) : null))) : null,
+            done.in_flight ? h('p', { class: 'muted' }, done.in_flight + ' follow-on effects in flight: the next check shows them settled.') : null,
             notDone.length
               ? [h('p', null, 'Left as they are:'), h('ul', { testid: 'rec-left' }, notDone.map((x) => h('li', null, x.detail + ' \u2014 ' + x.why)))]
               : null,
@@ -1175,13 +1203,16 @@
 
   function healthView(ctx) {
     const box = h('div', { class: 'services', testid: 'health' }, h('p', { class: 'muted' }, 'Loading health…'));
-    append(ctx.main, [h('h1', null, 'Health'), box]);
+    const natsError = h('div');
+    append(ctx.main, [h('h1', null, 'Health'), natsError, box]);
 
     async function load() {
       try {
         const data = await api('GET', '/api/health');
         if (!ctx.alive()) return;
         box.replaceChildren(...(data.services || []).map(card));
+        natsError.replaceChildren();
+        if (data.nats_error) natsError.append(h('p', { class: 'banner', role: 'alert', testid: 'health-nats-error' }, 'NATS: ' + data.nats_error));
       } catch (err) {
         if (ctx.alive()) box.replaceChildren(viewError(err));
       }
@@ -1228,8 +1259,7 @@
     const from = h('input', { type: 'datetime-local', id: 'a-from', testid: 'audit-from', value: f.from });
     const to = h('input', { type: 'datetime-local', id: 'a-to', testid: 'audit-to', value: f.to });
     const operator = h('input', { type: 'text', id: 'a-operator', testid: 'audit-operator', value: f.operator, placeholder: 'any' });
-    const kinds = h('datalist', { id: 'a-kinds' });
-    const kind = h('input', { type: 'text', id: 'a-kind', testid: 'audit-kind', value: f.kind, list: 'a-kinds', placeholder: 'any' });
+    const kind = h('select', { id: 'a-kind', testid: 'audit-kind' }, h('option', { value: '' }, 'any'), f.kind ? h('option', { value: f.kind, selected: true }, f.kind) : null);
     const form = h(
       'form',
       { class: 'panel row', testid: 'audit-filters' },
@@ -1237,7 +1267,6 @@
       h('label', { class: 'field', for: 'a-to' }, 'To (UTC)', to),
       h('label', { class: 'field', for: 'a-operator' }, 'Operator', operator),
       h('label', { class: 'field', for: 'a-kind' }, 'Kind', kind),
-      kinds,
       h('button', { type: 'submit', testid: 'audit-apply' }, 'Apply')
     );
     const out = h('div', { testid: 'audit-result' }, h('p', { class: 'muted' }, 'Loading audit…'));
@@ -1254,10 +1283,10 @@
         const data = await api('GET', '/api/audit?' + q.toString());
         if (!ctx.alive()) return;
         const entries = data.entries || [];
-        for (const e of entries) {
-          if (e.kind && !seenKinds.has(e.kind)) {
-            seenKinds.add(e.kind);
-            kinds.append(h('option', { value: e.kind }));
+        for (const k of (data.kinds || []).concat(entries.map((e) => e.kind))) {
+          if (k && !seenKinds.has(k)) {
+            seenKinds.add(k);
+            if (k !== f.kind) kind.append(h('option', { value: k }, k));
           }
         }
         if (entries.length === 0) {
@@ -1269,7 +1298,7 @@
           h(
             'table',
             { testid: 'audit-table' },
-            h('thead', null, h('tr', null, ['Time', 'Operator', 'Kind', 'Service', 'Subject', 'Detail', 'Outcome'].map((t) => h('th', { scope: 'col' }, t)))),
+            h('thead', null, h('tr', null, ['Time (UTC)', 'Operator', 'Kind', 'Service', 'About', 'Outcome', 'Where'].map((t) => h('th', { scope: 'col' }, t)))),
             h(
               'tbody',
               null,
@@ -1278,12 +1307,12 @@
                   'tr',
                   { testid: 'audit-row', 'data-operator': e.operator, 'data-kind': e.kind },
                   h('td', null, fmtTime(e.time)),
-                  h('td', null, h('strong', null, e.operator)),
-                  h('td', null, e.kind),
-                  h('td', null, e.service),
-                  h('td', { class: 'mono' }, e.subject),
-                  h('td', null, e.detail),
-                  h('td', null, e.outcome)
+                  h('td', null, h('strong', null, txt(e.operator))),
+                  h('td', null, txt(e.kind)),
+                  h('td', null, txt(e.service)),
+                  h('td', { class: 'mono' }, txt(e.subject || e.about)),
+                  h('td', null, txt(e.outcome)),
+                  h('td', { class: 'muted' }, txt(e.detail))
                 )
               )
             )
@@ -1299,7 +1328,7 @@
       f.from = from.value;
       f.to = to.value;
       f.operator = operator.value.trim();
-      f.kind = kind.value.trim();
+      f.kind = kind.value;
       load();
     });
     load();
