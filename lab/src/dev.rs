@@ -43,6 +43,13 @@ pub struct DevArgs {
     /// routes (at least 16 characters). Default: a new random token, printed at start.
     #[arg(long, env = "JETSAGA_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Where the console (`jetsaga console`) listens; the operator `dev` signs in to it with the
+    /// admin token.
+    #[arg(long, default_value = jetsaga_cli::console::DEFAULT_LISTEN)]
+    pub console_listen: std::net::SocketAddr,
+    /// Do not start the console.
+    #[arg(long)]
+    pub no_console: bool,
 }
 
 /// The operator `jetsaga dev` gives every service.
@@ -135,7 +142,19 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
                 .await
                 .context("seeding the demo data through the public APIs")?;
         }
-        print_banner(&nats_url, &args.state_dir, &admin_token);
+        let console = if args.no_console {
+            None
+        } else {
+            match start_console(&args, targets, &nats_url, &operators, &shutdown).await {
+                Ok(url) => Some(url),
+                // The services run without it; the person is told why.
+                Err(e) => {
+                    eprintln!("jetsaga dev: the console did not start: {e:#}");
+                    None
+                }
+            }
+        };
+        print_banner(&nats_url, &args.state_dir, &admin_token, console.as_deref());
     }
 
     // Run until Ctrl-C, or until a service fails (then stop the others too).
@@ -158,6 +177,40 @@ pub async fn run(args: DevArgs, targets: &Targets) -> Outcome {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Starts the console in this process on the dev system, for the operator `dev`; returns its URL.
+async fn start_console(
+    args: &DevArgs,
+    targets: &Targets,
+    nats_url: &str,
+    operators: &jetsaga_runtime::operators::Operators,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<String> {
+    use jetsaga_cli::console;
+    let mut targets = targets.clone();
+    targets.nats_url = Some(nats_url.to_owned());
+    let listener = TcpListener::bind(args.console_listen)
+        .await
+        .with_context(|| format!("listening on {} (--console-listen)", args.console_listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let state = console::ConsoleState::connect(
+        &targets,
+        console::session::Access::Tokens {
+            operators: Some(operators.clone()),
+            viewers: None,
+        },
+        console::default_service_urls(),
+        console::Timing::default(),
+    )
+    .await?;
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = console::serve(listener, state, shutdown).await {
+            eprintln!("jetsaga dev: the console stopped: {e}");
+        }
+    });
+    Ok(url)
 }
 
 /// Connects to PostgreSQL as an admin; when nothing listens, starts a local server where this
@@ -333,14 +386,17 @@ async fn seed(client: &reqwest::Client, admin_token: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-fn print_banner(nats_url: &str, state_dir: &Path, admin_token: &str) {
+fn print_banner(nats_url: &str, state_dir: &Path, admin_token: &str, console: Option<&str>) {
+    let console = console
+        .map(|url| format!("  console  {url}     (sign in with the operator token below)\n"))
+        .unwrap_or_default();
     println!(
         r#"
 jetsaga is running (NATS at {nats_url}, dev state in {state}):
   order    http://127.0.0.1:8080     payment  http://127.0.0.1:8081
   stock    http://127.0.0.1:8082     voucher  http://127.0.0.1:8083
   points   http://127.0.0.1:8084
-
+{console}
 Admin routes need the operator token (set JETSAGA_ADMIN_TOKEN to choose it):
   operator {DEV_OPERATOR}, token {admin_token}
 The CLI's write commands (dlq requeue|discard, reconcile --repair) sign with it too:

@@ -106,6 +106,16 @@ pub struct Timing {
     pub settle: time::Duration,
 }
 
+/// `jetsaga reconcile`'s defaults: 30 s of slack, 10 s to settle.
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            slack: time::Duration::seconds(30),
+            settle: time::Duration::seconds(10),
+        }
+    }
+}
+
 impl Timing {
     /// The reconciler's options for a check of `day` (every order when `None`).
     pub fn options(
@@ -214,17 +224,23 @@ impl ConsoleArgs {
 
     /// The service instances to ask for health: those given, else the design's addresses.
     pub fn service_urls(&self) -> Vec<ServiceUrl> {
-        if !self.service_urls.is_empty() {
-            return self.service_urls.clone();
+        if self.service_urls.is_empty() {
+            default_service_urls()
+        } else {
+            self.service_urls.clone()
         }
-        crate::participants::ALL
-            .iter()
-            .map(|p| ServiceUrl {
-                producer: p.producer,
-                base: format!("http://{}", p.defaults.http_addr),
-            })
-            .collect()
     }
+}
+
+/// Each service on the design's address (what `jetsaga dev` runs).
+pub fn default_service_urls() -> Vec<ServiceUrl> {
+    crate::participants::ALL
+        .iter()
+        .map(|p| ServiceUrl {
+            producer: p.producer,
+            base: format!("http://{}", p.defaults.http_addr),
+        })
+        .collect()
 }
 
 /// What every request shares: the connections, who may sign in, and who has.
