@@ -315,10 +315,15 @@ async fn dead_letter_decisions(
             }
             let payload: serde_json::Value = serde_json::from_slice(&r.raw.payload).ok()?;
             let service = r.raw.subject.split('.').nth(1).unwrap_or_default();
-            let outcome = match payload["new_msg_id"].as_str() {
+            let done = match payload["new_msg_id"].as_str() {
                 Some(id) if ce_type == REQUEUED_TYPE => format!("published again as {id}"),
                 _ if ce_type == REQUEUED_TYPE => "published again".to_owned(),
                 _ => "discarded".to_owned(),
+            };
+            // The operator's reason, when they gave one.
+            let outcome = match payload["reason"].as_str() {
+                Some(why) => format!("{done}: {why}"),
+                None => done,
             };
             Some(Entry {
                 time: time_of(r),

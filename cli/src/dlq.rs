@@ -57,6 +57,9 @@ pub enum DlqCommand {
         /// `<service>:<id>` of each dead letter.
         #[arg(required = true)]
         dead_letters: Vec<DeadLetterRef>,
+        /// Why, for the audit (recorded with the decision).
+        #[arg(long)]
+        reason: Option<String>,
         /// The operator who does it, for the audit.
         #[command(flatten)]
         signing: Signing,
@@ -66,6 +69,9 @@ pub enum DlqCommand {
         /// `<service>:<id>` of each dead letter.
         #[arg(required = true)]
         dead_letters: Vec<DeadLetterRef>,
+        /// Why, for the audit (recorded with the decision).
+        #[arg(long)]
+        reason: Option<String>,
         /// The operator who does it, for the audit.
         #[command(flatten)]
         signing: Signing,
@@ -144,12 +150,34 @@ pub async fn run(args: DlqArgs, targets: &Targets, json: bool) -> Outcome {
         DlqCommand::Show { dead_letter } => show(targets, json, dead_letter).await,
         DlqCommand::Requeue {
             dead_letters,
+            reason,
             signing,
-        } => act(targets, json, &dead_letters, &signing, Action::Requeue).await,
+        } => {
+            act(
+                targets,
+                json,
+                &dead_letters,
+                reason.as_deref(),
+                &signing,
+                Action::Requeue,
+            )
+            .await
+        }
         DlqCommand::Discard {
             dead_letters,
+            reason,
             signing,
-        } => act(targets, json, &dead_letters, &signing, Action::Discard).await,
+        } => {
+            act(
+                targets,
+                json,
+                &dead_letters,
+                reason.as_deref(),
+                &signing,
+                Action::Discard,
+            )
+            .await
+        }
     }
 }
 
@@ -337,13 +365,17 @@ async fn show(targets: &Targets, json: bool, r: DeadLetterRef) -> Outcome {
         println!("  audit");
         for a in &audit {
             println!(
-                "    {} {} by {}{}",
+                "    {} {} by {}{}{}",
                 output::timestamp(a.at),
                 a.action,
                 a.actor,
                 a.new_msg_id
                     .as_ref()
                     .map(|m| format!(" as {m}"))
+                    .unwrap_or_default(),
+                a.reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
                     .unwrap_or_default()
             );
         }
@@ -386,9 +418,13 @@ pub async fn decide(
     targets: &Targets,
     refs: &[DeadLetterRef],
     actor: &jetsaga_contracts::Actor,
+    reason: Option<&str>,
     action: Action,
 ) -> anyhow::Result<Vec<Decided>> {
-    let actor = actor.as_str();
+    let by = dead_letter::Decided {
+        actor: actor.as_str(),
+        reason,
+    };
     let js = match action {
         Action::Requeue => Some(targets.nats().await?),
         Action::Discard => None,
@@ -406,11 +442,11 @@ pub async fn decide(
         let pool: &sqlx::PgPool = pool;
         let result = match (&js, action) {
             (Some(js), Action::Requeue) => {
-                dead_letter::requeue(pool, js, r.producer.service(), r.id, actor)
+                dead_letter::requeue(pool, js, r.producer.service(), r.id, by)
                     .await
                     .map(Some)
             }
-            _ => dead_letter::discard(pool, r.producer.service(), r.id, actor)
+            _ => dead_letter::discard(pool, r.producer.service(), r.id, by)
                 .await
                 .map(|()| None),
         };
@@ -437,12 +473,14 @@ async fn act(
     targets: &Targets,
     json: bool,
     refs: &[DeadLetterRef],
+    reason: Option<&str>,
     signing: &Signing,
     action: Action,
 ) -> Outcome {
     let operator = signing.operator()?;
     let actor = operator.as_str();
-    let results: Vec<ActionResult> = decide(targets, refs, &operator, action)
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let results: Vec<ActionResult> = decide(targets, refs, &operator, reason, action)
         .await?
         .into_iter()
         .map(|d| match d.result {

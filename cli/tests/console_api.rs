@@ -564,6 +564,17 @@ async fn requeuing_a_dead_letter_group_from_the_console_is_signed_by_the_operato
         .await?;
     assert_eq!(shown["audit"][0]["actor"], "bob", "{shown}");
     assert_eq!(shown["audit"][0]["action"], "requeued", "{shown}");
+    assert_eq!(
+        shown["audit"][0]["reason"], "the payment service is fixed",
+        "{shown}"
+    );
+    // The reason is in the stream's record of the decision too, so the audit shows it.
+    assert!(
+        entries[0]["outcome"]
+            .as_str()
+            .is_some_and(|o| o.ends_with(": the payment service is fixed")),
+        "{cli}"
+    );
     Ok(())
 }
 

@@ -326,7 +326,13 @@ async fn an_input_dead_lettered_and_discarded_by_an_operator_stays_unapplied() -
     let id: i64 = sqlx::query_scalar("SELECT id FROM kit_dead_letters")
         .fetch_one(bench.live.pool())
         .await?;
-    saga_kit::dead_letter::discard(bench.live.pool(), "stock", id, "alice").await?;
+    saga_kit::dead_letter::discard(
+        bench.live.pool(),
+        "stock",
+        id,
+        saga_kit::dead_letter::Decided::by("alice"),
+    )
+    .await?;
     bench.relay().await?;
 
     let (rebuilt, summary) = bench.rebuild(stock_replay).await?;

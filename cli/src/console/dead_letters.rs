@@ -117,7 +117,7 @@ pub async fn open_groups(state: &Shared) -> ConsoleResult<Vec<Group>> {
         let ids: Vec<i64> = letters.iter().map(|l| l.id).collect();
         let mut audits: HashMap<i64, Vec<AuditEntry>> = HashMap::new();
         let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT dead_letter_id, action, actor, new_msg_id, at FROM kit_dead_letter_audit
+            "SELECT dead_letter_id, action, actor, new_msg_id, reason, at FROM kit_dead_letter_audit
              WHERE dead_letter_id = ANY($1) ORDER BY id",
         )
         .bind(&ids)
@@ -255,7 +255,7 @@ async fn decide(
         %reason,
         "console: dead letters decided"
     );
-    let decided = dlq::decide(&state.targets, &refs, &actor, action)
+    let decided = dlq::decide(&state.targets, &refs, &actor, Some(&reason), action)
         .await
         .map_err(|e| ConsoleError::unavailable("deciding on the dead letters", e))?;
     let mut done = Vec::new();

@@ -132,6 +132,8 @@ pub struct Decision {
     pub action: String,
     pub actor: String,
     pub new_msg_id: Option<String>,
+    /// Why, in the operator's words, when they gave one.
+    pub reason: Option<String>,
 }
 
 /// A dead letter as a replay rebuilds it: the original message (read from its stream again), the
@@ -166,13 +168,14 @@ pub async fn restore(
     let Some(id) = id else { return Ok(false) };
     for d in dl.decisions {
         sqlx::query(
-            "INSERT INTO kit_dead_letter_audit (dead_letter_id, action, actor, new_msg_id)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO kit_dead_letter_audit (dead_letter_id, action, actor, new_msg_id, reason)
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
         .bind(&d.action)
         .bind(&d.actor)
         .bind(&d.new_msg_id)
+        .bind(d.reason.as_deref().map(storable))
         .execute(&mut *conn)
         .await?;
     }
@@ -304,9 +307,10 @@ fn decision_event(
     dl: &DeadLetter,
     service: &str,
     action: &str,
-    actor: &str,
+    decided: &Decided<'_>,
     new_msg_id: Option<&str>,
 ) -> Envelope {
+    let actor = decided.actor;
     let place = format!("{}/{}/{}", dl.consumer, dl.stream, dl.stream_seq);
     let id = keyed_event_id(
         "dead-letter-decision",
@@ -319,6 +323,7 @@ fn decision_event(
         "action": action,
         "actor": actor,
         "new_msg_id": new_msg_id,
+        "reason": decided.reason.map(cut),
     });
     Envelope {
         id,
@@ -402,6 +407,25 @@ pub enum DeadLetterError {
     },
 }
 
+/// Who decides on a dead letter, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided<'a> {
+    /// The operator, recorded in the audit row and the DLQ event.
+    pub actor: &'a str,
+    /// Why, in the operator's words (recorded too, when given).
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> Decided<'a> {
+    /// A decision by `actor` with no reason given.
+    pub const fn by(actor: &'a str) -> Self {
+        Decided {
+            actor,
+            reason: None,
+        }
+    }
+}
+
 /// Publishes a dead letter's original message again, under a new `Nats-Msg-Id` (its `ce-id` stays,
 /// so consumers that already applied it dedupe it), marks it requeued and records who did it.
 /// Returns the new `Nats-Msg-Id`. If it fails again, it comes back as a new dead letter.
@@ -410,7 +434,7 @@ pub async fn requeue(
     js: &jetstream::Context,
     service: &str,
     id: i64,
-    actor: &str,
+    decided: Decided<'_>,
 ) -> Result<String, DeadLetterError> {
     let db = |source| DeadLetterError::Database { id, source };
     let mut tx = pool.begin().await.map_err(db)?;
@@ -430,7 +454,7 @@ pub async fn requeue(
         .map_err(|e| publish_err(e.into()))?
         .await
         .map_err(|e| publish_err(e.into()))?;
-    audit(&mut tx, &dl, service, "requeued", actor, Some(&msg_id))
+    audit(&mut tx, &dl, service, "requeued", &decided, Some(&msg_id))
         .await
         .map_err(db)?;
     tx.commit().await.map_err(db)?;
@@ -442,12 +466,12 @@ pub async fn discard(
     pool: &PgPool,
     service: &str,
     id: i64,
-    actor: &str,
+    decided: Decided<'_>,
 ) -> Result<(), DeadLetterError> {
     let db = |source| DeadLetterError::Database { id, source };
     let mut tx = pool.begin().await.map_err(db)?;
     let dl = lock_open(&mut tx, id).await?;
-    audit(&mut tx, &dl, service, "discarded", actor, None)
+    audit(&mut tx, &dl, service, "discarded", &decided, None)
         .await
         .map_err(db)?;
     tx.commit().await.map_err(db)
@@ -481,13 +505,13 @@ async fn audit(
     dl: &DeadLetter,
     service: &str,
     action: &str,
-    actor: &str,
+    decided: &Decided<'_>,
     new_msg_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     let id = dl.id;
     outbox::enqueue(
         &mut *conn,
-        &decision_event(dl, service, action, actor, new_msg_id),
+        &decision_event(dl, service, action, decided, new_msg_id),
     )
     .await?;
     sqlx::query("UPDATE kit_dead_letters SET status = $2 WHERE id = $1")
@@ -496,13 +520,14 @@ async fn audit(
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO kit_dead_letter_audit (dead_letter_id, action, actor, new_msg_id)
-         VALUES ($1, $2, $3, $4)",
+        "INSERT INTO kit_dead_letter_audit (dead_letter_id, action, actor, new_msg_id, reason)
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
     .bind(action)
-    .bind(actor)
+    .bind(decided.actor)
     .bind(new_msg_id)
+    .bind(decided.reason.map(storable))
     .execute(conn)
     .await?;
     Ok(())
@@ -514,6 +539,8 @@ pub struct AuditEntry {
     pub action: String,
     pub actor: String,
     pub new_msg_id: Option<String>,
+    /// Why, in the operator's words, when they gave one.
+    pub reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
@@ -521,7 +548,7 @@ pub struct AuditEntry {
 /// The actions taken on a dead letter, oldest first.
 pub async fn audit_trail(pool: &PgPool, id: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
     sqlx::query_as::<_, AuditEntry>(
-        "SELECT action, actor, new_msg_id, at FROM kit_dead_letter_audit
+        "SELECT action, actor, new_msg_id, reason, at FROM kit_dead_letter_audit
          WHERE dead_letter_id = $1 ORDER BY id",
     )
     .bind(id)

@@ -24,7 +24,14 @@ async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Resu
     .await?;
     let first = dead_letter::list(h.db.pool(), &Filter::default()).await?;
     let id = first[0].id;
-    let msg_id = dead_letter::requeue(h.db.pool(), &h.js, "voucher", id, "alice").await?;
+    let msg_id = dead_letter::requeue(
+        h.db.pool(),
+        &h.js,
+        "voucher",
+        id,
+        dead_letter::Decided::by("alice"),
+    )
+    .await?;
     assert!(msg_id.starts_with(&format!("requeue-{id}-")));
     wait_until(
         "the requeued copy to fail again",
@@ -54,7 +61,14 @@ async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Resu
     assert_eq!(audit, ("requeued".into(), "alice".into(), Some(msg_id)));
     // A requeued letter cannot be requeued twice.
     assert!(matches!(
-        dead_letter::requeue(h.db.pool(), &h.js, "voucher", id, "bob").await,
+        dead_letter::requeue(
+            h.db.pool(),
+            &h.js,
+            "voucher",
+            id,
+            dead_letter::Decided::by("bob")
+        )
+        .await,
         Err(DeadLetterError::NotOpen { .. })
     ));
     let open = dead_letter::list(
@@ -66,9 +80,21 @@ async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Resu
     )
     .await?;
     assert_eq!(open.len(), 1);
-    dead_letter::discard(h.db.pool(), "voucher", open[0].id, "bob").await?;
+    dead_letter::discard(
+        h.db.pool(),
+        "voucher",
+        open[0].id,
+        dead_letter::Decided::by("bob"),
+    )
+    .await?;
     assert!(matches!(
-        dead_letter::discard(h.db.pool(), "voucher", 999_999, "bob").await,
+        dead_letter::discard(
+            h.db.pool(),
+            "voucher",
+            999_999,
+            dead_letter::Decided::by("bob")
+        )
+        .await,
         Err(DeadLetterError::NotFound(999_999))
     ));
     Ok(())

@@ -67,6 +67,7 @@ impl DeadLetterFacts {
                         action: text("action"),
                         actor: text("actor"),
                         new_msg_id: body["new_msg_id"].as_str().map(str::to_owned),
+                        reason: body["reason"].as_str().map(str::to_owned),
                     });
             }
             _ => self.foreign += 1,
