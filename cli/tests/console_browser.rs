@@ -242,7 +242,8 @@ async fn requeuing_a_dead_letter_group_takes_it_off_the_list() -> anyhow::Result
 #[tokio::test]
 async fn a_planted_difference_is_repaired_after_the_confirmation() -> anyhow::Result<()> {
     // Given a confirmed order that redeemed a voucher, whose voucher row was then put back to
-    // RESERVED (restored from the wrong backup)
+    // RESERVED (restored from the wrong backup), and the payment provider's settlement file,
+    // which has that order's payment and one payment we never took
     let sys = System::start(SystemOptions::default()).await?;
     let api = sys.api.clone();
     let mut ledger = Ledger::default();
@@ -261,6 +262,23 @@ async fn a_planted_difference_is_repaired_after_the_confirmation() -> anyhow::Re
         .await?
         .rows_affected();
     assert_eq!(planted, 1);
+    let (payment_id, amount, taken): (Uuid, i64, time::OffsetDateTime) = sqlx::query_as(
+        "SELECT payment_id, amount_cents, created_at FROM payments WHERE order_id = $1",
+    )
+    .bind(Uuid::parse_str(&order)?)
+    .fetch_one(&sys.db(Svc::Payment).await?)
+    .await?;
+    let date = taken.date().to_string();
+    let unknown = Uuid::new_v4();
+    let dir = std::env::temp_dir().join(format!("jetsaga-settlement-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let settlement = dir.join("settlement.csv");
+    std::fs::write(
+        &settlement,
+        format!(
+            "payment_id,amount_cents,time\n{payment_id},{amount},{date}T10:00:00Z\n{unknown},4200,{date}T10:01:00Z\n"
+        ),
+    )?;
     // (the sagas are over before the plant, so nothing needs time to settle, as in
     // tests/reconcile.rs)
     let console = ConsoleProcess::start_with(
@@ -273,13 +291,26 @@ async fn a_planted_difference_is_repaired_after_the_confirmation() -> anyhow::Re
     .await?;
     let browser = Browser::start().await?;
 
-    // When an operator runs the reconcile for today
+    // When an operator runs the reconcile for the payment's day with the settlement file
     browser
         .sign_in(console.base_url(), token_of("alice"), "alice")
         .await?;
     browser.nav("reconcile").await?;
-    // Then the difference is listed as repairable (a check that finds the order still settling
-    // is run again, as a person would)
+    browser
+        .upload("[data-testid=rec-file]", &settlement)
+        .await?;
+    browser
+        .wait_text("[data-testid=rec-file-note]", "Loaded settlement.csv")
+        .await?;
+    browser
+        .script(
+            "const d = document.querySelector(arguments[0]); d.value = arguments[1];",
+            vec![json!("[data-testid=rec-date]"), json!(date)],
+        )
+        .await?;
+    // Then the planted difference is listed as repairable, and the payment we never took as one
+    // for a person (a check that finds the order still settling is run again, as a person
+    // would)
     let row = format!("[data-testid=rec-diff][data-order-id='{order}']");
     browser
         .until("the planted difference to be reported", || async {
@@ -296,6 +327,10 @@ async fn a_planted_difference_is_repaired_after_the_confirmation() -> anyhow::Re
     browser
         .wait_for(&format!("{row}[data-repairable=true]"))
         .await?;
+    let theirs = format!(
+        "[data-testid=rec-diff][data-kind=missing_ours][data-id$='/{unknown}'][data-repairable=false]"
+    );
+    browser.wait_for(&theirs).await?;
 
     // When they ask for the repair, then a confirmation says what will happen, and nothing has
     // happened yet
@@ -303,19 +338,26 @@ async fn a_planted_difference_is_repaired_after_the_confirmation() -> anyhow::Re
     browser.wait_for("dialog[open]").await?;
     browser.wait_text("[data-testid=rec-plan]", &order).await?;
     browser
+        .wait_text("[data-testid=dialog-body]", "1 difference needs a person")
+        .await?;
+    browser
         .screenshot("a_planted_difference_is_repaired_after_the_confirmation")
         .await?;
     assert_eq!(api.voucher_status(&code).await?, "RESERVED");
 
-    // When they confirm, then it is repaired by them and the re-check is clean
+    // When they confirm, then it is repaired by them, and the re-check (run on closing) lists
+    // only the payment for a person
     browser.click("[data-testid=dialog-confirm]").await?;
     browser
         .wait_text("[data-testid=rec-repaired]", "Repaired 1 by alice")
         .await?;
     browser.screenshot("reconcile-repaired").await?;
     browser.click("[data-testid=dialog-close]").await?;
-    browser.wait_for("[data-testid=rec-clean]").await?;
+    browser.wait_gone(&row).await?;
+    browser.wait_count("[data-testid=rec-diff]", 1).await?;
+    browser.wait_for(&theirs).await?;
     assert_eq!(api.voucher_status(&code).await?, "REDEEMED");
+    std::fs::remove_dir_all(&dir)?;
     browser.close().await
 }
 

@@ -241,6 +241,20 @@ impl Browser {
         .await
     }
 
+    /// Chooses the local file `path` in the file input matching `css` (Chromium runs on this
+    /// machine, so it reads the file itself).
+    pub async fn upload(&self, css: &str, path: &Path) -> anyhow::Result<()> {
+        let path = path.display().to_string();
+        self.until(&format!("to choose {path} in {css}"), || async {
+            let Some(el) = self.client().find_all(Locator::Css(css)).await?.pop_first() else {
+                return Ok(None);
+            };
+            el.send_keys(&path).await?;
+            Ok(Some(()))
+        })
+        .await
+    }
+
     /// Chooses the option of value `value` in the select matching `css`.
     pub async fn select(&self, css: &str, value: &str) -> anyhow::Result<()> {
         self.until(&format!("to choose {value:?} in {css}"), || async {

@@ -1071,7 +1071,7 @@
     const date = h('input', { type: 'date', id: 'rec-date', testid: 'rec-date', value: r.date, required: true });
     const file = h('input', { type: 'file', id: 'rec-file', testid: 'rec-file', accept: '.csv,text/csv,text/plain' });
     const fileNote = h('span', { class: 'muted', testid: 'rec-file-note' }, r.fileName ? 'Loaded ' + r.fileName : 'No settlement file: the databases are checked against each other.');
-    const clearFile = h('button', { type: 'button', class: 'small secondary', hidden: !r.fileName }, 'Remove file');
+    const clearFile = h('button', { type: 'button', class: 'small secondary fit', hidden: !r.fileName }, 'Remove file');
     const check = h('button', { type: 'submit', testid: 'rec-check' }, 'Check');
     const form = h(
       'form',
@@ -1140,17 +1140,17 @@
         h(
           'table',
           { testid: 'rec-table' },
-          h('thead', null, h('tr', null, ['Kind', 'Service', 'Order', 'Detail', 'Repair'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('thead', null, h('tr', null, ['Kind', 'Service', 'Order (or row)', 'Detail', 'Repair'].map((t) => h('th', { scope: 'col' }, t)))),
           h(
             'tbody',
             null,
             diffs.map((d) =>
               h(
                 'tr',
-                { testid: 'rec-diff', 'data-kind': d.kind, 'data-order-id': d.order_id || '', 'data-repairable': String(!!d.repairable) },
+                { testid: 'rec-diff', 'data-kind': d.kind, 'data-id': txt(d.id), 'data-order-id': d.order_id || '', 'data-repairable': String(!!d.repairable) },
                 h('td', null, badge(d.kind, 'bad')),
                 h('td', null, d.service),
-                h('td', null, d.order_id ? h('a', { href: '#/saga/' + encodeURIComponent(d.order_id), class: 'mono' }, d.order_id) : ''),
+                h('td', null, d.order_id ? h('a', { href: '#/saga/' + encodeURIComponent(d.order_id), class: 'mono' }, d.order_id) : h('span', { class: 'mono muted', title: txt(d.id) }, txt(d.id).split('/').pop())),
                 h('td', null, d.detail),
                 h('td', null, d.repairable ? d.repair || 'repairable' : h('span', { class: 'muted' }, 'needs a person'))
               )
