@@ -151,10 +151,11 @@ async fn thaw_points_spending(sys: &System) -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn requeuing_a_dead_letter_group_takes_it_off_the_list() -> anyhow::Result<()> {
-    // Given a confirmed order whose points could not be earned (the points database refused, so
-    // its OrderConfirmed is a dead letter), beside a poison message that four services
-    // dead-lettered
+    // Given a poison message that four services dead-lettered, and then a confirmed order whose
+    // points could not be earned (the points database refused, so its OrderConfirmed is a dead
+    // letter too); the poison goes first, as its helper waits for exactly four dead letters
     let sys = System::start(SystemOptions::default()).await?;
+    poison_four_consumers(&sys).await?;
     let api = sys.api.clone();
     let mut ledger = Ledger::default();
     let mug = new_sku("MUG");
@@ -162,7 +163,6 @@ async fn requeuing_a_dead_letter_group_takes_it_off_the_list() -> anyhow::Result
     let alice = ledger.customer(&api, 100_000).await?;
     freeze_points_spending(&sys).await?;
     ledger.order(&api, &alice, &[(&mug, 2)], None).await?;
-    poison_four_consumers(&sys).await?;
     let console = ConsoleProcess::start(&sys).await?;
     let browser = Browser::start().await?;
     let frozen = "[data-testid=dl-group][data-service=points][data-key*='/max_deliveries/']";
