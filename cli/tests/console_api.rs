@@ -731,3 +731,126 @@ async fn health_shows_every_service_and_instance_and_live_sends_the_figures() ->
     assert_eq!(data["dead_letters_open"], 0, "{data}");
     Ok(())
 }
+
+/// Plants `n` ended orders straight into the order database, two by two with the same creation
+/// time (so the key's second part, the order id, decides between them), one in ten cancelled with
+/// `payment_failed`, over the last 30 days. Returns how many were cancelled.
+async fn plant_orders(order_db: &sqlx::PgPool, n: i64) -> anyhow::Result<i64> {
+    sqlx::query(
+        "INSERT INTO orders (order_id, customer_id, status, total_cents, discount_cents,
+                             cancel_reason, deadline, created_at, updated_at)
+         SELECT gen_random_uuid(), gen_random_uuid(),
+                CASE WHEN i % 10 = 0 THEN 'CANCELLED' ELSE 'CONFIRMED' END, 1000, 0,
+                CASE WHEN i % 10 = 0 THEN 'payment_failed' END,
+                t + interval '30 seconds', t, t + interval '1 second'
+         FROM generate_series(1, $1) AS i,
+              LATERAL (SELECT now() - interval '30 days' + (i / 2) * interval '50 seconds' AS t) AS x",
+    )
+    .bind(n)
+    .execute(order_db)
+    .await
+    .context("planting orders")?;
+    sqlx::query("ANALYZE orders").execute(order_db).await?;
+    Ok(n / 10)
+}
+
+/// Walks every page of `path` (which has its filters and limit); returns the order ids in the
+/// order given, and how long the first and the last page took (printed, never asserted).
+async fn walk(browser: &Browser, path: &str) -> anyhow::Result<(Vec<String>, Duration, Duration)> {
+    let mut ids = Vec::new();
+    let mut next: Option<String> = None;
+    let mut first = Duration::ZERO;
+    let mut last;
+    loop {
+        let page_path = match &next {
+            Some(after) => format!("{path}&after={after}"),
+            None => path.to_owned(),
+        };
+        let started = std::time::Instant::now();
+        let response = browser
+            .client
+            .get(format!("{}{page_path}", browser.base))
+            .header("cookie", browser.cookie.clone().context("cookie")?)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == StatusCode::OK,
+            "{page_path}: {}",
+            response.status()
+        );
+        let page: Value = response.json().await?;
+        let took = started.elapsed();
+        if next.is_none() {
+            first = took;
+        }
+        last = took;
+        ids.extend(
+            page["sagas"]
+                .as_array()
+                .context("sagas")?
+                .iter()
+                .filter_map(|s| s["order_id"].as_str().map(str::to_owned)),
+        );
+        match page["next"].as_str() {
+            Some(after) => next = Some(after.to_owned()),
+            None => return Ok((ids, first, last)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_orders_are_paged_by_the_index_each_exactly_once() -> anyhow::Result<()>
+{
+    let sys = System::start(SystemOptions::default()).await?;
+    let order_db = sys.db(Svc::Order).await?;
+    const N: i64 = 100_000;
+    let cancelled = plant_orders(&order_db, N).await?;
+    let console = console(&sys).await?;
+    let alice = signed_in(&console, token_of("alice")).await?;
+
+    // Every order once, in key order, with creation times shared by pairs.
+    let (all, first, last) = walk(&alice, "/api/sagas?limit=200").await?;
+    eprintln!("{N} orders in pages of 200: first page {first:?}, last page {last:?}");
+    assert_eq!(all.len() as i64, N);
+    assert_eq!(
+        all.iter().collect::<BTreeSet<_>>().len() as i64,
+        N,
+        "no order twice"
+    );
+    let (failed, first, last) = walk(&alice, "/api/sagas?limit=50&reason=payment_failed").await?;
+    eprintln!(
+        "{cancelled} cancelled among them in pages of 50: first page {first:?}, last page {last:?}"
+    );
+    assert_eq!(failed.len() as i64, cancelled);
+    assert_eq!(
+        failed.iter().collect::<BTreeSet<_>>().len() as i64,
+        cancelled
+    );
+
+    // The database walks the index from the cursor instead of sorting every order.
+    let deep =
+        jetsaga_cli::console::sagas::Filter::parse(&jetsaga_cli::console::sagas::SagasQuery {
+            after: Some(
+                jetsaga_cli::console::sagas::Cursor {
+                    created_at: time::OffsetDateTime::now_utc() - time::Duration::days(20),
+                    order_id: Uuid::nil(),
+                }
+                .encode(),
+            ),
+            reason: Some("payment_failed".into()),
+            ..Default::default()
+        })?;
+    let plan: Vec<String> = deep
+        .explain()
+        .build_query_scalar()
+        .fetch_all(&order_db)
+        .await?;
+    let plan = plan.join("\n");
+    eprintln!("{plan}");
+    assert!(
+        plan.contains("Index Scan Backward using orders_created_at_order_id"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Sort"), "{plan}");
+    Ok(())
+}

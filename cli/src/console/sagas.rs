@@ -161,7 +161,18 @@ impl Filter {
     /// The page's statement: only the conditions asked for, so the planner sees plain
     /// conditions and walks the `(created_at, order_id)` index backwards.
     fn query(&self) -> QueryBuilder<'static, Postgres> {
-        let mut q = QueryBuilder::new(
+        self.statement("")
+    }
+
+    /// The page's statement under `EXPLAIN`: what a test reads to see the page walk the index
+    /// instead of sorting every order.
+    pub fn explain(&self) -> QueryBuilder<'static, Postgres> {
+        self.statement("EXPLAIN ")
+    }
+
+    fn statement(&self, prefix: &str) -> QueryBuilder<'static, Postgres> {
+        let mut q = QueryBuilder::new(prefix.to_owned());
+        q.push(
             "SELECT order_id, customer_id, status, cancel_reason, total_cents, created_at,
                     (status = 'PENDING' AND deadline < now()) AS overdue
              FROM orders WHERE true",
