@@ -230,10 +230,13 @@ async fn requeuing_a_dead_letter_group_takes_it_off_the_list() -> anyhow::Result
         .screenshot("requeuing_a_dead_letter_group_takes_it_off_the_list")
         .await?;
 
-    // And the audit names the operator who requeued it
+    // And the audit names the operator who requeued it, and why
     browser.nav("audit").await?;
     browser
-        .wait_for("[data-testid=audit-row][data-operator=alice]")
+        .wait_text(
+            "[data-testid=audit-row][data-operator=alice]",
+            "the audit freeze is lifted",
+        )
         .await?;
     browser.screenshot("audit").await?;
     browser.close().await
