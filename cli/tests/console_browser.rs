@@ -59,6 +59,14 @@ async fn an_operator_finds_a_cancelled_saga_by_its_reason_and_opens_its_diagram(
         .await?;
     browser.screenshot("sagas-list").await?;
 
+    // When another order is placed while the page is open, then it appears without a reload
+    // (the page follows /api/live)
+    let later = ledger.order(&api, &alice, &[(&mug, 1)], None).await?;
+    browser
+        .wait_for(&format!("[data-testid=saga-row][data-order-id='{later}']"))
+        .await?;
+    browser.wait_count("[data-testid=saga-row]", 4).await?;
+
     // When they filter by the cancel reason payment_failed
     browser
         .select("[data-testid=filter-reason]", "payment_failed")
