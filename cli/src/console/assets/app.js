@@ -170,7 +170,7 @@
     lastLive: null,
     sagaFilters: { status: '', reason: '', overdue: false, customer: '', from: '', to: '' },
     auditFilters: { from: '', to: '', operator: '', kind: '' },
-    reconcile: { date: '', settlement: null, fileName: '', result: null },
+    reconcile: { date: null, settlement: null, fileName: '', result: null },
     openLetters: new Set(),
   };
 
@@ -1067,8 +1067,8 @@
 
   function reconcileView(ctx) {
     const r = state.reconcile;
-    if (!r.date) r.date = todayUtc();
-    const date = h('input', { type: 'date', id: 'rec-date', testid: 'rec-date', value: r.date, required: true });
+    if (r.date === null) r.date = todayUtc();
+    const date = h('input', { type: 'date', id: 'rec-date', testid: 'rec-date', value: r.date });
     const file = h('input', { type: 'file', id: 'rec-file', testid: 'rec-file', accept: '.csv,text/csv,text/plain' });
     const fileNote = h('span', { class: 'muted', testid: 'rec-file-note' }, r.fileName ? 'Loaded ' + r.fileName : 'No settlement file: the databases are checked against each other.');
     const clearFile = h('button', { type: 'button', class: 'small secondary fit', hidden: !r.fileName }, 'Remove file');
@@ -1076,7 +1076,7 @@
     const form = h(
       'form',
       { class: 'panel row', testid: 'rec-form' },
-      h('label', { class: 'field', for: 'rec-date' }, 'Business date (UTC)', date),
+      h('label', { class: 'field', for: 'rec-date' }, 'Business date (UTC; empty: every order)', date),
       h('label', { class: 'field', for: 'rec-file' }, 'Settlement file (CSV, optional)', file),
       h('div', { class: 'field' }, fileNote, clearFile),
       check
@@ -1103,9 +1103,9 @@
     async function run() {
       r.date = date.value;
       check.disabled = true;
-      out.replaceChildren(h('p', { class: 'muted', testid: 'rec-running' }, 'Checking ' + r.date + '…'));
+      out.replaceChildren(h('p', { class: 'muted', testid: 'rec-running' }, 'Checking ' + (r.date || 'every order') + '…'));
       try {
-        r.result = await api('POST', '/api/reconcile', { date: r.date, settlement: r.settlement });
+        r.result = await api('POST', '/api/reconcile', { date: r.date || null, settlement: r.settlement });
         if (ctx.alive()) show();
       } catch (err) {
         if (ctx.alive()) out.replaceChildren(viewError(err));
@@ -1173,7 +1173,7 @@
         confirmLabel: 'Repair',
         danger: true,
         onConfirm: async () => {
-          const done = await api('POST', '/api/reconcile/repair', { date: res.date, settlement: r.settlement, confirm: true });
+          const done = await api('POST', '/api/reconcile/repair', { date: res.date || null, settlement: r.settlement, confirm: true });
           const repaired = done.repaired || [];
           const notDone = done.left || [];
           return [
