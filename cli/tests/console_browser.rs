@@ -24,6 +24,21 @@ use uuid::Uuid;
 
 const SETTLE: Duration = Duration::from_secs(60);
 
+/// The console with the tests' operators and viewer. The sagas of a test are over before the
+/// browser looks (or a fault is planted), so the reconciler judges them at once
+/// (`CONSOLE_SETTLE_SECS=0`, as tests/reconcile.rs passes `--settle-secs 0`).
+async fn console(sys: &System) -> anyhow::Result<ConsoleProcess> {
+    ConsoleProcess::start_with(
+        sys,
+        &[
+            ("ADMIN_TOKENS", &tokens_setting(&OPERATORS)),
+            ("VIEWER_TOKENS", &tokens_setting(&VIEWERS)),
+            ("CONSOLE_SETTLE_SECS", "0"),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn an_operator_finds_a_cancelled_saga_by_its_reason_and_opens_its_diagram(
 ) -> anyhow::Result<()> {
@@ -42,7 +57,7 @@ async fn an_operator_finds_a_cancelled_saga_by_its_reason_and_opens_its_diagram(
     let outcome = assert_invariants(&api, &ledger, SETTLE).await?;
     assert_eq!(outcome.reason(&unpaid), "payment_failed");
     assert_eq!(outcome.reason(&sold_out), "stock_failed");
-    let console = ConsoleProcess::start(&sys).await?;
+    let console = console(&sys).await?;
     let browser = Browser::start().await?;
 
     // When an operator signs in, then every saga is listed, with the outcomes chart
@@ -107,7 +122,7 @@ async fn an_operator_finds_a_cancelled_saga_by_its_reason_and_opens_its_diagram(
     assert_eq!(events.first().map(String::as_str), Some("orders.created"));
     assert!(events.iter().any(|e| e == "payments.failed"), "{events:?}");
     browser
-        .wait_for("[data-testid=verdict][data-clean=true]")
+        .wait_for("[data-testid=verdict][data-state=judged][data-clean=true]")
         .await?;
 
     // When they click the failed payment, then its headers and payload are shown
@@ -171,7 +186,7 @@ async fn requeuing_a_dead_letter_group_takes_it_off_the_list() -> anyhow::Result
     let alice = ledger.customer(&api, 100_000).await?;
     freeze_points_spending(&sys).await?;
     ledger.order(&api, &alice, &[(&mug, 2)], None).await?;
-    let console = ConsoleProcess::start(&sys).await?;
+    let console = console(&sys).await?;
     let browser = Browser::start().await?;
     let frozen = "[data-testid=dl-group][data-service=points][data-key*='/max_deliveries/']";
 
@@ -290,16 +305,7 @@ async fn a_planted_difference_is_repaired_after_the_confirmation() -> anyhow::Re
             "payment_id,amount_cents,time\n{payment_id},{amount},{date}T10:00:00Z\n{unknown},4200,{date}T10:01:00Z\n"
         ),
     )?;
-    // (the sagas are over before the plant, so nothing needs time to settle, as in
-    // tests/reconcile.rs)
-    let console = ConsoleProcess::start_with(
-        &sys,
-        &[
-            ("ADMIN_TOKENS", &tokens_setting(&OPERATORS)),
-            ("CONSOLE_SETTLE_SECS", "0"),
-        ],
-    )
-    .await?;
+    let console = console(&sys).await?;
     let browser = Browser::start().await?;
 
     // When an operator runs the reconcile for the payment's day with the settlement file
@@ -377,7 +383,7 @@ async fn a_viewer_is_refused_a_write_action() -> anyhow::Result<()> {
     // Given four dead letters, and an operator's page left open on them
     let sys = System::start(SystemOptions::default()).await?;
     poison_four_consumers(&sys).await?;
-    let console = ConsoleProcess::start(&sys).await?;
+    let console = console(&sys).await?;
     let browser = Browser::start().await?;
     browser
         .sign_in(console.base_url(), token_of("bob"), "bob")
@@ -446,7 +452,7 @@ async fn the_health_page_shows_each_service_with_its_database_nats_and_consumers
     let alice = ledger.customer(&api, 100_000).await?;
     ledger.order(&api, &alice, &[(&mug, 1)], None).await?;
     assert_invariants(&api, &ledger, SETTLE).await?;
-    let console = ConsoleProcess::start(&sys).await?;
+    let console = console(&sys).await?;
     let browser = Browser::start().await?;
 
     // When a viewer opens the health page

@@ -295,6 +295,8 @@
     m.setAttribute('data-view', name);
     const ctx = { alive: () => token === state.renderToken, args: r.args, main: m };
     state.view = routes[name](ctx);
+    // A screen reader starts reading the new page, not the link that led there.
+    m.focus({ preventScroll: true });
   }
 
   /** An area that shows a load failure in the view itself. */
