@@ -667,7 +667,7 @@ async fn a_planted_difference_is_shown_and_repaired_after_confirmation() -> anyh
 #[tokio::test]
 async fn health_shows_every_service_and_instance_and_live_sends_the_figures() -> anyhow::Result<()>
 {
-    let sys = System::start(SystemOptions::default()).await?;
+    let mut sys = System::start(SystemOptions::default()).await?;
     let api = sys.api.clone();
     let mut ledger = Ledger::default();
     let mug = new_sku("MUG");
@@ -689,6 +689,7 @@ async fn health_shows_every_service_and_instance_and_live_sends_the_figures() ->
     let mut consumers = 0;
     for s in services {
         assert_eq!(s["database"], true, "{s}");
+        assert_eq!(s["database_error"], Value::Null, "{s}");
         assert_eq!(s["nats"], true, "{s}");
         let instances = s["instances"].as_array().context("instances")?;
         assert!(!instances.is_empty(), "{s}");
@@ -729,6 +730,18 @@ async fn health_shows_every_service_and_instance_and_live_sends_the_figures() ->
     assert_eq!(data["confirmed"], 1, "{data}");
     assert_eq!(data["pending"], 0, "{data}");
     assert_eq!(data["dead_letters_open"], 0, "{data}");
+
+    // An instance that stops answering is shown as not ready; its database still answers.
+    sys.kill(Svc::Stock)?;
+    let (_, health) = victor.get("/api/health").await?;
+    let stock = health["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["service"] == "stock")
+        .context("stock")?;
+    assert_eq!(stock["instances"][0]["ready"], false, "{stock}");
+    assert_eq!(stock["database"], true, "{stock}");
     Ok(())
 }
 

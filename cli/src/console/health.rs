@@ -13,8 +13,11 @@ use jetsaga_contracts::Producer;
 use serde::Serialize;
 use std::time::Duration;
 
-/// How long a database, NATS or an instance may take to answer before it counts as down.
+/// How long NATS or an instance may take to answer before it counts as down.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a database may take for the figures (a busy database is slow, not down).
+pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One instance of a service, as its own `/health` answers.
 #[derive(Debug, Serialize)]
@@ -43,6 +46,8 @@ pub struct ServiceHealth {
     pub service: &'static str,
     /// Its database answers the console.
     pub database: bool,
+    /// Why it did not, when it did not.
+    pub database_error: Option<String>,
     /// Its stream answers the console.
     pub nats: bool,
     pub instances: Vec<Instance>,
@@ -82,10 +87,18 @@ async fn service(
     lags: Option<&[ConsumerLag]>,
 ) -> ServiceHealth {
     let pool = state.sources.pool(producer);
-    let figures = tokio::time::timeout(PROBE_TIMEOUT, stats::service_stats(pool, producer))
-        .await
-        .ok()
-        .and_then(Result::ok);
+    let (figures, database_error) =
+        match tokio::time::timeout(DATABASE_TIMEOUT, stats::service_stats(pool, producer)).await {
+            Ok(Ok(figures)) => (Some(figures), None),
+            Ok(Err(e)) => (None, Some(format!("{e:#}"))),
+            Err(_) => (
+                None,
+                Some(format!("no answer in {} s", DATABASE_TIMEOUT.as_secs())),
+            ),
+        };
+    if let Some(e) = &database_error {
+        tracing::warn!(service = producer.service(), error = %e, "console: a database did not answer");
+    }
     let nats = tokio::time::timeout(
         PROBE_TIMEOUT,
         state.js.get_stream_no_info(producer.stream()),
@@ -115,6 +128,7 @@ async fn service(
     ServiceHealth {
         service: producer.service(),
         database: figures.is_some(),
+        database_error,
         nats,
         instances,
         consumers,
