@@ -137,7 +137,19 @@ impl Browser {
                 Err(e) => last = format!("{e:#}"),
             }
             if start.elapsed() > Self::TIMEOUT {
-                let page = self.page_text().await.unwrap_or_default();
+                let mut page = self.page_text().await.unwrap_or_default();
+                // What the page heard from /api/live, for a wait that a live update should
+                // have ended.
+                if let Ok(live) = self
+                    .script(
+                        "const l = document.getElementById('live'); \
+                         return l ? JSON.stringify(l.dataset) + ' ' + l.className : '';",
+                        vec![],
+                    )
+                    .await
+                {
+                    page.push_str(&format!("\n--- live: {live}"));
+                }
                 let shot = std::env::temp_dir().join(format!(
                     "jetsaga-console-failure-{}.png",
                     uuid::Uuid::new_v4()

@@ -240,16 +240,32 @@
       mark.title = 'Live updates: reconnecting';
     });
     es.addEventListener('change', (e) => {
-      const first = state.lastLive === null;
+      state.liveAt = Date.now();
+      mark.dataset.events = String(Number(mark.dataset.events || 0) + 1);
+      mark.dataset.last = e.data;
       if (e.data === state.lastLive) return;
+      // The first figures refresh too: the page may have been read before a change they
+      // already count.
       state.lastLive = e.data;
-      if (!first) refreshCurrent();
+      refreshCurrent();
     });
     state.live = es;
+    // Polling as a fallback: when no figures came for a while (a proxy that buffers the
+    // stream, a server that cannot read them), the page is read again every few seconds.
+    state.liveAt = Date.now();
+    state.poll = setInterval(() => {
+      if (Date.now() - state.liveAt > 10000) {
+        mark.className = 'live off';
+        mark.title = 'Live updates: no news for a while, polling';
+        refreshCurrent();
+      }
+    }, 5000);
   }
 
   function stopLive() {
     if (state.live) state.live.close();
+    if (state.poll) clearInterval(state.poll);
+    state.poll = null;
     state.live = null;
     state.lastLive = null;
   }
