@@ -1247,6 +1247,7 @@
         'section',
         { class: 'panel service', testid: 'health-service', 'data-service': svc.service, 'aria-label': svc.service },
         h('h2', null, svc.service, h('span', { class: 'k-inline' }, 'database'), upDown(svc.database, 'health-db'), h('span', { class: 'k-inline' }, 'NATS'), upDown(svc.nats, 'health-nats')),
+        svc.database_error ? h('p', { class: 'error-text', testid: 'health-db-error' }, 'Database: ' + txt(svc.database_error)) : null,
         h('div', { class: 'kv' }, number('outbox backlog', svc.outbox_backlog, 'health-backlog'), number('parked', svc.parked, 'health-parked'), number('open dead letters', svc.dead_letters_open, 'health-dead-letters')),
         h(
           'p',
