@@ -812,22 +812,39 @@ async fn walk(browser: &Browser, path: &str) -> anyhow::Result<(Vec<String>, Dur
 }
 
 #[tokio::test]
-async fn a_hundred_thousand_orders_are_paged_by_the_index_each_exactly_once() -> anyhow::Result<()>
-{
-    let sys = System::start(SystemOptions::default()).await?;
+async fn a_hundred_thousand_orders_are_paged_by_the_index_each_exactly_once_and_the_overdue_one_is_found(
+) -> anyhow::Result<()> {
+    let mut sys = System::start(SystemOptions::default()).await?;
     let order_db = sys.db(Svc::Order).await?;
     const N: i64 = 100_000;
     let cancelled = plant_orders(&order_db, N).await?;
+    // One more, PENDING an hour past its deadline, with the order service (and so its deadline
+    // sweep) down.
+    sys.kill(Svc::Order)?;
+    let overdue: Uuid = sqlx::query_scalar(
+        "INSERT INTO orders (order_id, customer_id, status, total_cents, deadline, created_at)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'PENDING', 1000,
+                 now() - interval '1 hour', now() - interval '61 minutes')
+         RETURNING order_id",
+    )
+    .fetch_one(&order_db)
+    .await?;
     let console = console(&sys).await?;
     let alice = signed_in(&console, token_of("alice")).await?;
+
+    let (status, page) = alice.get("/api/sagas?overdue=true").await?;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["sagas"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page["sagas"][0]["order_id"], overdue.to_string());
+    assert_eq!(page["sagas"][0]["overdue"], true);
 
     // Every order once, in key order, with creation times shared by pairs.
     let (all, first, last) = walk(&alice, "/api/sagas?limit=200").await?;
     eprintln!("{N} orders in pages of 200: first page {first:?}, last page {last:?}");
-    assert_eq!(all.len() as i64, N);
+    assert_eq!(all.len() as i64, N + 1);
     assert_eq!(
         all.iter().collect::<BTreeSet<_>>().len() as i64,
-        N,
+        N + 1,
         "no order twice"
     );
     let (failed, first, last) = walk(&alice, "/api/sagas?limit=50&reason=payment_failed").await?;
