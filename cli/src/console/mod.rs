@@ -57,7 +57,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 /// `jetsaga console`.
 #[derive(Debug, Clone, Args)]
 pub struct ConsoleArgs {
-    /// Where the console listens (HTTP). Default 127.0.0.1:8090.
+    /// Where the console listens (HTTP).
     #[arg(long, env = "CONSOLE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// The operators, who may look and act (`name=token,...`, as the services' ADMIN_TOKENS).
