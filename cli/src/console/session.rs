@@ -217,7 +217,11 @@ pub async fn sign_in(
     body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
 ) -> ConsoleResult<Response> {
     let Json(SignIn { token }) = body?;
-    let who = state.access.who(&token).ok_or(ConsoleError::Unauthorized)?;
+    // A token pasted with a line break around it is still the token (the lists are trimmed too).
+    let who = state
+        .access
+        .who(token.trim())
+        .ok_or(ConsoleError::Unauthorized)?;
     let id = state.sessions.open(who.clone());
     let mut response = Json(&who).into_response();
     response.headers_mut().insert(
