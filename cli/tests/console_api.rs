@@ -474,6 +474,68 @@ async fn a_saga_shows_its_steps_trace_id_and_verdict() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn the_same_poison_for_two_orders_is_one_group_per_consumer() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    let js = jetsaga_scenarios::inject::jetstream(sys.nats_url()).await?;
+    let orders = [Uuid::new_v4(), Uuid::new_v4()];
+    for order in orders {
+        jetsaga_scenarios::inject::publish_junk(
+            &js,
+            &format!("orders.cancelled.{order}"),
+            b"{not json".to_vec(),
+        )
+        .await?;
+    }
+    let console = console(&sys).await?;
+    let alice = signed_in(&console, token_of("alice")).await?;
+    jetsaga_testkit::wait_until(
+        "both poison messages dead-lettered by the four services",
+        Duration::from_secs(120),
+        || async { open_letters(&alice).await.is_ok_and(|l| l.len() == 8) },
+    )
+    .await?;
+
+    // Their reasons name their own orders; the failure they share makes one group per consumer.
+    let (_, doc) = alice.get("/api/dead-letters").await?;
+    let groups = doc["groups"].as_array().context("groups")?;
+    assert_eq!(groups.len(), POISONED_SERVICES.len(), "{doc}");
+    for group in groups {
+        assert_eq!(group["count"], 2, "{group}");
+        let reasons: BTreeSet<&str> = group["letters"]
+            .as_array()
+            .context("letters")?
+            .iter()
+            .filter_map(|l| l["reason"].as_str())
+            .collect();
+        assert_eq!(
+            reasons.len(),
+            2,
+            "each letter keeps its own reason: {group}"
+        );
+        let shared = group["reason"].as_str().context("reason")?;
+        assert!(
+            orders.iter().all(|o| !shared.contains(&o.to_string())),
+            "the group's failure names no order: {shared}"
+        );
+    }
+
+    // One requeue of the group takes both letters.
+    let payment = groups
+        .iter()
+        .find(|g| g["service"] == "payment")
+        .context("the payment group")?;
+    let (status, answer) = alice
+        .post(
+            "/api/dead-letters/discard",
+            json!({"group": payment["key"], "reason": "junk from a broken publisher"}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["done"].as_array().map(Vec::len), Some(2), "{answer}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn requeuing_a_dead_letter_group_from_the_console_is_signed_by_the_operator(
 ) -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;

@@ -4,6 +4,7 @@
 //! `jetsaga dlq requeue|discard` calls, under the signed-in operator's name.
 
 use super::error::{ConsoleError, ConsoleResult};
+use super::failure;
 use super::session::{OperatorOnly, Signed};
 use super::Shared;
 use crate::dlq::{self, Action, DeadLetterRef};
@@ -47,11 +48,13 @@ pub struct Letter {
 /// The dead letters of one consumer that failed the same way.
 #[derive(Debug, Serialize)]
 pub struct Group {
-    /// `<service>/<consumer>/<kind>/<reason>`: names the group in a requeue or discard.
+    /// `<service>/<consumer>/<kind>/<failure>`: names the group in a requeue or discard.
     pub key: String,
     pub service: &'static str,
     pub consumer: String,
     pub kind: String,
+    /// The failure the letters share: their reason without ids and counts
+    /// ([`failure::shape`]); each letter keeps its own.
     pub reason: String,
     pub count: usize,
     pub letters: Vec<Letter>,
@@ -62,8 +65,8 @@ pub struct Groups {
     pub groups: Vec<Group>,
 }
 
-fn group_key(service: &str, consumer: &str, kind: &str, reason: &str) -> String {
-    format!("{service}/{consumer}/{kind}/{reason}")
+fn group_key(service: &str, consumer: &str, kind: &str, failure: &str) -> String {
+    format!("{service}/{consumer}/{kind}/{failure}")
 }
 
 fn letter(service: &'static str, dl: DeadLetter, audit: Vec<AuditEntry>) -> Letter {
@@ -132,14 +135,15 @@ pub async fn open_groups(state: &Shared) -> ConsoleResult<Vec<Group>> {
         }
         let service = producer.service();
         for dl in letters {
-            let key = group_key(service, &dl.consumer, &dl.kind, &dl.reason);
+            let failure = failure::shape(&dl.reason);
+            let key = group_key(service, &dl.consumer, &dl.kind, &failure);
             let audit = audits.remove(&dl.id).unwrap_or_default();
             let group = groups.entry(key.clone()).or_insert_with(|| Group {
                 key,
                 service,
                 consumer: dl.consumer.clone(),
                 kind: dl.kind.clone(),
-                reason: dl.reason.clone(),
+                reason: failure,
                 count: 0,
                 letters: Vec::new(),
             });

@@ -19,6 +19,7 @@
 //! - [`sagas`]: the sagas list, paged by key, and the outcomes per minute.
 //! - [`saga`]: one saga: the order, its steps with headers and payloads, the reconciler's verdict.
 //! - [`dead_letters`]: dead letters grouped by consumer and failure; requeue and discard.
+//! - [`failure`]: the failure a dead letter names, without its ids and counts (the grouping).
 //! - [`reconcile`]: the check for a business date, and the repair after a confirmation.
 //! - [`health`]: per service: database, NATS, instances, lag, backlog, parked, dead letters.
 //! - [`audit`]: the admin changes and operator actions over a time range.
@@ -28,6 +29,7 @@ pub mod assets;
 pub mod audit;
 pub mod dead_letters;
 pub mod error;
+pub mod failure;
 pub mod health;
 pub mod live;
 pub mod reconcile;
