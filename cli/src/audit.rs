@@ -1,8 +1,9 @@
 //! `jetsaga audit`: every admin change and every operator decision over a time range, read from
 //! the streams, which are the audit log. An admin change is one of a service's declared admin
 //! events (a price set, an account credited, stock adjusted, a voucher issued), each with the
-//! operator whose credential made it; an operator decision is a dead letter requeued or discarded
-//! (`jetsaga.dlq.<action>.v1` on the DLQ stream). Filter by operator and kind.
+//! operator whose credential made it; an operator decision is a dead letter requeued or discarded,
+//! or a reconcile repair, signed (`jetsaga.dlq.<action>.v1` on the DLQ stream). Filter by operator
+//! and kind.
 
 use crate::cli::Outcome;
 use crate::output::{self, Table};
@@ -13,6 +14,7 @@ use async_nats::jetstream;
 use clap::Args;
 use saga_kit::dead_letter::{DISCARDED_TYPE, REQUEUED_TYPE};
 use saga_kit::provision::DLQ_STREAM;
+use saga_kit::repair::REPAIRED_TYPE;
 use saga_kit::replay::read::{bounds, first_at, Reader};
 use saga_kit::trace::{committed_at, event_name};
 use serde::Serialize;
@@ -89,7 +91,7 @@ pub struct Entry {
     pub time: OffsetDateTime,
     pub service: String,
     pub operator: String,
-    /// `<domain>.<event>` of an admin change, or `dlq.requeued` / `dlq.discarded`.
+    /// `<domain>.<event>` of an admin change, or `dlq.requeued` / `dlq.discarded` / `dlq.repaired`.
     pub kind: String,
     /// What it is about: the subject's key (a customer, a SKU, a voucher code), or the dead
     /// letter's consumer and place.
@@ -102,13 +104,17 @@ pub struct Entry {
 }
 
 /// The kinds `--kind` accepts: each participant's admin events, then the operators' decisions
-/// on dead letters.
+/// on dead letters and their repairs.
 pub fn kinds() -> Vec<String> {
     let mut kinds: Vec<String> = participants::ALL
         .iter()
         .flat_map(|p| p.admin_events.iter().map(|f| kind_of_filter(f)))
         .collect();
-    kinds.extend([kind_of_type(REQUEUED_TYPE), kind_of_type(DISCARDED_TYPE)]);
+    kinds.extend([
+        kind_of_type(REQUEUED_TYPE),
+        kind_of_type(DISCARDED_TYPE),
+        kind_of_type(REPAIRED_TYPE),
+    ]);
     kinds
 }
 
@@ -184,7 +190,7 @@ pub async fn collect(
     for participant in &participants::ALL {
         entries.extend(admin_changes(js, participant, since).await?);
     }
-    entries.extend(dead_letter_decisions(js, since).await?);
+    entries.extend(operator_actions(js, since).await?);
     Ok(select(entries, args, since, until))
 }
 
@@ -300,8 +306,9 @@ async fn admin_changes(
         .collect())
 }
 
-/// The operators' requeues and discards of dead letters since `since`.
-async fn dead_letter_decisions(
+/// The operators' actions since `since`, as the DLQ stream keeps them: requeues and discards of
+/// dead letters, and signed repairs.
+async fn operator_actions(
     js: &jetstream::Context,
     since: OffsetDateTime,
 ) -> anyhow::Result<Vec<Entry>> {
@@ -310,32 +317,19 @@ async fn dead_letter_decisions(
         .iter()
         .filter_map(|r| {
             let ce_type = header(&r.raw, "ce-type")?;
-            if ce_type != REQUEUED_TYPE && ce_type != DISCARDED_TYPE {
-                return None;
-            }
             let payload: serde_json::Value = serde_json::from_slice(&r.raw.payload).ok()?;
+            let (about, outcome) = match ce_type.as_str() {
+                REQUEUED_TYPE | DISCARDED_TYPE => decision(&ce_type, &payload),
+                REPAIRED_TYPE => repair(&payload),
+                _ => return None,
+            };
             let service = r.raw.subject.split('.').nth(1).unwrap_or_default();
-            let done = match payload["new_msg_id"].as_str() {
-                Some(id) if ce_type == REQUEUED_TYPE => format!("published again as {id}"),
-                _ if ce_type == REQUEUED_TYPE => "published again".to_owned(),
-                _ => "discarded".to_owned(),
-            };
-            // The operator's reason, when they gave one.
-            let outcome = match payload["reason"].as_str() {
-                Some(why) => format!("{done}: {why}"),
-                None => done,
-            };
             Some(Entry {
                 time: time_of(r),
                 service: service.to_owned(),
                 operator: operator_of(&payload),
                 kind: kind_of_type(&ce_type),
-                about: format!(
-                    "{} {}#{}",
-                    payload["consumer"].as_str().unwrap_or_default(),
-                    payload["stream"].as_str().unwrap_or_default(),
-                    payload["stream_seq"]
-                ),
+                about,
                 outcome,
                 event_id: header(&r.raw, "ce-id").unwrap_or_default(),
                 stream: DLQ_STREAM.to_owned(),
@@ -343,6 +337,38 @@ async fn dead_letter_decisions(
             })
         })
         .collect())
+}
+
+/// A requeue or discard: the dead letter's place, and what came of it with the operator's reason.
+fn decision(ce_type: &str, payload: &serde_json::Value) -> (String, String) {
+    let done = match payload["new_msg_id"].as_str() {
+        Some(id) if ce_type == REQUEUED_TYPE => format!("published again as {id}"),
+        _ if ce_type == REQUEUED_TYPE => "published again".to_owned(),
+        _ => "discarded".to_owned(),
+    };
+    let outcome = match payload["reason"].as_str() {
+        Some(why) => format!("{done}: {why}"),
+        None => done,
+    };
+    let about = format!(
+        "{} {}#{}",
+        payload["consumer"].as_str().unwrap_or_default(),
+        payload["stream"].as_str().unwrap_or_default(),
+        payload["stream_seq"]
+    );
+    (about, outcome)
+}
+
+/// A signed repair: its saga, and the repair with the event that announced the change.
+fn repair(payload: &serde_json::Value) -> (String, String) {
+    let about = format!("order {}", payload["saga_id"].as_str().unwrap_or_default());
+    let outcome = format!(
+        "{}: {} {}",
+        payload["repair"].as_str().unwrap_or_default(),
+        kind_of_type(payload["event_type"].as_str().unwrap_or_default()),
+        payload["event_id"].as_str().unwrap_or_default()
+    );
+    (about, outcome)
 }
 
 /// The entries as a table.
@@ -437,6 +463,7 @@ mod tests {
             "points.awarded",
             "dlq.requeued",
             "dlq.discarded",
+            "dlq.repaired",
         ] {
             assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
         }

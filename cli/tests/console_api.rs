@@ -723,6 +723,37 @@ async fn a_planted_difference_is_shown_and_repaired_after_confirmation() -> anyh
     assert_eq!(repaired["left"], json!([]), "{repaired}");
     let (_, after) = alice.post("/api/reconcile", json!({"date": today})).await?;
     assert_eq!(after["clean"], true, "{after}");
+
+    // The repair is signed: the audit names alice as who refunded that order.
+    let refund = repaired["repaired"][0]["event_id"]
+        .as_str()
+        .context("event_id")?
+        .to_owned();
+    let signed = |audit: &Value| {
+        audit["entries"].as_array().into_iter().flatten().any(|e| {
+            e["kind"] == "dlq.repaired"
+                && e["operator"] == "alice"
+                && e["service"] == "payment"
+                && e["about"] == format!("order {cancelled}").as_str()
+                && e["outcome"].as_str().is_some_and(|o| o.contains(&refund))
+        })
+    };
+    jetsaga_testkit::wait_until(
+        "the repair signed by alice in the audit",
+        Duration::from_secs(60),
+        || async {
+            alice
+                .get("/api/audit?kind=dlq.repaired")
+                .await
+                .is_ok_and(|(_, audit)| signed(&audit))
+        },
+    )
+    .await?;
+    let (code, cli) = Jetsaga::new(&sys)?
+        .json(&["audit", "--operator", "alice", "--kind", "dlq.repaired"])
+        .await?;
+    assert_eq!(code, 0, "{cli}");
+    assert!(signed(&cli), "{cli}");
     Ok(())
 }
 

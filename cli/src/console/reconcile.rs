@@ -16,6 +16,7 @@ use crate::reconcile::{self as reconciler, settlement, Reconciled};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::Json;
+use jetsaga_contracts::Actor;
 use serde::{Deserialize, Serialize};
 use time::Date;
 
@@ -159,13 +160,17 @@ fn asked(state: &Shared, request: &Request) -> ConsoleResult<Asked> {
     })
 }
 
-async fn run(state: &Shared, asked: &Asked, repair: bool) -> ConsoleResult<Reconciled> {
+async fn run(
+    state: &Shared,
+    asked: &Asked,
+    repair_by: Option<&Actor>,
+) -> ConsoleResult<Reconciled> {
     reconciler::reconcile(
         &state.sources,
         &state.targets,
         &asked.options,
         asked.settlement.as_deref(),
-        repair,
+        repair_by,
     )
     .await
     .map_err(|e| ConsoleError::unavailable("reconciling", e))
@@ -179,7 +184,7 @@ pub async fn check(
 ) -> ConsoleResult<Json<Checked>> {
     let Json(request) = body?;
     let asked = asked(&state, &request)?;
-    let found = run(&state, &asked, false).await?;
+    let found = run(&state, &asked, None).await?;
     Ok(Json(Checked {
         date: asked.date.map(|d| d.to_string()),
         clean: found.first.differences.is_empty(),
@@ -225,7 +230,7 @@ pub async fn repair(
     let asked = asked(&state, &request)?;
     let actor = who.actor()?;
     tracing::info!(operator = %actor, date = ?asked.date, "console: reconcile repair");
-    let done = run(&state, &asked, true).await?;
+    let done = run(&state, &asked, Some(&actor)).await?;
     let repairs = done.repairs.unwrap_or_default();
     let repaired = repairs
         .iter()

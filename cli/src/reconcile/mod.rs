@@ -52,6 +52,7 @@ use crate::signing::Signing;
 use crate::targets::{ServiceName, Targets};
 use check::{BusinessDay, Options};
 use difference::{Difference, RepairAction};
+use jetsaga_contracts::Actor;
 use repair::RepairOutcome;
 use std::collections::HashSet;
 use std::io::IsTerminal as _;
@@ -156,7 +157,7 @@ pub async fn run(args: ReconcileArgs, targets: &Targets, json: bool) -> Outcome 
         targets,
         &options,
         settlement_rows.as_deref(),
-        args.repair,
+        repaired_by.as_ref(),
     )
     .await?;
 
@@ -201,18 +202,18 @@ pub async fn reconcile(
     targets: &Targets,
     options: &Options,
     settlement_rows: Option<&[settlement::SettlementRow]>,
-    repair: bool,
+    repair_by: Option<&Actor>,
 ) -> anyhow::Result<Reconciled> {
     let first = check::run(sources, options, settlement_rows).await?;
     let mut repairs = None;
     let mut remaining = first.differences.clone();
     let mut in_flight = 0;
-    if repair && first.differences.iter().any(|d| !d.needs_person()) {
-        let done = repair::run(&first.differences, targets).await?;
+    if let Some(actor) = repair_by.filter(|_| first.differences.iter().any(|d| !d.needs_person())) {
+        let done = repair::run(&first.differences, targets, actor).await?;
         let recheck = check::run(sources, options, settlement_rows).await?;
         (remaining, in_flight) = after_repair(recheck.differences, &done);
         repairs = Some(done);
-    } else if repair {
+    } else if repair_by.is_some() {
         repairs = Some(Vec::new());
     }
     Ok(Reconciled {

@@ -1,7 +1,9 @@
 //! `--repair`: each repairable difference is handed to its owning service's repair function
 //! (`services/<service>/src/repair.rs`), which changes the state and writes the announcing event
 //! to that service's outbox in one transaction. The service's relay publishes it; the other
-//! services react as to any other event (a cancellation is compensated by all of them).
+//! services react as to any other event (a cancellation is compensated by all of them). The
+//! operator who repairs signs each change in the same transaction ([`saga_kit::repair::sign`]), so
+//! `jetsaga audit` and the console's audit page show who repaired what.
 //!
 //! The reconciler decided from what it read a moment ago; every repair function locks the rows
 //! again and re-checks the state, so a difference that resolved itself meanwhile (a late
@@ -11,7 +13,7 @@ use super::difference::{Difference, RepairAction};
 use crate::targets::Targets;
 use anyhow::Context as _;
 use jetsaga_contracts::events::order::OrderConfirmed;
-use jetsaga_contracts::{OrderId, Producer};
+use jetsaga_contracts::{Actor, OrderId, Producer};
 use saga_kit::repair::Repaired;
 use saga_kit::Envelope;
 use sqlx::PgPool;
@@ -68,6 +70,7 @@ impl Pools<'_> {
 pub async fn run(
     differences: &[Difference],
     targets: &Targets,
+    actor: &Actor,
 ) -> anyhow::Result<Vec<RepairResult>> {
     let mut pools = Pools {
         targets,
@@ -88,7 +91,7 @@ pub async fn run(
             }
             _ => None,
         };
-        let outcome = match repair_one(&pool, action, order_id, confirmed.as_ref()).await {
+        let outcome = match repair_one(&pool, action, order_id, confirmed.as_ref(), actor).await {
             Ok(outcome) => outcome,
             Err(e) => RepairOutcome::Failed(format!("{e:#}")),
         };
@@ -107,6 +110,7 @@ async fn repair_one(
     action: RepairAction,
     order_id: OrderId,
     confirmed: Option<&OrderConfirmed>,
+    actor: &Actor,
 ) -> anyhow::Result<RepairOutcome> {
     let service = action.service();
     let mut tx = pool.begin().await.with_context(|| {
@@ -150,6 +154,20 @@ async fn repair_one(
     };
     match done {
         Ok(envelope) => {
+            saga_kit::repair::sign(
+                &mut tx,
+                service.service(),
+                action.as_str(),
+                &envelope,
+                actor.as_str(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "{} of order {order_id}: signing it for {actor} in the {service} database",
+                    action.as_str()
+                )
+            })?;
             tx.commit().await.with_context(|| {
                 format!(
                     "{} of order {order_id}: committing in the {service} database",

@@ -2,9 +2,10 @@
 //! rules, and the root event that announces the change is written to its outbox in the same
 //! transaction. (A replay applies such an event from the stream as a fact: see [`crate::facts`].)
 
-use crate::envelope::{keyed_event_id, Envelope};
+use crate::envelope::{keyed_event_id, Envelope, TraceParent};
 use crate::handler::HandlerError;
 use crate::outbox;
+use bytes::Bytes;
 use jetsaga_contracts::{EventId, EventSet};
 use sqlx::PgConnection;
 use std::fmt;
@@ -91,4 +92,42 @@ pub fn event_id(
 ) -> EventId {
     let version = version.map_or(0, OffsetDateTime::unix_timestamp_nanos);
     keyed_event_id(repair, &format!("{saga_id}@{version}"))
+}
+
+/// The `ce-type` of an operator's signature on a repair, on the DLQ stream beside their decisions
+/// on dead letters.
+pub const REPAIRED_TYPE: &str = "jetsaga.dlq.repaired.v1";
+
+/// Signs the repair `repair` of `service` that emitted `change`: an event naming the operator
+/// `actor`, the saga and the change, written to the same outbox in the same transaction as the
+/// change (so there is no unsigned repair), and published on `dlq.<service>.repairs`, where the
+/// operators' actions are kept. The change itself stays the domain event its consumers know.
+pub async fn sign(
+    conn: &mut PgConnection,
+    service: &str,
+    repair: &str,
+    change: &Envelope,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
+    let id = keyed_event_id("repair-signature", &change.id.to_string());
+    let body = serde_json::json!({
+        "repair": repair,
+        "saga_id": change.correlation_id,
+        "actor": actor,
+        "event_id": change.id,
+        "event_type": change.ce_type,
+    });
+    let signature = Envelope {
+        id,
+        ce_type: REPAIRED_TYPE.to_owned(),
+        source: format!("jetsaga/{service}"),
+        time: crate::envelope::now(),
+        key: format!("repair/{}", change.id),
+        subject: format!("dlq.{service}.repairs"),
+        traceparent: TraceParent::root(id),
+        correlation_id: change.correlation_id.clone(),
+        causation_id: change.id,
+        payload: Bytes::from(body.to_string()),
+    };
+    outbox::enqueue(conn, &signature).await
 }
