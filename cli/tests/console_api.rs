@@ -5,8 +5,7 @@ mod common;
 
 use anyhow::Context as _;
 use common::{
-    poison_four_consumers, token_of, tokens_setting, ConsoleProcess, Jetsaga, OPERATORS,
-    POISONED_SERVICES, VIEWERS,
+    poison_four_consumers, token_of, ConsoleProcess, Jetsaga, POISONED_SERVICES, VIEWERS,
 };
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::new_sku;
@@ -18,20 +17,6 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const SETTLE: Duration = Duration::from_secs(60);
-
-/// The console of these tests with the reconciler judging every ended saga at once (the sagas
-/// of a test are over before it looks), and its operators and viewers.
-async fn console(sys: &System) -> anyhow::Result<ConsoleProcess> {
-    ConsoleProcess::start_with(
-        sys,
-        &[
-            ("ADMIN_TOKENS", &tokens_setting(&OPERATORS)),
-            ("VIEWER_TOKENS", &tokens_setting(&VIEWERS)),
-            ("CONSOLE_SETTLE_SECS", "0"),
-        ],
-    )
-    .await
-}
 
 /// A person signed in with `token`.
 async fn signed_in(console: &ConsoleProcess, token: &str) -> anyhow::Result<Browser> {
@@ -211,7 +196,7 @@ async fn without_operators_the_console_refuses_to_start_unless_insecure_by_choic
 #[tokio::test]
 async fn without_a_session_every_api_route_answers_401() -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let order = Uuid::new_v4().to_string();
     let routes = [
         (Method::GET, "/api/session".to_owned()),
@@ -264,7 +249,7 @@ async fn without_a_session_every_api_route_answers_401() -> anyhow::Result<()> {
 async fn a_viewer_is_refused_every_write_and_nothing_changes() -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;
     poison_four_consumers(&sys).await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let victor = signed_in(&console, VIEWERS[0].1).await?;
     let before = open_letters(&victor).await?;
     assert_eq!(before.len(), 4, "{before:?}");
@@ -329,7 +314,7 @@ async fn the_sagas_list_pages_by_key_and_filters_by_reason() -> anyhow::Result<(
         failed.insert(ledger.order(&api, &poor, &[(&mug, 1)], None).await?);
     }
     assert_invariants(&api, &ledger, SETTLE).await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let alice = signed_in(&console, token_of("alice")).await?;
 
     // Walk every page of two: each order once, newest first, and the last page says so.
@@ -430,7 +415,7 @@ async fn a_saga_shows_its_steps_trace_id_and_verdict() -> anyhow::Result<()> {
         .order(&api, &alice_customer, &[(&mug, 2)], None)
         .await?;
     assert_invariants(&api, &ledger, SETTLE).await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let alice = signed_in(&console, token_of("alice")).await?;
 
     let (status, saga) = alice.get(&format!("/api/sagas/{order}")).await?;
@@ -486,7 +471,7 @@ async fn the_same_poison_for_two_orders_is_one_group_per_consumer() -> anyhow::R
         )
         .await?;
     }
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let alice = signed_in(&console, token_of("alice")).await?;
     jetsaga_testkit::wait_until(
         "both poison messages dead-lettered by the four services",
@@ -540,7 +525,7 @@ async fn requeuing_a_dead_letter_group_from_the_console_is_signed_by_the_operato
 ) -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;
     poison_four_consumers(&sys).await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let bob = signed_in(&console, token_of("bob")).await?;
 
     let (_, doc) = bob.get("/api/dead-letters").await?;
@@ -652,7 +637,7 @@ async fn a_planted_difference_is_shown_and_repaired_after_confirmation() -> anyh
     let cancelled = ledger.order(&api, &customer, &[(&mug, 20)], None).await?;
     let outcome = assert_invariants(&api, &ledger, SETTLE).await?;
     assert_eq!(outcome.reason(&cancelled), "stock_failed");
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let alice = signed_in(&console, token_of("alice")).await?;
     let today = time::OffsetDateTime::now_utc().date().to_string();
     let (_, clean) = alice.post("/api/reconcile", json!({"date": today})).await?;
@@ -768,7 +753,7 @@ async fn health_shows_every_service_and_instance_and_live_sends_the_figures() ->
     let rich = ledger.customer(&api, 10_000).await?;
     ledger.order(&api, &rich, &[(&mug, 1)], None).await?;
     assert_invariants(&api, &ledger, SETTLE).await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let victor = signed_in(&console, VIEWERS[0].1).await?;
 
     let (status, health) = victor.get("/api/health").await?;
@@ -922,7 +907,7 @@ async fn a_hundred_thousand_orders_are_paged_by_the_index_each_exactly_once_and_
     )
     .fetch_one(&order_db)
     .await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let alice = signed_in(&console, token_of("alice")).await?;
 
     let (status, page) = alice.get("/api/sagas?overdue=true").await?;

@@ -12,9 +12,7 @@ mod common;
 
 use anyhow::Context as _;
 use browser::Browser;
-use common::{
-    poison_four_consumers, token_of, tokens_setting, ConsoleProcess, Jetsaga, OPERATORS, VIEWERS,
-};
+use common::{poison_four_consumers, token_of, ConsoleProcess, Jetsaga, VIEWERS};
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::new_sku;
 use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
@@ -23,21 +21,6 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const SETTLE: Duration = Duration::from_secs(60);
-
-/// The console with the tests' operators and viewer. The sagas of a test are over before the
-/// browser looks (or a fault is planted), so the reconciler judges them at once
-/// (`CONSOLE_SETTLE_SECS=0`, as tests/reconcile.rs passes `--settle-secs 0`).
-async fn console(sys: &System) -> anyhow::Result<ConsoleProcess> {
-    ConsoleProcess::start_with(
-        sys,
-        &[
-            ("ADMIN_TOKENS", &tokens_setting(&OPERATORS)),
-            ("VIEWER_TOKENS", &tokens_setting(&VIEWERS)),
-            ("CONSOLE_SETTLE_SECS", "0"),
-        ],
-    )
-    .await
-}
 
 #[tokio::test]
 async fn an_operator_finds_a_cancelled_saga_by_its_reason_and_opens_its_diagram(
@@ -57,7 +40,7 @@ async fn an_operator_finds_a_cancelled_saga_by_its_reason_and_opens_its_diagram(
     let outcome = assert_invariants(&api, &ledger, SETTLE).await?;
     assert_eq!(outcome.reason(&unpaid), "payment_failed");
     assert_eq!(outcome.reason(&sold_out), "stock_failed");
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let browser = Browser::start().await?;
 
     // When an operator signs in, then every saga is listed, with the outcomes chart
@@ -186,7 +169,7 @@ async fn requeuing_a_dead_letter_group_takes_it_off_the_list() -> anyhow::Result
     let alice = ledger.customer(&api, 100_000).await?;
     freeze_points_spending(&sys).await?;
     ledger.order(&api, &alice, &[(&mug, 2)], None).await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let browser = Browser::start().await?;
     let frozen = "[data-testid=dl-group][data-service=points][data-key*='/max_deliveries/']";
 
@@ -305,7 +288,7 @@ async fn a_planted_difference_is_repaired_after_the_confirmation() -> anyhow::Re
             "payment_id,amount_cents,time\n{payment_id},{amount},{date}T10:00:00Z\n{unknown},4200,{date}T10:01:00Z\n"
         ),
     )?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let browser = Browser::start().await?;
 
     // When an operator runs the reconcile for the payment's day with the settlement file
@@ -383,7 +366,7 @@ async fn a_viewer_is_refused_a_write_action() -> anyhow::Result<()> {
     // Given four dead letters, and an operator's page left open on them
     let sys = System::start(SystemOptions::default()).await?;
     poison_four_consumers(&sys).await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let browser = Browser::start().await?;
     browser
         .sign_in(console.base_url(), token_of("bob"), "bob")
@@ -452,7 +435,7 @@ async fn the_health_page_shows_each_service_with_its_database_nats_and_consumers
     let alice = ledger.customer(&api, 100_000).await?;
     ledger.order(&api, &alice, &[(&mug, 1)], None).await?;
     assert_invariants(&api, &ledger, SETTLE).await?;
-    let console = console(&sys).await?;
+    let console = ConsoleProcess::start(&sys).await?;
     let browser = Browser::start().await?;
 
     // When a viewer opens the health page

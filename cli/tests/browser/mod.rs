@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The variable naming where screenshots go, relative to the repository: `docs/console` for the
+/// README's pictures.
+pub const SCREENSHOTS: &str = "JETSAGA_SCREENSHOTS";
+
 /// The window every test sees, so the screenshots in the README have one size.
 pub const WINDOW: (u32, u32) = (1600, 1000);
 
@@ -300,7 +304,9 @@ impl Browser {
         Ok(body.text().await?)
     }
 
-    /// Saves what the window shows to `docs/console/<name>.png` (shown in the README).
+    /// Saves what the window shows to `<name>.png`, in the folder [`SCREENSHOTS`] names relative
+    /// to the repository (`docs/console` refreshes the README's pictures), else under the build's
+    /// temporary folder, so a test run leaves the tree as it was.
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
         // The whole page, not only the window: grow the window until the page fits (up to
         // 3000 px; the window's height includes what the browser itself takes), then give it
@@ -333,7 +339,10 @@ impl Browser {
             self.client().set_window_size(width, height).await?;
         }
         let png = png?;
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
+        let dir = match std::env::var_os(SCREENSHOTS) {
+            Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir),
+            None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots"),
+        };
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).with_context(|| format!("writing {}", path.display()))?;

@@ -191,13 +191,16 @@ pub struct ConsoleProcess {
 
 impl ConsoleProcess {
     /// The console with the CLI tests' operators ([`OPERATORS`], e.g. `alice`) and viewers
-    /// ([`VIEWERS`], `victor`).
+    /// ([`VIEWERS`], `victor`). The sagas of a test are over before the console looks (or a fault
+    /// is planted), so its reconciler judges them at once (`CONSOLE_SETTLE_SECS=0`, as
+    /// tests/reconcile.rs passes `--settle-secs 0`).
     pub async fn start(sys: &System) -> anyhow::Result<ConsoleProcess> {
         Self::start_with(
             sys,
             &[
                 ("ADMIN_TOKENS", &tokens_setting(&OPERATORS)),
                 ("VIEWER_TOKENS", &tokens_setting(&VIEWERS)),
+                ("CONSOLE_SETTLE_SECS", "0"),
             ],
         )
         .await
