@@ -219,13 +219,17 @@ impl Browser {
         Ok(self.client().find_all(Locator::Css(css)).await?.len())
     }
 
-    /// The values of attribute `attr` on every element matching `css` now.
+    /// The values of attribute `attr` on every element matching `css` now (read again when a
+    /// live refresh re-drew the page while they were being read).
     pub async fn attrs(&self, css: &str, attr: &str) -> anyhow::Result<Vec<String>> {
-        let mut out = Vec::new();
-        for el in self.client().find_all(Locator::Css(css)).await? {
-            out.extend(el.attr(attr).await?);
-        }
-        Ok(out)
+        self.until(&format!("to read {attr} of {css}"), || async {
+            let mut out = Vec::new();
+            for el in self.client().find_all(Locator::Css(css)).await? {
+                out.extend(el.attr(attr).await?);
+            }
+            Ok(Some(out))
+        })
+        .await
     }
 
     /// Clicks the first element matching `css` once it is there and enabled; a click that
@@ -283,9 +287,16 @@ impl Browser {
         .await
     }
 
-    /// Whether the first element matching `css` is enabled (it must be there).
+    /// Whether the first element matching `css` is enabled, once there is one (asked again when a
+    /// live refresh re-drew it in between: a stale element).
     pub async fn is_enabled(&self, css: &str) -> anyhow::Result<bool> {
-        Ok(self.wait_for(css).await?.is_enabled().await?)
+        self.until(&format!("whether {css} is enabled"), || async {
+            let Some(el) = self.client().find_all(Locator::Css(css)).await?.pop_first() else {
+                return Ok(None);
+            };
+            Ok(Some(el.is_enabled().await?))
+        })
+        .await
     }
 
     /// Runs `script` in the page (its `arguments` are `args`) and returns what it returned.
