@@ -53,29 +53,23 @@ pub enum DlqCommand {
         dead_letter: DeadLetterRef,
     },
     /// Publish dead letters again under a new Msg-Id, with an audit row.
-    Requeue {
-        /// `<service>:<id>` of each dead letter.
-        #[arg(required = true)]
-        dead_letters: Vec<DeadLetterRef>,
-        /// Why, for the audit (recorded with the decision).
-        #[arg(long)]
-        reason: Option<String>,
-        /// The operator who does it, for the audit.
-        #[command(flatten)]
-        signing: Signing,
-    },
+    Requeue(DecisionArgs),
     /// Mark dead letters as dealt with, with an audit row; the message is not published.
-    Discard {
-        /// `<service>:<id>` of each dead letter.
-        #[arg(required = true)]
-        dead_letters: Vec<DeadLetterRef>,
-        /// Why, for the audit (recorded with the decision).
-        #[arg(long)]
-        reason: Option<String>,
-        /// The operator who does it, for the audit.
-        #[command(flatten)]
-        signing: Signing,
-    },
+    Discard(DecisionArgs),
+}
+
+/// What a requeue or a discard is given.
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// `<service>:<id>` of each dead letter.
+    #[arg(required = true)]
+    pub dead_letters: Vec<DeadLetterRef>,
+    /// Why, for the audit (recorded with the decision).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The operator who does it, for the audit.
+    #[command(flatten)]
+    pub signing: Signing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,36 +142,8 @@ pub async fn run(args: DlqArgs, targets: &Targets, json: bool) -> Outcome {
         } => list(targets, json, service, status, limit).await,
         DlqCommand::Parked { service, limit } => parked(targets, json, service, limit).await,
         DlqCommand::Show { dead_letter } => show(targets, json, dead_letter).await,
-        DlqCommand::Requeue {
-            dead_letters,
-            reason,
-            signing,
-        } => {
-            act(
-                targets,
-                json,
-                &dead_letters,
-                reason.as_deref(),
-                &signing,
-                Action::Requeue,
-            )
-            .await
-        }
-        DlqCommand::Discard {
-            dead_letters,
-            reason,
-            signing,
-        } => {
-            act(
-                targets,
-                json,
-                &dead_letters,
-                reason.as_deref(),
-                &signing,
-                Action::Discard,
-            )
-            .await
-        }
+        DlqCommand::Requeue(decision) => act(targets, json, &decision, Action::Requeue).await,
+        DlqCommand::Discard(decision) => act(targets, json, &decision, Action::Discard).await,
     }
 }
 
@@ -469,17 +435,15 @@ struct ActionResult {
 }
 
 /// Requeues or discards each dead letter; exit 1 when any failed.
-async fn act(
-    targets: &Targets,
-    json: bool,
-    refs: &[DeadLetterRef],
-    reason: Option<&str>,
-    signing: &Signing,
-    action: Action,
-) -> Outcome {
-    let operator = signing.operator()?;
+async fn act(targets: &Targets, json: bool, decision: &DecisionArgs, action: Action) -> Outcome {
+    let operator = decision.signing.operator()?;
     let actor = operator.as_str();
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let refs = &decision.dead_letters;
+    let reason = decision
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
     let results: Vec<ActionResult> = decide(targets, refs, &operator, reason, action)
         .await?
         .into_iter()
