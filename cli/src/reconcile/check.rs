@@ -131,21 +131,26 @@ pub struct Findings {
     pub settlement_rows: Option<usize>,
 }
 
+/// The order database's time now, with the options' slack and settle.
+async fn clock(src: &Sources, opts: &Options) -> anyhow::Result<Clock> {
+    let now: OffsetDateTime = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&src.order)
+        .await
+        .context("reading the time of the order database")?;
+    Ok(Clock {
+        now,
+        slack: opts.slack,
+        settle: opts.settle,
+    })
+}
+
 /// Runs every check once.
 pub async fn run(
     src: &Sources,
     opts: &Options,
     settlement_file: Option<&[SettlementRow]>,
 ) -> anyhow::Result<Findings> {
-    let now: OffsetDateTime = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&src.order)
-        .await
-        .context("reading the time of the order database")?;
-    let clock = Clock {
-        now,
-        slack: opts.slack,
-        settle: opts.settle,
-    };
+    let clock = clock(src, opts).await?;
     let mut findings = Findings::default();
     orders(src, opts, &clock, &mut findings).await?;
     orphan_payments(src, opts.day, &mut findings.differences).await?;
@@ -170,15 +175,7 @@ pub async fn one_order(
     order_id: OrderId,
     opts: &Options,
 ) -> anyhow::Result<Option<Verdict>> {
-    let now: OffsetDateTime = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&src.order)
-        .await
-        .context("reading the time of the order database")?;
-    let clock = Clock {
-        now,
-        slack: opts.slack,
-        settle: opts.settle,
-    };
+    let clock = clock(src, opts).await?;
     let row: Option<OrderTuple> = sqlx::query_as(
         "SELECT order_id, customer_id, status, total_cents, discount_cents, voucher_code,
                 points_spent, deadline, updated_at, created_at

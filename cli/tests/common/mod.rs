@@ -51,19 +51,26 @@ pub struct Jetsaga {
     env: Vec<(String, String)>,
 }
 
+/// `--order-db URL --payment-db URL ...`: the five databases of a test system, as flags.
+fn database_flags(sys: &System) -> anyhow::Result<Vec<String>> {
+    let mut flags = Vec::new();
+    for (flag, svc) in [
+        ("--order-db", Svc::Order),
+        ("--payment-db", Svc::Payment),
+        ("--stock-db", Svc::Stock),
+        ("--voucher-db", Svc::Voucher),
+        ("--points-db", Svc::Points),
+    ] {
+        flags.push(flag.to_owned());
+        flags.push(sys.database_url(svc)?);
+    }
+    Ok(flags)
+}
+
 impl Jetsaga {
     pub fn new(sys: &System) -> anyhow::Result<Self> {
         let mut targets = vec!["--nats-url".to_owned(), sys.nats_url().to_owned()];
-        for (flag, svc) in [
-            ("--order-db", Svc::Order),
-            ("--payment-db", Svc::Payment),
-            ("--stock-db", Svc::Stock),
-            ("--voucher-db", Svc::Voucher),
-            ("--points-db", Svc::Points),
-        ] {
-            targets.push(flag.to_owned());
-            targets.push(sys.database_url(svc)?);
-        }
+        targets.extend(database_flags(sys)?);
         let operators: Vec<String> = OPERATORS.iter().map(|(n, t)| format!("{n}={t}")).collect();
         Ok(Jetsaga {
             targets,
@@ -221,16 +228,7 @@ impl ConsoleProcess {
             "--listen".to_owned(),
             format!("127.0.0.1:{port}"),
         ];
-        for (flag, svc) in [
-            ("--order-db", Svc::Order),
-            ("--payment-db", Svc::Payment),
-            ("--stock-db", Svc::Stock),
-            ("--voucher-db", Svc::Voucher),
-            ("--points-db", Svc::Points),
-        ] {
-            args.push(flag.to_owned());
-            args.push(sys.database_url(svc)?);
-        }
+        args.extend(database_flags(sys)?);
         for svc in [
             Svc::Order,
             Svc::Payment,
