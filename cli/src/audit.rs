@@ -118,6 +118,27 @@ pub fn kinds() -> Vec<String> {
     kinds
 }
 
+/// A kind `--kind` (and the console's filter) does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown kind {kind:?}; the kinds are: {}", known.join(", "))]
+pub struct UnknownKind {
+    pub kind: String,
+    pub known: Vec<String>,
+}
+
+/// Whether `kind` is one of [`kinds`]: the one check of `jetsaga audit --kind` and the console.
+pub fn known_kind(kind: &str) -> Result<(), UnknownKind> {
+    let known = kinds();
+    if known.iter().any(|k| k == kind) {
+        Ok(())
+    } else {
+        Err(UnknownKind {
+            kind: kind.to_owned(),
+            known,
+        })
+    }
+}
+
 /// `payments.credited.*` → `payments.credited`.
 fn kind_of_filter(filter: &str) -> String {
     filter.trim_end_matches(".*").to_owned()
@@ -143,12 +164,7 @@ pub async fn run(args: AuditArgs, targets: &Targets, json: bool) -> Outcome {
         until.format(&Rfc3339)?
     );
     if let Some(kind) = &args.kind {
-        let known = kinds();
-        anyhow::ensure!(
-            known.contains(kind),
-            "unknown kind {kind:?}; the kinds are: {}",
-            known.join(", ")
-        );
+        known_kind(kind)?;
     }
     let js = targets.nats().await?;
     let entries = collect(&js, &args, since, until).await?;

@@ -4,6 +4,7 @@
 //! operator who signed in.
 
 use super::error::{ConsoleError, ConsoleResult};
+use super::params::{self, given};
 use super::session::Signed;
 use super::Shared;
 use crate::audit::{self, AuditArgs, Entry, When};
@@ -11,7 +12,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 /// The query of `GET /api/audit`.
@@ -46,19 +46,6 @@ pub struct Audit {
     pub kinds: Vec<String>,
 }
 
-fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn time_of(name: &str, s: &str) -> ConsoleResult<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-        ConsoleError::bad_request(
-            "bad_filter",
-            format!("{name}={s:?} is not an RFC 3339 time like 2026-12-01T10:00:00Z"),
-        )
-    })
-}
-
 /// `GET /api/audit`.
 pub async fn list(
     Signed(_): Signed,
@@ -68,11 +55,11 @@ pub async fn list(
     let Query(q) = query?;
     let now = OffsetDateTime::now_utc();
     let from = given(&q.from)
-        .map(|s| time_of("from", s))
+        .map(|s| params::time("from", s))
         .transpose()?
         .unwrap_or(now - Duration::hours(24));
     let to = given(&q.to)
-        .map(|s| time_of("to", s))
+        .map(|s| params::time("to", s))
         .transpose()?
         .unwrap_or(now);
     if from > to {
@@ -81,14 +68,9 @@ pub async fn list(
             "the range is empty: from is after to",
         ));
     }
-    let kinds = audit::kinds();
     if let Some(kind) = given(&q.kind) {
-        if !kinds.iter().any(|k| k == kind) {
-            return Err(ConsoleError::bad_request(
-                "bad_filter",
-                format!("unknown kind {kind:?}; the kinds are: {}", kinds.join(", ")),
-            ));
-        }
+        audit::known_kind(kind)
+            .map_err(|e| ConsoleError::bad_request("bad_filter", e.to_string()))?;
     }
     let args = AuditArgs {
         since: When::At(from),
@@ -113,6 +95,6 @@ pub async fn list(
         from,
         to,
         entries,
-        kinds,
+        kinds: audit::kinds(),
     }))
 }

@@ -5,6 +5,7 @@
 
 use super::error::{ConsoleError, ConsoleResult};
 use super::failure;
+use super::params::given;
 use super::session::{OperatorOnly, Signed};
 use super::Shared;
 use crate::dlq::{self, Action, DeadLetterRef};
@@ -243,11 +244,7 @@ async fn decide(
     action: Action,
 ) -> ConsoleResult<Json<Decisions>> {
     let Json(decision) = body?;
-    let reason = decision
-        .reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
+    let reason = given(&decision.reason)
         .ok_or_else(|| ConsoleError::bad_request("reason_required", "say why, in \"reason\""))?
         .to_owned();
     let actor = who.actor()?;

@@ -24,6 +24,7 @@
 //! - [`health`]: per service: database, NATS, instances, lag, backlog, parked, dead letters.
 //! - [`audit`]: the admin changes and operator actions over a time range.
 //! - [`live`]: server-sent events when the figures change.
+//! - [`params`]: what a request gives, read the same way on every page.
 
 pub mod assets;
 pub mod audit;
@@ -32,6 +33,7 @@ pub mod error;
 pub mod failure;
 pub mod health;
 pub mod live;
+pub mod params;
 pub mod reconcile;
 pub mod saga;
 pub mod sagas;

@@ -7,6 +7,7 @@
 //! `"confirm": true`, so a stray request repairs nothing.
 
 use super::error::{ConsoleError, ConsoleResult};
+use super::params::given;
 use super::session::{OperatorOnly, Signed};
 use super::Shared;
 use crate::reconcile::check::{BusinessDay, Options};
@@ -122,11 +123,7 @@ struct Asked {
 }
 
 fn asked(state: &Shared, request: &Request) -> ConsoleResult<Asked> {
-    let date = request
-        .date
-        .as_deref()
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
+    let date = given(&request.date)
         .map(|d| {
             Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).map_err(
                 |_| {

@@ -7,6 +7,7 @@
 //! order created while someone pages shifts nothing.
 
 use super::error::{ConsoleError, ConsoleResult};
+use super::params::{self, given};
 use super::session::Signed;
 use super::Shared;
 use axum::extract::rejection::QueryRejection;
@@ -16,7 +17,6 @@ use jetsaga_contracts::Producer;
 use order_service::domain::{parse_cancel_reason, OrderStatus};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, QueryBuilder};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -85,19 +85,6 @@ fn bad(message: String) -> ConsoleError {
     ConsoleError::bad_request("bad_filter", message)
 }
 
-/// A parameter given with something in it.
-fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn time_of(name: &str, s: &str) -> ConsoleResult<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-        bad(format!(
-            "{name}={s:?} is not an RFC 3339 time like 2026-12-01T10:00:00Z"
-        ))
-    })
-}
-
 impl Filter {
     /// Each filter checked; bad input is refused before the database is asked.
     pub fn parse(q: &SagasQuery) -> ConsoleResult<Filter> {
@@ -130,8 +117,10 @@ impl Filter {
                 Uuid::parse_str(c).map_err(|_| bad(format!("customer={c:?} is not a customer id")))
             })
             .transpose()?;
-        let from = given(&q.from).map(|s| time_of("from", s)).transpose()?;
-        let to = given(&q.to).map(|s| time_of("to", s)).transpose()?;
+        let from = given(&q.from)
+            .map(|s| params::time("from", s))
+            .transpose()?;
+        let to = given(&q.to).map(|s| params::time("to", s)).transpose()?;
         let after = given(&q.after)
             .map(|a| {
                 Cursor::decode(a)
