@@ -5,6 +5,7 @@
 
 use super::session::Signed;
 use super::Shared;
+use crate::stats;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::Stream;
@@ -25,25 +26,19 @@ pub struct Figures {
     pub dead_letters_open: i64,
 }
 
-/// The figures now.
+/// The figures now: the sagas by outcome as `jetsaga stats` counts them, and the open dead
+/// letters of every service.
 pub async fn figures(state: &Shared) -> anyhow::Result<Figures> {
-    let (confirmed, cancelled, pending): (i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE status = 'CONFIRMED'),
-                count(*) FILTER (WHERE status = 'CANCELLED'),
-                count(*) FILTER (WHERE status = 'PENDING')
-         FROM orders",
-    )
-    .fetch_one(state.sources.pool(Producer::ORDER))
-    .await?;
+    let sagas = stats::outcomes(state.sources.pool(Producer::ORDER)).await?;
     let mut dead_letters_open = 0;
     for producer in Producer::ALL {
         dead_letters_open +=
             saga_kit::dead_letter::open_count(state.sources.pool(producer)).await?;
     }
     Ok(Figures {
-        confirmed,
-        cancelled,
-        pending,
+        confirmed: sagas.confirmed,
+        cancelled: sagas.cancelled,
+        pending: sagas.pending,
         dead_letters_open,
     })
 }

@@ -204,13 +204,9 @@ impl ConsoleArgs {
             (_, _, true) => Err(StartError::InsecureWithTokens),
             (operators, viewers, false) => {
                 // A token that is both would make its holder's role depend on the list order.
-                if let (Some(text), Some(v)) = (&self.admin_tokens, &viewers) {
-                    for pair in text.split(',') {
-                        if let Some((name, token)) = pair.split_once('=') {
-                            if v.who(token.trim()).is_some() {
-                                return Err(StartError::SharedToken(name.trim().to_owned()));
-                            }
-                        }
+                if let (Some(o), Some(v)) = (&operators, &viewers) {
+                    if let Some(name) = o.sharing_a_token_with(v) {
+                        return Err(StartError::SharedToken(name.to_string()));
                     }
                 }
                 Ok(Access::Tokens { operators, viewers })

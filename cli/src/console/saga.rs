@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use jetsaga_contracts::{OrderId, Producer};
 use order_service::api::get_order::OrderView;
+use saga_kit::envelope::TraceParent;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -92,11 +93,9 @@ pub struct Saga {
     pub verdict: Option<Verdict>,
 }
 
-/// The trace id of a `traceparent` (`00-<trace id>-<span id>-<flags>`).
+/// The trace id of a `traceparent` (`00-<trace id>-<span id>-<flags>`), as the kit reads one.
 pub fn trace_id(traceparent: &str) -> Option<String> {
-    let id = traceparent.split('-').nth(1)?;
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0'))
-        .then(|| id.to_ascii_lowercase())
+    TraceParent::parse(traceparent).map(|t| t.trace_id_hex())
 }
 
 /// `GET /api/sagas/{order_id}`: 404 for an order neither the order database nor a stream knows.

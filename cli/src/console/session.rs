@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jetsaga_contracts::Actor;
-use jetsaga_runtime::operators::Operators;
+use jetsaga_runtime::operators::{bearer_token, Operators};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -143,14 +143,9 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.trim().to_owned())
 }
 
-/// The token of `Authorization: Bearer <token>`.
+/// The token of `Authorization: Bearer <token>`, read as the services read it.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// The person making the request: their session, their bearer token, or anyone on an insecure

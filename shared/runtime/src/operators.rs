@@ -117,6 +117,15 @@ impl Operators {
         found
     }
 
+    /// The first of these operators whose token is also one of `others`' (each compared in
+    /// constant time), e.g. an operator who is also listed as a viewer.
+    pub fn sharing_a_token_with(&self, others: &Operators) -> Option<&Actor> {
+        self.0
+            .iter()
+            .find(|(_, token)| others.who(token).is_some())
+            .map(|(name, _)| name)
+    }
+
     /// The operators' names, for the start-up log.
     pub fn names(&self) -> Vec<&str> {
         self.0.iter().map(|(name, _)| name.as_str()).collect()
@@ -163,8 +172,9 @@ impl AdminAccess {
     }
 }
 
-/// The token of `Bearer <token>` (the scheme is case-insensitive).
-fn bearer_token(value: &str) -> Option<&str> {
+/// The token of `Bearer <token>` (the scheme is case-insensitive): how the services and the
+/// console read an `Authorization` header.
+pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
