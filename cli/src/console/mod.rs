@@ -89,7 +89,7 @@ pub struct ConsoleArgs {
         long,
         env = "CONSOLE_SLACK_SECS",
         value_name = "SECS",
-        default_value_t = 30
+        default_value_t = crate::reconcile::DEFAULT_SLACK_SECS
     )]
     pub slack_secs: u32,
     /// The reconciler's settle time: an order that ended less than this many seconds ago is not
@@ -98,7 +98,7 @@ pub struct ConsoleArgs {
         long,
         env = "CONSOLE_SETTLE_SECS",
         value_name = "SECS",
-        default_value_t = 10
+        default_value_t = crate::reconcile::DEFAULT_SETTLE_SECS
     )]
     pub settle_secs: u32,
 }
@@ -110,17 +110,25 @@ pub struct Timing {
     pub settle: time::Duration,
 }
 
-/// `jetsaga reconcile`'s defaults: 30 s of slack, 10 s to settle.
+/// `jetsaga reconcile`'s defaults.
 impl Default for Timing {
     fn default() -> Self {
-        Timing {
-            slack: time::Duration::seconds(30),
-            settle: time::Duration::seconds(10),
-        }
+        Timing::of_secs(
+            crate::reconcile::DEFAULT_SLACK_SECS,
+            crate::reconcile::DEFAULT_SETTLE_SECS,
+        )
     }
 }
 
 impl Timing {
+    /// `slack` and `settle` given in seconds, as the settings are.
+    pub fn of_secs(slack: u32, settle: u32) -> Timing {
+        Timing {
+            slack: time::Duration::seconds(i64::from(slack)),
+            settle: time::Duration::seconds(i64::from(settle)),
+        }
+    }
+
     /// The reconciler's options for a check of `day` (every order when `None`).
     pub fn options(
         self,
@@ -216,10 +224,7 @@ impl ConsoleArgs {
 
     /// The reconciler's timing from the settings.
     pub fn timing(&self) -> Timing {
-        Timing {
-            slack: time::Duration::seconds(i64::from(self.slack_secs)),
-            settle: time::Duration::seconds(i64::from(self.settle_secs)),
-        }
+        Timing::of_secs(self.slack_secs, self.settle_secs)
     }
 
     /// The service instances to ask for health: those given, else the design's addresses.

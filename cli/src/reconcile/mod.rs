@@ -60,6 +60,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use time::{Date, Duration};
 
+/// How long after its deadline a PENDING order counts as stuck, by default (`--slack-secs`, and
+/// the console's `CONSOLE_SLACK_SECS`).
+pub const DEFAULT_SLACK_SECS: u32 = 30;
+/// How long an ended order is left to its in-flight compensations before it is judged, by default
+/// (`--settle-secs`, and the console's `CONSOLE_SETTLE_SECS`).
+pub const DEFAULT_SETTLE_SECS: u32 = 10;
+
 /// `jetsaga reconcile`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = EXIT_CODES)]
@@ -77,11 +84,11 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "FILE", requires = "date")]
     pub settlement: Option<PathBuf>,
     /// A PENDING order is stuck this many seconds after its deadline.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SLACK_SECS)]
     pub slack_secs: u32,
     /// An order that ended less than this many seconds ago is not judged yet: its compensations
     /// may still be on their way.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SETTLE_SECS)]
     pub settle_secs: u32,
     /// Check the streams instead of the databases: each service's outbox rows published within
     /// --window are looked for in its stream (dead-letter copies in DLQ), and every event a stream
