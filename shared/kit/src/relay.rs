@@ -48,6 +48,10 @@ pub struct RelayConfig {
     pub flush_timeout: Duration,
     /// Back-off of a row the stream refused, by its attempts. Default 1 s doubling to 60 s.
     pub row_backoff: Backoff,
+    /// Steps at once. While one waits for its PubAcks, another claims what was committed
+    /// meanwhile (the rows the first holds are skipped, and so are the later rows of their keys),
+    /// so an event does not wait for a whole step to end before it is published. Default 2.
+    pub workers: usize,
 }
 
 impl Default for RelayConfig {
@@ -62,6 +66,7 @@ impl Default for RelayConfig {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(60),
             },
+            workers: 2,
         }
     }
 }
@@ -225,18 +230,48 @@ impl Relay {
     }
 
     /// Publishes until `shutdown`, woken by LISTEN/NOTIFY and by a poll; on shutdown, publishes
-    /// what is left for up to `flush_timeout`.
+    /// what is left for up to `flush_timeout`. `workers` steps run at once; one listener wakes
+    /// one idle step per notification.
     pub async fn run(self, shutdown: CancellationToken) {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let listening = self.listen_until(&shutdown, &wake);
+        let steps =
+            join_all((0..self.config.workers.max(1)).map(|_| self.step_until(&shutdown, &wake)));
+        tokio::join!(listening, steps);
+        self.flush().await;
+    }
+
+    /// Hands each notification to one idle step, until `shutdown`. A LISTEN that failed (the
+    /// database was down at start) is tried again, not given up for a poll that would then be all
+    /// there is.
+    async fn listen_until(&self, shutdown: &CancellationToken, wake: &tokio::sync::Notify) {
         let mut listener = listen(&self.pool).await;
-        let mut listen_tried = tokio::time::Instant::now();
+        loop {
+            if listener.is_none() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(LISTEN_RETRY) => {}
+                }
+                listener = listen(&self.pool).await;
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = wait_notification(&mut listener) => {}
+            }
+            // Notifications already received are for rows the next claim sees: one claim for all,
+            // instead of one (mostly empty) claim each.
+            if let Some(l) = listener.as_mut() {
+                while l.next_buffered().is_some() {}
+            }
+            wake.notify_one();
+        }
+    }
+
+    /// One step after another until `shutdown`, each followed by the wait its outcome calls for.
+    async fn step_until(&self, shutdown: &CancellationToken, wake: &tokio::sync::Notify) {
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
-            // A LISTEN that failed (the database was down at start) is tried again, not given up
-            // for a poll that would then be all there is.
-            if listener.is_none() && listen_tried.elapsed() >= LISTEN_RETRY {
-                listen_tried = tokio::time::Instant::now();
-                listener = listen(&self.pool).await;
-            }
             let wait = match self.relay_batch().await {
                 // A full batch: there is probably more.
                 Ok(RelayOutcome::Published(n))
@@ -264,15 +299,9 @@ impl Relay {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
-                _ = wait_notification(&mut listener), if failures == 0 => {}
-            }
-            // Notifications already received are for rows the next claim sees: one claim for all,
-            // instead of one (mostly empty) claim each.
-            if let Some(l) = listener.as_mut() {
-                while l.next_buffered().is_some() {}
+                _ = wake.notified(), if failures == 0 => {}
             }
         }
-        self.flush().await;
     }
 
     /// Publishes what is left, for up to `flush_timeout`.

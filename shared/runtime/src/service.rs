@@ -97,6 +97,7 @@ impl Runtime {
             filter_subjects.iter().map(|s| (*s).to_owned()).collect(),
         );
         config.concurrency = self.settings.consumer_concurrency;
+        config.batch = usize::from(self.settings.consumer_batch);
         config.ack_wait = self.settings.ack_wait;
         config.max_failures = self.settings.max_failures;
         config
@@ -230,7 +231,10 @@ impl Service {
         let relay = Relay::new(
             rt.pool.clone(),
             rt.js.clone(),
-            RelayConfig::default(),
+            RelayConfig {
+                workers: usize::from(rt.settings.relay_workers),
+                ..RelayConfig::default()
+            },
             rt.metrics.clone(),
         );
         let relay = tokio::spawn(relay.run(relay_stop.clone()));

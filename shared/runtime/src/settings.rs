@@ -37,9 +37,17 @@ pub struct SettingsArgs {
     /// Maximum PostgreSQL connections of this instance.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 20)]
     pub db_max_connections: u32,
-    /// Messages each consumer handles at once.
+    /// Transactions each consumer runs at once.
     #[arg(long, env = "CONSUMER_CONCURRENCY", default_value_t = 16)]
     pub consumer_concurrency: usize,
+    /// Most messages a consumer handles in one transaction, when that many wait while its
+    /// transactions are busy (1: every message in its own).
+    #[arg(long, env = "CONSUMER_BATCH", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub consumer_batch: u16,
+    /// Outbox relay steps at once: while one waits for its PubAcks, another publishes what was
+    /// committed meanwhile.
+    #[arg(long, env = "RELAY_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub relay_workers: u16,
     /// Replicas of each stream when this instance creates them (3 on a 3-node cluster).
     #[arg(long, env = "STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
@@ -89,6 +97,8 @@ pub struct Settings {
     pub nats_url: String,
     pub db_max_connections: u32,
     pub consumer_concurrency: usize,
+    pub consumer_batch: u16,
+    pub relay_workers: u16,
     pub stream_replicas: usize,
     pub stream_max_bytes: i64,
     pub ack_wait: Duration,
@@ -111,6 +121,8 @@ impl std::fmt::Debug for Settings {
             .field("nats_url", &saga_kit::provision::redact(&self.nats_url))
             .field("db_max_connections", &self.db_max_connections)
             .field("consumer_concurrency", &self.consumer_concurrency)
+            .field("consumer_batch", &self.consumer_batch)
+            .field("relay_workers", &self.relay_workers)
             .field("stream_replicas", &self.stream_replicas)
             .field("stream_max_bytes", &self.stream_max_bytes)
             .field("ack_wait", &self.ack_wait)
@@ -140,6 +152,8 @@ impl SettingsArgs {
             nats_url: self.nats_url,
             db_max_connections: self.db_max_connections,
             consumer_concurrency: self.consumer_concurrency,
+            consumer_batch: self.consumer_batch,
+            relay_workers: self.relay_workers,
             stream_replicas: self.stream_replicas,
             stream_max_bytes: self.stream_max_bytes,
             ack_wait: Duration::from_secs(self.ack_wait_secs),
@@ -168,6 +182,8 @@ impl Settings {
             nats_url: "nats://127.0.0.1:4222".to_owned(),
             db_max_connections: 20,
             consumer_concurrency: 16,
+            consumer_batch: 16,
+            relay_workers: 2,
             stream_replicas: 1,
             stream_max_bytes: -1,
             ack_wait_secs: 30,

@@ -29,6 +29,8 @@ pub struct KitMetrics {
     pub events_handled: Family<ConsumerLabel, Counter>,
     pub events_duplicate: Family<ConsumerLabel, Counter>,
     pub handler_contended: Family<ConsumerLabel, Counter>,
+    pub batches: Family<ConsumerLabel, Counter>,
+    pub batches_abandoned: Family<ConsumerLabel, Counter>,
     pub handler_retries: Family<ConsumerLabel, Counter>,
     pub handler_unavailable: Family<ConsumerLabel, Counter>,
     pub consumer_pull_failures: Family<ConsumerLabel, Counter>,
@@ -58,6 +60,8 @@ impl KitMetrics {
             events_handled: Family::default(),
             events_duplicate: Family::default(),
             handler_contended: Family::default(),
+            batches: Family::default(),
+            batches_abandoned: Family::default(),
             handler_retries: Family::default(),
             handler_unavailable: Family::default(),
             consumer_pull_failures: Family::default(),
@@ -94,6 +98,16 @@ impl KitMetrics {
             "jetsaga_handler_contended",
             "Deliveries handed back because others held the rows",
             m.handler_contended.clone(),
+        );
+        r.register(
+            "jetsaga_batches",
+            "Transactions that committed several messages at once",
+            m.batches.clone(),
+        );
+        r.register(
+            "jetsaga_batches_abandoned",
+            "Batches rolled back and handled one message at a time",
+            m.batches_abandoned.clone(),
         );
         r.register(
             "jetsaga_handler_retries",

@@ -50,6 +50,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod batch;
+
 /// One consumer's settings.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -66,8 +68,13 @@ pub struct ConsumerConfig {
     /// How long the server waits for an ack (or an in-progress ack) before redelivering, when the
     /// durable is created. An existing durable keeps the ack wait it has. Default 30 s.
     pub ack_wait: Duration,
-    /// Messages handled at once. Default 16.
+    /// Transactions at once, each handling one message or a batch of them. Default 16.
     pub concurrency: usize,
+    /// Most first deliveries handled in one transaction, when that many are waiting. Messages
+    /// that arrive while every slot is busy are handled together, so they share one commit (and
+    /// in durable mode one WAL flush); a lone message still has its own. 1 handles every message
+    /// in a transaction of its own. Default 16.
+    pub batch: usize,
     /// Delay of a nak after a failure of the message, by failure. Default 200 ms doubling to 10 s.
     pub nak_backoff: Backoff,
     /// Delay between tries while the database is unavailable. Default 200 ms doubling to 5 s.
@@ -90,6 +97,7 @@ impl ConsumerConfig {
             max_failures: 5,
             ack_wait: Duration::from_secs(30),
             concurrency: 16,
+            batch: 16,
             nak_backoff: Backoff {
                 initial: Duration::from_millis(200),
                 max: Duration::from_secs(10),
@@ -260,6 +268,17 @@ impl RawMessage {
         }
         serde_json::Value::Object(map)
     }
+}
+
+/// What one message did inside a transaction that is not yet committed.
+enum Step<O> {
+    /// Its effect and these events are written.
+    Applied(Vec<O>),
+    /// The inbox knew it: nothing was written.
+    Duplicate,
+    /// Only in a replay: the handler emitted other content under a recorded id. The transaction
+    /// must roll back.
+    Diverged(Box<Divergence>),
 }
 
 struct Rejection {
@@ -440,7 +459,7 @@ impl<H: Handler> Consumer<H> {
         let Some(mut consumer) = self.ensure_until_ready(&shutdown).await else {
             return;
         };
-        let batch = self.config.concurrency.max(1) * 2;
+        let batch = (self.config.concurrency.max(1) * 2).max(self.config.batch.max(1));
         let keeper = self.keep_floor(shutdown.clone());
         let pulling = self.pull_until_shutdown(&mut consumer, batch, &shutdown);
         tokio::join!(keeper, pulling);
@@ -485,14 +504,20 @@ impl<H: Handler> Consumer<H> {
         let durable = self.config.durable;
         loop {
             let failure = std::sync::Mutex::new(None::<async_nats::Error>);
+            // What arrived while every slot was busy is taken as one batch when a slot frees.
             pulls(consumer, batch, self.config.pull_expires, shutdown)
-                .for_each_concurrent(self.config.concurrency.max(1), |item| async {
-                    match item {
-                        Ok(msg) => self.deliver(msg, shutdown).await,
-                        Err(e) => {
-                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                .ready_chunks(self.config.batch.max(1))
+                .for_each_concurrent(self.config.concurrency.max(1), |items| async {
+                    let mut delivered = Vec::with_capacity(items.len());
+                    for item in items {
+                        match item {
+                            Ok(msg) => delivered.push(msg),
+                            Err(e) => {
+                                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            }
                         }
                     }
+                    self.deliver_all(delivered, shutdown).await;
                 })
                 .await;
             if shutdown.is_cancelled() {
@@ -559,6 +584,16 @@ impl<H: Handler> Consumer<H> {
     /// Runs `work` while telling the server, every third of the ack wait, that the message is still
     /// being worked on, so that a slow handler or a wait for the database is not redelivered.
     async fn with_progress<F: Future>(&self, msg: &jetstream::Message, work: F) -> F::Output {
+        self.with_progress_all(std::slice::from_ref(&msg), work)
+            .await
+    }
+
+    /// [`Consumer::with_progress`] for every message of a batch.
+    async fn with_progress_all<F: Future>(
+        &self,
+        msgs: &[&jetstream::Message],
+        work: F,
+    ) -> F::Output {
         let every = (self.config.ack_wait / 3).max(Duration::from_millis(300));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tokio::pin!(work);
@@ -566,8 +601,10 @@ impl<H: Handler> Consumer<H> {
             tokio::select! {
                 out = &mut work => return out,
                 _ = tick.tick() => {
-                    if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                        tracing::debug!(consumer = self.config.durable, error = %e, "in-progress ack failed");
+                    for msg in msgs {
+                        if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                            tracing::debug!(consumer = self.config.durable, error = %e, "in-progress ack failed");
+                        }
                     }
                 }
             }
@@ -637,19 +674,7 @@ impl<H: Handler> Consumer<H> {
                 }
             }
         }
-        let span = tracing::info_span!(
-            "handle",
-            consumer,
-            event_id = %envelope.id,
-            ce_type = %envelope.ce_type,
-            order_id = %envelope.correlation_id,
-            trace_id = %envelope.traceparent.trace_id_hex(),
-            delivered = raw.delivered,
-            outcome = tracing::field::Empty,
-        );
-        // The handler's span is the child of the span that emitted the message, in another
-        // service: one order is one trace across the NATS hops.
-        crate::otel::continue_trace(&span, &envelope.traceparent);
+        let span = self.handle_span(&envelope, raw);
         let applied = AssertUnwindSafe(self.apply(&envelope, event, raw).instrument(span.clone()))
             .catch_unwind()
             .await
@@ -670,6 +695,23 @@ impl<H: Handler> Consumer<H> {
             .await;
         span.record("outcome", disposition.outcome());
         disposition
+    }
+
+    /// The span of one message's handling. It is the child of the span that emitted the message,
+    /// in another service: one order is one trace across the NATS hops.
+    fn handle_span(&self, envelope: &Envelope, raw: &RawMessage) -> tracing::Span {
+        let span = tracing::info_span!(
+            "handle",
+            consumer = self.config.durable,
+            event_id = %envelope.id,
+            ce_type = %envelope.ce_type,
+            order_id = %envelope.correlation_id,
+            trace_id = %envelope.traceparent.trace_id_hex(),
+            delivered = raw.delivered,
+            outcome = tracing::field::Empty,
+        );
+        crate::otel::continue_trace(&span, &envelope.traceparent);
+        span
     }
 
     /// What a handler's result means for its message: counted, dead-lettered, retried or kept.
@@ -822,21 +864,46 @@ impl<H: Handler> Consumer<H> {
         event: H::Input,
         raw: &RawMessage,
     ) -> Result<Disposition, HandlerError> {
-        let consumer = self.config.durable;
         let mut tx = self.pool.begin().await?;
         // A redelivery was counted; settling it forgets its failures, in the same transaction.
         if raw.delivered > 1 {
             failures::clear(&mut tx, self.key(raw)).await?;
         }
-        if inbox::claim(&mut tx, consumer, envelope.id, Some(raw.stream_seq)).await?
+        match self.apply_in(&mut tx, envelope, event, raw).await? {
+            Step::Duplicate => {
+                if raw.delivered > 1 {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(Disposition::Duplicate)
+            }
+            Step::Diverged(why) => {
+                tx.rollback().await?;
+                Ok(Disposition::Diverged(why))
+            }
+            Step::Applied(emitted) => {
+                tx.commit().await?;
+                self.handler.committed(&emitted, &self.metrics);
+                Ok(Disposition::Applied)
+            }
+        }
+    }
+
+    /// Inbox, handler and outbox of one message inside `tx`, which the caller commits or rolls
+    /// back.
+    async fn apply_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        envelope: &Envelope,
+        event: H::Input,
+        raw: &RawMessage,
+    ) -> Result<Step<H::Output>, HandlerError> {
+        let consumer = self.config.durable;
+        if inbox::claim(&mut *tx, consumer, envelope.id, Some(raw.stream_seq)).await?
             == inbox::Claim::Duplicate
         {
-            if raw.delivered > 1 {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            return Ok(Disposition::Duplicate);
+            return Ok(Step::Duplicate);
         }
         let ctx = EventContext {
             event_id: envelope.id,
@@ -845,20 +912,17 @@ impl<H: Handler> Consumer<H> {
             stream_seq: Some(raw.stream_seq),
             delivered: raw.delivered,
         };
-        let emitted = self.handler.handle(&mut tx, event, &ctx).await?;
+        let emitted = self.handler.handle(&mut *tx, event, &ctx).await?;
         for (index, out) in emitted.iter().enumerate() {
             let mut out = Envelope::caused_by(envelope, consumer, index, out);
             // With traces exported, what this handler emits is the child of its span.
             out.traceparent = crate::otel::traceparent_in(out.traceparent);
             if let Some(Err(why)) = self.guard.as_ref().map(|g| g.check(&out)) {
-                tx.rollback().await?;
-                return Ok(Disposition::Diverged(why));
+                return Ok(Step::Diverged(why));
             }
-            outbox::enqueue(&mut tx, &out).await?;
+            outbox::enqueue(&mut *tx, &out).await?;
         }
-        tx.commit().await?;
-        self.handler.committed(&emitted, &self.metrics);
-        Ok(Disposition::Applied)
+        Ok(Step::Applied(emitted))
     }
 
     /// Stores the dead letter; only then is the message termed. A dead letter that cannot be

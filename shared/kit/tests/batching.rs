@@ -1,0 +1,162 @@
+//! Messages that wait while a consumer's transactions are busy are handled together, in one
+//! transaction, and a message that fails in such a batch costs the others nothing.
+
+mod common;
+
+use common::{order_created, Harness, Participant, CONSUMER};
+use jetsaga_testkit::wait_until;
+use saga_kit::metrics::labels::ConsumerLabel;
+use saga_kit::Consumer;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A runner with one transaction at a time, so that what arrives while it is busy piles up.
+fn one_slot(h: &Harness, participant: Arc<Participant>) -> Consumer<Participant> {
+    let mut config = h.consumer(participant.clone()).config().clone();
+    config.concurrency = 1;
+    config.batch = 16;
+    Consumer::new(
+        h.db.pool().clone(),
+        h.js.clone(),
+        config,
+        participant,
+        h.metrics.clone(),
+    )
+}
+
+fn counted(h: &Harness, family: &str) -> u64 {
+    let kit = h.metrics.kit();
+    let family = match family {
+        "batches" => &kit.batches,
+        _ => &kit.batches_abandoned,
+    };
+    family
+        .get_or_create(&ConsumerLabel { consumer: CONSUMER })
+        .get()
+}
+
+/// The transactions that wrote the inbox rows: rows written by one transaction share its xmin.
+async fn inbox_transactions(h: &Harness) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM kit_inbox")
+            .fetch_one(h.db.pool())
+            .await?,
+    )
+}
+
+#[tokio::test]
+async fn messages_that_wait_for_a_busy_consumer_commit_together_each_once() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    // The first keeps the only slot busy while the other eleven arrive.
+    let mut events = vec![order_created("SLOW")];
+    events.extend((0..11).map(|_| order_created("SKU-1")));
+    for event in &events {
+        h.commit_event(event).await?;
+    }
+    h.relay_until_empty(&h.relay()).await?;
+    let participant = Arc::new(Participant::default());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(one_slot(&h, participant.clone()).run(shutdown.clone()));
+    wait_until("every order applied", WAIT, || async {
+        h.effects().await.map(|e| e.len()).unwrap_or(0) == events.len()
+    })
+    .await?;
+    shutdown.cancel();
+    task.await?;
+
+    let effects = h.effects().await?;
+    assert!(
+        effects.values().all(|n| *n == 1),
+        "each applied once: {effects:?}"
+    );
+    assert_eq!(participant.committed.load(Ordering::SeqCst), 12);
+    let transactions = inbox_transactions(&h).await?;
+    assert!(
+        transactions < 12,
+        "12 messages that waited together took {transactions} transactions"
+    );
+    assert!(counted(&h, "batches") >= 1);
+    // Every event each applied message emitted is in the outbox, and nothing else.
+    let outbox: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM kit_outbox WHERE subject LIKE 'stock.%'")
+            .fetch_one(h.db.pool())
+            .await?;
+    assert_eq!(outbox, 12);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_message_that_fails_in_a_batch_costs_the_others_nothing() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let mut events = vec![order_created("SLOW")];
+    events.extend((0..4).map(|_| order_created("SKU-1")));
+    events.push(order_created("POISON"));
+    events.extend((0..4).map(|_| order_created("SKU-2")));
+    for event in &events {
+        h.commit_event(event).await?;
+    }
+    h.relay_until_empty(&h.relay()).await?;
+    let participant = Arc::new(Participant::default());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(one_slot(&h, participant.clone()).run(shutdown.clone()));
+    wait_until(
+        "the good orders applied and the poison dead-lettered",
+        WAIT,
+        || async {
+            h.effects().await.map(|e| e.len()).unwrap_or(0) == 9
+                && h.dead_letters().await.map(|d| d.len()).unwrap_or(0) == 1
+        },
+    )
+    .await?;
+    shutdown.cancel();
+    task.await?;
+
+    let effects = h.effects().await?;
+    assert!(
+        effects.values().all(|n| *n == 1),
+        "each applied once: {effects:?}"
+    );
+    let dead = h.dead_letters().await?;
+    assert_eq!(dead[0].0, "rejected", "{dead:?}");
+    assert!(dead[0].1.contains("POISON"), "{dead:?}");
+    // The batch that held the poison was rolled back and its messages went one at a time.
+    assert!(counted(&h, "batches_abandoned") >= 1);
+    assert_eq!(participant.committed.load(Ordering::SeqCst), 9);
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_a_batch_of_one_every_message_has_its_own_transaction() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let mut events = vec![order_created("SLOW")];
+    events.extend((0..5).map(|_| order_created("SKU-1")));
+    for event in &events {
+        h.commit_event(event).await?;
+    }
+    h.relay_until_empty(&h.relay()).await?;
+    let participant = Arc::new(Participant::default());
+    let mut runner = one_slot(&h, participant.clone());
+    let mut config = runner.config().clone();
+    config.batch = 1;
+    runner = Consumer::new(
+        h.db.pool().clone(),
+        h.js.clone(),
+        config,
+        participant,
+        h.metrics.clone(),
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(runner.run(shutdown.clone()));
+    wait_until("every order applied", WAIT, || async {
+        h.effects().await.map(|e| e.len()).unwrap_or(0) == events.len()
+    })
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    assert_eq!(inbox_transactions(&h).await?, 6);
+    assert_eq!(counted(&h, "batches"), 0);
+    Ok(())
+}
