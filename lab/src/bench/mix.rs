@@ -58,6 +58,18 @@ impl Default for Mix {
     }
 }
 
+impl Mix {
+    /// The mix of the peers' driver (`../shared/peers`), which has no points step.
+    pub fn peers() -> Self {
+        Mix(vec![
+            (Outcome::Confirmed, 80),
+            (Outcome::VoucherRejected, 7),
+            (Outcome::PaymentFailed, 7),
+            (Outcome::StockFailed, 6),
+        ])
+    }
+}
+
 impl FromStr for Mix {
     type Err = String;
 

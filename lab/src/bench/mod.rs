@@ -70,12 +70,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 15)]
     pub half_secs: u64,
     /// The outcome mix: weights of confirmed, voucher_rejected, points_rejected, payment_failed,
-    /// stock_failed.
-    #[arg(
-        long,
-        default_value = "confirmed=80,voucher_rejected=5,points_rejected=5,payment_failed=5,stock_failed=5"
-    )]
-    pub mix: Mix,
+    /// stock_failed. Default
+    /// `confirmed=80,voucher_rejected=5,points_rejected=5,payment_failed=5,stock_failed=5`; with
+    /// `--peers`, the peers' own mix (`confirmed=80,voucher_rejected=7,payment_failed=7,stock_failed=6`:
+    /// they have no points step), so both sides place the same orders.
+    #[arg(long)]
+    pub mix: Option<Mix>,
     /// JetStream with `sync_interval: always` and PostgreSQL synchronous commit.
     #[arg(long)]
     pub durable: bool,
@@ -117,6 +117,17 @@ pub struct BenchArgs {
     /// ratio of their sagas/s.
     #[arg(long, conflicts_with_all = ["peers", "rate"])]
     pub traces: bool,
+}
+
+impl BenchArgs {
+    /// The mix given, or the one the comparison calls for.
+    pub fn mix(&self) -> Mix {
+        match (&self.mix, &self.peers) {
+            (Some(mix), _) => mix.clone(),
+            (None, Some(_)) => Mix::peers(),
+            (None, None) => Mix::default(),
+        }
+    }
 }
 
 impl std::fmt::Display for Mix {
@@ -335,7 +346,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         &watcher,
         closed,
         Until::Count(300),
-        &args.mix,
+        &args.mix(),
         args.seed,
         &pids,
         None,
@@ -349,7 +360,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
             null_watcher,
             closed,
             Until::Count(300),
-            &args.mix,
+            &args.mix(),
             args.seed,
             null_pids,
             None,
@@ -373,7 +384,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
                 &watcher,
                 closed,
                 Until::Count(per_round),
-                &args.mix,
+                &args.mix(),
                 seed,
                 &pids,
                 sampling(),
@@ -393,7 +404,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
                     null_watcher,
                     closed,
                     Until::Count(per_round),
-                    &args.mix,
+                    &args.mix(),
                     seed,
                     null_pids,
                     Some((null_system.pools.clone(), null_system.js.clone())),
@@ -428,7 +439,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
             per_sec: half_rate.max(1.0),
         },
         Until::Elapsed(Duration::from_secs(args.half_secs)),
-        &args.mix,
+        &args.mix(),
         args.seed + 2,
         &pids,
         sampling(),
@@ -515,7 +526,15 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         print!("{}", report.render());
     }
     println!("{}", serde_json::to_string(&report)?);
-    Ok(if report.passed {
+    // Asked for a comparison, and a peer has no figures that count: the comparison is not made.
+    let peers_passed = peer_runs.iter().all(peers::PeerRun::passed);
+    if !peers_passed {
+        eprintln!(
+            "jetsaga bench: the comparison is incomplete: a peer did not run or failed its checks \
+             (its CHECKS column says which)"
+        );
+    }
+    Ok(if report.passed && peers_passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -540,6 +559,7 @@ fn side_by_side(
         sagas_per_sec: report.sagas_per_sec,
         p99_ms: median(real_p99s),
         passed: report.passed,
+        checks: peers::Row::checks(report.passed, None),
         per_saga: report.per_saga.0.clone(),
     }];
     if report.null_sagas_per_sec > 0.0 {
@@ -549,6 +569,7 @@ fn side_by_side(
             sagas_per_sec: report.null_sagas_per_sec,
             p99_ms: median(null_p99s),
             passed: report.passed,
+            checks: peers::Row::checks(report.passed, None),
             per_saga: report.null_per_saga.0.clone(),
         });
     }
@@ -558,6 +579,7 @@ fn side_by_side(
         sagas_per_sec: r.sagas_per_sec,
         p99_ms: r.p99_ms,
         passed: r.passed(),
+        checks: peers::Row::checks(r.passed(), r.not_run.as_deref()),
         per_saga: r.per_saga.clone(),
     }));
     rows

@@ -32,12 +32,28 @@ pub struct PeerRun {
     pub violations: usize,
     #[serde(default)]
     pub per_saga: BTreeMap<String, f64>,
+    /// Why the peer did not run, when it did not: it has no figures.
+    #[serde(skip)]
+    pub not_run: Option<String>,
 }
 
 impl PeerRun {
-    /// Nothing lost and no invariant violated: its figures count.
+    /// It ran, lost nothing and violated no invariant: its figures count.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.violations == 0
+        self.not_run.is_none() && self.lost == 0 && self.violations == 0
+    }
+
+    fn not_run(peer: &str, why: String) -> Self {
+        PeerRun {
+            peer: peer.to_owned(),
+            durability: String::new(),
+            sagas_per_sec: 0.0,
+            p99_ms: 0.0,
+            lost: 0,
+            violations: 0,
+            per_saga: BTreeMap::new(),
+            not_run: Some(why),
+        }
     }
 }
 
@@ -51,7 +67,8 @@ pub struct PeerLoad {
 }
 
 /// Copies `source` to `scratch` (once: a copy that is there is reused, with what it built), then
-/// runs DBOS and Restate one after the other. A peer that fails to run is reported, not fatal.
+/// runs DBOS and Restate one after the other. A peer that fails to run is in the result, with why,
+/// and does not stop the other.
 pub async fn run(source: &Path, scratch: &Path, load: &PeerLoad) -> anyhow::Result<Vec<PeerRun>> {
     anyhow::ensure!(
         source.join("run.sh").is_file(),
@@ -83,22 +100,30 @@ pub async fn run(source: &Path, scratch: &Path, load: &PeerLoad) -> anyhow::Resu
             "jetsaga bench: running the {peer} peer ({durability}) from {}",
             dir.display()
         );
-        match run_peer(&dir, peer, &env, &driver).await {
-            Ok(mut r) => {
-                r.durability = durability.to_owned();
-                runs.push(r);
+        let mut r = match run_peer(&dir, peer, &env, &driver).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("jetsaga bench: the {peer} peer did not run: {e:#}");
+                PeerRun::not_run(peer, format!("{e:#}"))
             }
-            Err(e) => eprintln!("jetsaga bench: the {peer} peer did not run: {e:#}"),
-        }
+        };
+        r.durability = durability.to_owned();
+        runs.push(r);
     }
     Ok(runs)
 }
 
+/// The copy's absolute path: `run.sh` runs inside it, where a relative path would no longer lead.
 fn copy_once(source: &Path, scratch: &Path) -> anyhow::Result<PathBuf> {
     let dir = scratch.join("peers");
-    if dir.join("run.sh").is_file() {
-        return Ok(dir);
+    if !dir.join("run.sh").is_file() {
+        copy(source, scratch, &dir)?;
     }
+    dir.canonicalize()
+        .with_context(|| format!("finding {}", dir.display()))
+}
+
+fn copy(source: &Path, scratch: &Path, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let status = std::process::Command::new("cp")
         .arg("-r")
@@ -112,7 +137,7 @@ fn copy_once(source: &Path, scratch: &Path) -> anyhow::Result<PathBuf> {
         source.display(),
         dir.display()
     );
-    Ok(dir)
+    Ok(())
 }
 
 async fn run_peer(
@@ -163,7 +188,20 @@ pub struct Row {
     pub sagas_per_sec: f64,
     pub p99_ms: f64,
     pub passed: bool,
+    /// `passed`, `FAILED`, or why the system did not run.
+    pub checks: String,
     pub per_saga: BTreeMap<String, f64>,
+}
+
+impl Row {
+    /// The CHECKS column for a run that `passed`, or did not, or `not_run`.
+    pub fn checks(passed: bool, not_run: Option<&str>) -> String {
+        match (not_run, passed) {
+            (Some(why), _) => format!("did not run: {why}"),
+            (None, true) => "passed".to_owned(),
+            (None, false) => "FAILED".to_owned(),
+        }
+    }
 }
 
 /// jetsaga's rows and the peers', then each peer against jetsaga: the ratio of sagas/s and the
@@ -190,7 +228,7 @@ pub fn render(rows: &[Row]) -> String {
             format!("{:.1}", r.sagas_per_sec),
             format!("{:.1}", r.p99_ms),
             ratio,
-            if r.passed { "passed" } else { "FAILED" }.to_owned(),
+            r.checks.clone(),
         ]);
     }
     let mut text = String::from("\nSide by side, this run (same saga, load and seed)\n");
@@ -229,10 +267,51 @@ mod tests {
             sagas_per_sec: rate,
             p99_ms: 1.0,
             passed: true,
+            checks: Row::checks(true, None),
             per_saga: BTreeMap::from([("pg wal records (cluster)".to_owned(), rate)]),
         };
         let text = render(&[row("jetsaga", 300.0), row("dbos", 200.0)]);
         assert!(text.contains("1.50"), "{text}");
         assert!(text.contains("pg wal records (cluster)"), "{text}");
+    }
+
+    /// `--out` is relative by default (`.jetsaga/bench`), and `run.sh` runs inside the copy.
+    #[tokio::test]
+    async fn the_peers_run_from_a_relative_out_dir_and_one_that_fails_is_shown_as_not_run() {
+        let source = std::env::temp_dir().join(format!("jetsaga-peers-{}", std::process::id()));
+        std::fs::create_dir_all(&source).unwrap();
+        let script = source.join("run.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nif [ \"$1\" = restate ]; then echo 'no server' >&2; exit 1; fi\n\
+             echo \"== $1 $PEER_DBOS_ARGS ==\"\n\
+             echo '{\"peer\":\"dbos\",\"sagas_per_sec\":250.5,\"p99_ms\":90.0,\"lost\":0,\"violations\":0}'\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let scratch = PathBuf::from(format!("../target/tmp/peers-test-{}", std::process::id()));
+        let load = PeerLoad {
+            sagas: 10,
+            concurrency: 2,
+            seed: 1,
+            durable: false,
+        };
+        let runs = run(&source, &scratch, &load).await.unwrap();
+        let _ = std::fs::remove_dir_all(&scratch);
+        let _ = std::fs::remove_dir_all(&source);
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert!(runs[0].passed(), "{runs:?}");
+        assert_eq!(runs[0].sagas_per_sec, 250.5);
+        assert_eq!(runs[0].durability, "PostgreSQL synchronous_commit=off");
+        assert!(!runs[1].passed());
+        assert!(
+            runs[1]
+                .not_run
+                .as_deref()
+                .unwrap_or("")
+                .contains("no JSON summary"),
+            "{runs:?}"
+        );
     }
 }

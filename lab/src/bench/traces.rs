@@ -111,7 +111,7 @@ impl Side {
                 concurrency: args.concurrency,
             },
             until,
-            &args.mix,
+            &args.mix(),
             seed,
             &self.pids,
             None,
