@@ -160,3 +160,60 @@ async fn with_a_batch_of_one_every_message_has_its_own_transaction() -> anyhow::
     assert_eq!(counted(&h, "batches"), 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_batch_that_waits_for_a_held_row_gives_up_and_the_others_are_applied_meanwhile(
+) -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let mut events = vec![order_created("SLOW")];
+    events.extend((0..5).map(|_| order_created("SKU-1")));
+    let jetsaga_contracts::OrderEvent::OrderCreated(held) = &events[3] else {
+        unreachable!("order_created makes an OrderCreated")
+    };
+    // Someone else holds the row the third of the waiting orders will update.
+    sqlx::query("INSERT INTO test_effects (order_id, sku, n) VALUES ($1, 'SKU-1', 0)")
+        .bind(held.order_id.as_uuid())
+        .execute(h.db.pool())
+        .await?;
+    let mut holder = h.db.pool().begin().await?;
+    sqlx::query("SELECT n FROM test_effects WHERE order_id = $1 FOR UPDATE")
+        .bind(held.order_id.as_uuid())
+        .execute(&mut *holder)
+        .await?;
+    for event in &events {
+        h.commit_event(event).await?;
+    }
+    h.relay_until_empty(&h.relay()).await?;
+    let participant = Arc::new(Participant::default());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(one_slot(&h, participant.clone()).run(shutdown.clone()));
+    // The harness's connections have no lock timeout: only the batch's own short wait lets the
+    // others through while the row is held.
+    let applied = |want: usize| {
+        let h = &h;
+        async move {
+            h.effects()
+                .await
+                .map(|e| e.values().filter(|n| **n == 1).count() == want)
+                .unwrap_or(false)
+        }
+    };
+    wait_until("the five orders that are not held applied", WAIT, || {
+        applied(5)
+    })
+    .await?;
+    assert!(counted(&h, "batches_abandoned") >= 1);
+    holder.rollback().await?;
+    wait_until("the held order applied once the row is free", WAIT, || {
+        applied(6)
+    })
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    let effects = h.effects().await?;
+    assert!(
+        effects.values().all(|n| *n == 1),
+        "each applied once: {effects:?}"
+    );
+    Ok(())
+}

@@ -12,7 +12,9 @@
 //! one-at-a-time path, which counts, retries, waits for the database or dead-letters it as it
 //! always did. So a failing message costs its neighbours one wasted try, never their effects.
 //! Redeliveries and messages that do not decode take that path from the start: they are counted
-//! or dead-lettered one at a time. A shutdown in the middle of a batch commits what was handled and
+//! or dead-lettered one at a time. A batch waits for a row lock only briefly (`batch_lock_wait`):
+//! it holds its rows until it commits, so two batches may each wait for a row the other holds, and
+//! the one-at-a-time path is the way out of that. A shutdown in the middle of a batch commits what was handled and
 //! hands the rest back.
 
 use super::{Consumer, Disposition, RawMessage, Step};
@@ -153,7 +155,16 @@ impl<H: Handler> Consumer<H> {
         ready: Vec<Ready<H::Input>>,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Handled<H::Output>>, String> {
-        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+        // One round trip: the batch's own, short lock wait comes with its BEGIN.
+        let begin = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
+            self.config.batch_lock_wait.as_millis().max(1)
+        );
+        let mut tx = self
+            .pool
+            .begin_with(begin)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut handled = Vec::with_capacity(ready.len());
         for r in ready {
             if shutdown.is_cancelled() {

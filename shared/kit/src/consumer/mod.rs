@@ -75,6 +75,10 @@ pub struct ConsumerConfig {
     /// in durable mode one WAL flush); a lone message still has its own. 1 handles every message
     /// in a transaction of its own. Default 16.
     pub batch: usize,
+    /// Longest wait for a row lock inside a batch. A batch holds its rows until it commits, so two
+    /// batches can each wait for a row the other holds; past this wait the batch gives up and its
+    /// messages go one at a time, each with the connection's own lock timeout. Default 50 ms.
+    pub batch_lock_wait: Duration,
     /// Delay of a nak after a failure of the message, by failure. Default 200 ms doubling to 10 s.
     pub nak_backoff: Backoff,
     /// Delay between tries while the database is unavailable. Default 200 ms doubling to 5 s.
@@ -98,6 +102,7 @@ impl ConsumerConfig {
             ack_wait: Duration::from_secs(30),
             concurrency: 16,
             batch: 16,
+            batch_lock_wait: Duration::from_millis(50),
             nak_backoff: Backoff {
                 initial: Duration::from_millis(200),
                 max: Duration::from_secs(10),
