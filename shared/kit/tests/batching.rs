@@ -4,9 +4,11 @@
 mod common;
 
 use common::{order_created, Harness, Participant, CONSUMER};
+use jetsaga_contracts::OrderEvent;
 use jetsaga_testkit::wait_until;
 use saga_kit::metrics::labels::ConsumerLabel;
 use saga_kit::Consumer;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,17 +16,47 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A runner with one transaction at a time, so that what arrives while it is busy piles up.
-fn one_slot(h: &Harness, participant: Arc<Participant>) -> Consumer<Participant> {
-    let mut config = h.consumer(participant.clone()).config().clone();
-    config.concurrency = 1;
-    config.batch = 16;
-    Consumer::new(
-        h.db.pool().clone(),
-        h.js.clone(),
-        config,
-        participant,
-        h.metrics.clone(),
-    )
+fn one_slot(h: &Harness, participant: Arc<Participant>, batch: usize) -> Consumer<Participant> {
+    h.consumer_with(participant, |config| {
+        config.concurrency = 1;
+        config.batch = batch;
+    })
+}
+
+/// A SLOW order that keeps the only slot busy, then `rest`.
+fn behind_a_slow_one(rest: impl IntoIterator<Item = OrderEvent>) -> Vec<OrderEvent> {
+    std::iter::once(order_created("SLOW")).chain(rest).collect()
+}
+
+/// Commits `events` to the outbox and relays them into the stream.
+async fn published(h: &Harness, events: &[OrderEvent]) -> anyhow::Result<()> {
+    for event in events {
+        h.commit_event(event).await?;
+    }
+    h.relay_until_empty(&h.relay()).await?;
+    Ok(())
+}
+
+/// Runs `runner` until `what` holds, then shuts it down.
+async fn run_until<F, Fut>(runner: Consumer<Participant>, what: &str, done: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(runner.run(shutdown.clone()));
+    let waited = wait_until(what, WAIT, done).await;
+    shutdown.cancel();
+    task.await?;
+    waited
+}
+
+/// Whether exactly `want` orders had their effect, each once.
+async fn applied(h: &Harness, want: usize) -> bool {
+    h.effects()
+        .await
+        .map(|e| e.values().filter(|n| **n == 1).count() == want && e.values().all(|n| *n <= 1))
+        .unwrap_or(false)
 }
 
 fn counted(h: &Harness, family: &str) -> u64 {
@@ -50,28 +82,12 @@ async fn inbox_transactions(h: &Harness) -> anyhow::Result<i64> {
 #[tokio::test]
 async fn messages_that_wait_for_a_busy_consumer_commit_together_each_once() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    // The first keeps the only slot busy while the other eleven arrive.
-    let mut events = vec![order_created("SLOW")];
-    events.extend((0..11).map(|_| order_created("SKU-1")));
-    for event in &events {
-        h.commit_event(event).await?;
-    }
-    h.relay_until_empty(&h.relay()).await?;
+    let events = behind_a_slow_one((0..11).map(|_| order_created("SKU-1")));
+    published(&h, &events).await?;
     let participant = Arc::new(Participant::default());
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(one_slot(&h, participant.clone()).run(shutdown.clone()));
-    wait_until("every order applied", WAIT, || async {
-        h.effects().await.map(|e| e.len()).unwrap_or(0) == events.len()
-    })
-    .await?;
-    shutdown.cancel();
-    task.await?;
+    let runner = one_slot(&h, participant.clone(), 16);
+    run_until(runner, "every order applied once", || applied(&h, 12)).await?;
 
-    let effects = h.effects().await?;
-    assert!(
-        effects.values().all(|n| *n == 1),
-        "each applied once: {effects:?}"
-    );
     assert_eq!(participant.committed.load(Ordering::SeqCst), 12);
     let transactions = inbox_transactions(&h).await?;
     assert!(
@@ -80,45 +96,35 @@ async fn messages_that_wait_for_a_busy_consumer_commit_together_each_once() -> a
     );
     assert!(counted(&h, "batches") >= 1);
     // Every event each applied message emitted is in the outbox, and nothing else.
-    let outbox: i64 =
+    let emitted: i64 =
         sqlx::query_scalar("SELECT count(*) FROM kit_outbox WHERE subject LIKE 'stock.%'")
             .fetch_one(h.db.pool())
             .await?;
-    assert_eq!(outbox, 12);
+    assert_eq!(emitted, 12);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_message_that_fails_in_a_batch_costs_the_others_nothing() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let mut events = vec![order_created("SLOW")];
-    events.extend((0..4).map(|_| order_created("SKU-1")));
-    events.push(order_created("POISON"));
-    events.extend((0..4).map(|_| order_created("SKU-2")));
-    for event in &events {
-        h.commit_event(event).await?;
-    }
-    h.relay_until_empty(&h.relay()).await?;
+    let events = behind_a_slow_one(
+        (0..4)
+            .map(|_| order_created("SKU-1"))
+            .chain([order_created("POISON")])
+            .chain((0..4).map(|_| order_created("SKU-2"))),
+    );
+    published(&h, &events).await?;
     let participant = Arc::new(Participant::default());
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(one_slot(&h, participant.clone()).run(shutdown.clone()));
-    wait_until(
+    let runner = one_slot(&h, participant.clone(), 16);
+    run_until(
+        runner,
         "the good orders applied and the poison dead-lettered",
-        WAIT,
         || async {
-            h.effects().await.map(|e| e.len()).unwrap_or(0) == 9
-                && h.dead_letters().await.map(|d| d.len()).unwrap_or(0) == 1
+            applied(&h, 9).await && h.dead_letters().await.map(|d| d.len()).unwrap_or(0) == 1
         },
     )
     .await?;
-    shutdown.cancel();
-    task.await?;
 
-    let effects = h.effects().await?;
-    assert!(
-        effects.values().all(|n| *n == 1),
-        "each applied once: {effects:?}"
-    );
     let dead = h.dead_letters().await?;
     assert_eq!(dead[0].0, "rejected", "{dead:?}");
     assert!(dead[0].1.contains("POISON"), "{dead:?}");
@@ -131,31 +137,10 @@ async fn a_message_that_fails_in_a_batch_costs_the_others_nothing() -> anyhow::R
 #[tokio::test]
 async fn with_a_batch_of_one_every_message_has_its_own_transaction() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let mut events = vec![order_created("SLOW")];
-    events.extend((0..5).map(|_| order_created("SKU-1")));
-    for event in &events {
-        h.commit_event(event).await?;
-    }
-    h.relay_until_empty(&h.relay()).await?;
-    let participant = Arc::new(Participant::default());
-    let mut runner = one_slot(&h, participant.clone());
-    let mut config = runner.config().clone();
-    config.batch = 1;
-    runner = Consumer::new(
-        h.db.pool().clone(),
-        h.js.clone(),
-        config,
-        participant,
-        h.metrics.clone(),
-    );
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(runner.run(shutdown.clone()));
-    wait_until("every order applied", WAIT, || async {
-        h.effects().await.map(|e| e.len()).unwrap_or(0) == events.len()
-    })
-    .await?;
-    shutdown.cancel();
-    task.await?;
+    let events = behind_a_slow_one((0..5).map(|_| order_created("SKU-1")));
+    published(&h, &events).await?;
+    let runner = one_slot(&h, Arc::new(Participant::default()), 1);
+    run_until(runner, "every order applied once", || applied(&h, 6)).await?;
     assert_eq!(inbox_transactions(&h).await?, 6);
     assert_eq!(counted(&h, "batches"), 0);
     Ok(())
@@ -165,9 +150,8 @@ async fn with_a_batch_of_one_every_message_has_its_own_transaction() -> anyhow::
 async fn a_batch_that_waits_for_a_held_row_gives_up_and_the_others_are_applied_meanwhile(
 ) -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let mut events = vec![order_created("SLOW")];
-    events.extend((0..5).map(|_| order_created("SKU-1")));
-    let jetsaga_contracts::OrderEvent::OrderCreated(held) = &events[3] else {
+    let events = behind_a_slow_one((0..5).map(|_| order_created("SKU-1")));
+    let OrderEvent::OrderCreated(held) = &events[3] else {
         unreachable!("order_created makes an OrderCreated")
     };
     // Someone else holds the row the third of the waiting orders will update.
@@ -180,40 +164,26 @@ async fn a_batch_that_waits_for_a_held_row_gives_up_and_the_others_are_applied_m
         .bind(held.order_id.as_uuid())
         .execute(&mut *holder)
         .await?;
-    for event in &events {
-        h.commit_event(event).await?;
-    }
-    h.relay_until_empty(&h.relay()).await?;
-    let participant = Arc::new(Participant::default());
+    published(&h, &events).await?;
+    let runner = one_slot(&h, Arc::new(Participant::default()), 16);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(one_slot(&h, participant.clone()).run(shutdown.clone()));
+    let task = tokio::spawn(runner.run(shutdown.clone()));
     // The harness's connections have no lock timeout: only the batch's own short wait lets the
     // others through while the row is held.
-    let applied = |want: usize| {
-        let h = &h;
-        async move {
-            h.effects()
-                .await
-                .map(|e| e.values().filter(|n| **n == 1).count() == want)
-                .unwrap_or(false)
-        }
-    };
-    wait_until("the five orders that are not held applied", WAIT, || {
-        applied(5)
+    let others = wait_until("the five orders that are not held applied", WAIT, || {
+        applied(&h, 5)
     })
-    .await?;
-    assert!(counted(&h, "batches_abandoned") >= 1);
+    .await;
+    let abandoned = counted(&h, "batches_abandoned");
     holder.rollback().await?;
-    wait_until("the held order applied once the row is free", WAIT, || {
-        applied(6)
+    let held_too = wait_until("the held order applied once the row is free", WAIT, || {
+        applied(&h, 6)
     })
-    .await?;
+    .await;
     shutdown.cancel();
     task.await?;
-    let effects = h.effects().await?;
-    assert!(
-        effects.values().all(|n| *n == 1),
-        "each applied once: {effects:?}"
-    );
+    others?;
+    held_too?;
+    assert!(abandoned >= 1);
     Ok(())
 }

@@ -69,11 +69,21 @@ impl Harness {
     }
 
     pub fn consumer(&self, handler: Arc<Participant>) -> Consumer<Participant> {
+        self.consumer_with(handler, |_| {})
+    }
+
+    /// [`Harness::consumer`] with its settings changed by `tune`.
+    pub fn consumer_with(
+        &self,
+        handler: Arc<Participant>,
+        tune: impl FnOnce(&mut ConsumerConfig),
+    ) -> Consumer<Participant> {
         let mut config = ConsumerConfig::new("kit-test", CONSUMER, vec!["orders.created.*".into()]);
         config.ack_wait = Duration::from_secs(2);
         config.max_failures = 3;
         config.nak_backoff.initial = Duration::from_millis(50);
         config.nak_backoff.max = Duration::from_millis(200);
+        tune(&mut config);
         Consumer::new(
             self.db.pool().clone(),
             self.js.clone(),
