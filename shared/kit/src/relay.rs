@@ -515,11 +515,15 @@ impl Published {
             .map(|(id, seq)| (*id, i64::try_from(*seq).unwrap_or(i64::MAX)))
             .unzip();
         if !ids.is_empty() {
+            // Planned at every step, never prepared: a plan cached while the outbox was still
+            // empty is a seq scan, and it would be kept, reading the whole outbox at every mark
+            // as it grows. Planned for the outbox as it is, the mark is an index lookup.
             sqlx::query(
                 "UPDATE kit_outbox SET published_at = now(), stream_seq = u.seq
                  FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq)
                  WHERE kit_outbox.id = u.id",
             )
+            .persistent(false)
             .bind(&ids)
             .bind(&seqs)
             .execute(&mut *self.tx)

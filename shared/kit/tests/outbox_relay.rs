@@ -210,3 +210,86 @@ async fn broker_outage_during_a_burst_loses_and_doubles_nothing() -> anyhow::Res
     task.await?;
     assert_exactly_once_in_order(&h, &expected).await
 }
+
+/// A prepared statement's plan can be made once, while the outbox is empty, and kept: a seq scan
+/// of the whole outbox for every mark, growing with every event ever published.
+#[tokio::test]
+async fn marking_rows_published_reads_no_more_of_the_outbox_as_it_grows() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    // One connection, so every step plans (and caches) on the same one.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&h.db.url())
+        .await?;
+    let relay = saga_kit::Relay::new(
+        pool.clone(),
+        h.js.clone(),
+        saga_kit::RelayConfig::default(),
+        h.metrics.clone(),
+    );
+    // Steps on an almost empty outbox: enough for a generic plan to be chosen and kept.
+    for _ in 0..8 {
+        h.commit_event(&order_created("SKU-1")).await?;
+        assert_eq!(relay.relay_batch().await?, RelayOutcome::Published(1));
+    }
+    // The outbox grows to what a day of orders leaves behind.
+    const GROWN: i64 = 50_000;
+    sqlx::query(
+        "INSERT INTO kit_outbox (event_id, subject, order_key, ce_type, headers, payload,
+                                 published_at, stream_seq)
+         SELECT gen_random_uuid(), 'orders.created.' || i, i::text, 'jetsaga.order.created.v1',
+                '{}'::jsonb, '\\x00'::bytea, now(), i
+         FROM generate_series(1, $1) AS i",
+    )
+    .bind(GROWN)
+    .execute(h.db.pool())
+    .await?;
+    let read_before = seq_rows_read(&h).await?;
+    for _ in 0..8 {
+        h.commit_event(&order_created("SKU-1")).await?;
+        assert_eq!(relay.relay_batch().await?, RelayOutcome::Published(1));
+    }
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    let read = flushed_reads_since(&h, pid, read_before).await?;
+    assert!(
+        read < GROWN,
+        "8 relay steps read {read} outbox rows by seq scan; the outbox has {GROWN}"
+    );
+    Ok(())
+}
+
+/// Rows read from `kit_outbox` by sequential scans, as the statistics say now.
+async fn seq_rows_read(h: &Harness) -> anyhow::Result<i64> {
+    let mut conn = h.db.pool().acquire().await?;
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = 'kit_outbox'",
+    )
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// The seq-scan reads since `before`, once the closed connection `pid` has written its
+/// statistics (a backend writes them as it exits).
+async fn flushed_reads_since(h: &Harness, pid: i32, before: i64) -> anyhow::Result<i64> {
+    wait_until(
+        "the relay's connection gone",
+        Duration::from_secs(10),
+        || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+            )
+            .bind(pid)
+            .fetch_one(h.db.pool())
+            .await
+            .unwrap_or(false)
+        },
+    )
+    .await?;
+    Ok(seq_rows_read(h).await? - before)
+}
