@@ -128,7 +128,7 @@ fn copy(source: &Path, scratch: &Path, dir: &Path) -> anyhow::Result<()> {
     let status = std::process::Command::new("cp")
         .arg("-r")
         .arg(source)
-        .arg(&dir)
+        .arg(dir)
         .status()
         .context("running cp")?;
     anyhow::ensure!(
