@@ -50,7 +50,8 @@ pub struct RelayConfig {
     pub row_backoff: Backoff,
     /// Steps at once. While one waits for its PubAcks, another claims what was committed
     /// meanwhile (the rows the first holds are skipped, and so are the later rows of their keys),
-    /// so an event does not wait for a whole step to end before it is published. Default 2.
+    /// so an event does not wait for a whole step to end before it is published. Default 1: on 2
+    /// cores a second step published no more (`docs/bench-notes.md`) and claimed empty more often.
     pub workers: usize,
 }
 
@@ -66,7 +67,7 @@ impl Default for RelayConfig {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(60),
             },
-            workers: 2,
+            workers: 1,
         }
     }
 }

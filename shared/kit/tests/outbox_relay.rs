@@ -211,6 +211,39 @@ async fn broker_outage_during_a_burst_loses_and_doubles_nothing() -> anyhow::Res
     assert_exactly_once_in_order(&h, &expected).await
 }
 
+#[tokio::test]
+async fn a_relay_with_three_workers_publishes_a_burst_each_event_once_in_per_order_order(
+) -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let relay = saga_kit::Relay::new(
+        h.db.pool().clone(),
+        h.js.clone(),
+        saga_kit::RelayConfig {
+            workers: 3,
+            batch_size: 8,
+            ..saga_kit::RelayConfig::default()
+        },
+        h.metrics.clone(),
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(relay.run(shutdown.clone()));
+    // Commits go on while the workers publish, several events per order.
+    let expected = commit_orders(h.db.pool(), 60, 3).await?;
+    wait_until("the outbox to drain", Duration::from_secs(30), || async {
+        let Ok(mut conn) = h.db.pool().acquire().await else {
+            return false;
+        };
+        saga_kit::outbox::backlog(&mut conn)
+            .await
+            .map(|n| n == 0)
+            .unwrap_or(false)
+    })
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    assert_exactly_once_in_order(&h, &expected).await
+}
+
 /// A prepared statement's plan can be made once, while the outbox is empty, and kept: a seq scan
 /// of the whole outbox for every mark, growing with every event ever published.
 #[tokio::test]

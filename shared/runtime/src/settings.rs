@@ -46,7 +46,7 @@ pub struct SettingsArgs {
     pub consumer_batch: u16,
     /// Outbox relay steps at once: while one waits for its PubAcks, another publishes what was
     /// committed meanwhile.
-    #[arg(long, env = "RELAY_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "RELAY_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub relay_workers: u16,
     /// Replicas of each stream when this instance creates them (3 on a 3-node cluster).
     #[arg(long, env = "STREAM_REPLICAS", default_value_t = 1)]
@@ -183,7 +183,7 @@ impl Settings {
             db_max_connections: 20,
             consumer_concurrency: 16,
             consumer_batch: 16,
-            relay_workers: 2,
+            relay_workers: 1,
             stream_replicas: 1,
             stream_max_bytes: -1,
             ack_wait_secs: 30,
