@@ -192,18 +192,10 @@ async fn broker_outage_during_a_burst_loses_and_doubles_nothing() -> anyhow::Res
     tokio::time::sleep(Duration::from_millis(700)).await;
     h.nats.restart().await?;
     let expected = burst.await??;
-    wait_until(
+    drained(
+        &h,
         "the outbox to drain after the restart",
         Duration::from_secs(60),
-        || async {
-            let Ok(mut conn) = h.db.pool().acquire().await else {
-                return false;
-            };
-            saga_kit::outbox::backlog(&mut conn)
-                .await
-                .map(|n| n == 0)
-                .unwrap_or(false)
-        },
     )
     .await?;
     shutdown.cancel();
@@ -229,7 +221,15 @@ async fn a_relay_with_three_workers_publishes_a_burst_each_event_once_in_per_ord
     let task = tokio::spawn(relay.run(shutdown.clone()));
     // Commits go on while the workers publish, several events per order.
     let expected = commit_orders(h.db.pool(), 60, 3).await?;
-    wait_until("the outbox to drain", Duration::from_secs(30), || async {
+    drained(&h, "the outbox to drain", Duration::from_secs(30)).await?;
+    shutdown.cancel();
+    task.await?;
+    assert_exactly_once_in_order(&h, &expected).await
+}
+
+/// Waits until nothing in the outbox waits to be published.
+async fn drained(h: &Harness, what: &str, within: Duration) -> anyhow::Result<()> {
+    wait_until(what, within, || async {
         let Ok(mut conn) = h.db.pool().acquire().await else {
             return false;
         };
@@ -238,10 +238,7 @@ async fn a_relay_with_three_workers_publishes_a_burst_each_event_once_in_per_ord
             .map(|n| n == 0)
             .unwrap_or(false)
     })
-    .await?;
-    shutdown.cancel();
-    task.await?;
-    assert_exactly_once_in_order(&h, &expected).await
+    .await
 }
 
 /// A prepared statement's plan can be made once, while the outbox is empty, and kept: a seq scan
