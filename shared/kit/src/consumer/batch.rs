@@ -14,8 +14,8 @@
 //! Redeliveries and messages that do not decode take that path from the start: they are counted
 //! or dead-lettered one at a time. A batch waits for a row lock only briefly (`batch_lock_wait`):
 //! it holds its rows until it commits, so two batches may each wait for a row the other holds, and
-//! the one-at-a-time path is the way out of that. A shutdown in the middle of a batch commits what was handled and
-//! hands the rest back.
+//! the one-at-a-time path is the way out of that. A shutdown in the middle of a batch commits what
+//! was handled and hands the rest back.
 
 use super::{Consumer, Disposition, RawMessage, Step};
 use crate::envelope::Envelope;
@@ -52,7 +52,8 @@ impl<H: Handler> Consumer<H> {
         msgs: Vec<jetstream::Message>,
         shutdown: &CancellationToken,
     ) {
-        if msgs.len() < 2 || self.config.batch < 2 || shutdown.is_cancelled() {
+        // A slot takes at most `batch` messages at once, so with a batch of 1 this is every time.
+        if msgs.len() < 2 || shutdown.is_cancelled() {
             join_all(msgs.into_iter().map(|m| self.deliver(m, shutdown))).await;
             return;
         }
@@ -105,19 +106,18 @@ impl<H: Handler> Consumer<H> {
             .await;
         let handled = match tried {
             Ok(Ok(handled)) => handled,
-            Ok(Err(why)) => {
+            abandoned => {
                 KitMetrics::inc(&self.metrics.kit().batches_abandoned, self.config.durable);
-                tracing::debug!(consumer = self.config.durable, size, why = %why, "batch rolled back; handling its messages one at a time");
-                join_all(msgs.into_iter().map(|m| self.deliver(m, shutdown))).await;
-                return;
-            }
-            Err(_) => {
-                KitMetrics::inc(&self.metrics.kit().batches_abandoned, self.config.durable);
-                tracing::warn!(
-                    consumer = self.config.durable,
-                    size,
-                    "a handler panicked in a batch; handling its messages one at a time"
-                );
+                match abandoned {
+                    Ok(Err(why)) => {
+                        tracing::debug!(consumer = self.config.durable, size, why = %why, "batch rolled back; handling its messages one at a time");
+                    }
+                    _ => tracing::warn!(
+                        consumer = self.config.durable,
+                        size,
+                        "a handler panicked in a batch; handling its messages one at a time"
+                    ),
+                }
                 join_all(msgs.into_iter().map(|m| self.deliver(m, shutdown))).await;
                 return;
             }
