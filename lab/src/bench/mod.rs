@@ -258,6 +258,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         return Box::pin(traces::run(args, json)).await;
     }
     let mode = if args.durable { "durable" } else { "default" };
+    let mix = args.mix();
     let options = SystemOptions {
         instances: args.instances.max(1),
         durable: args.durable,
@@ -346,7 +347,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         &watcher,
         closed,
         Until::Count(300),
-        &args.mix(),
+        &mix,
         args.seed,
         &pids,
         None,
@@ -360,7 +361,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
             null_watcher,
             closed,
             Until::Count(300),
-            &args.mix(),
+            &mix,
             args.seed,
             null_pids,
             None,
@@ -384,7 +385,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
                 &watcher,
                 closed,
                 Until::Count(per_round),
-                &args.mix(),
+                &mix,
                 seed,
                 &pids,
                 sampling(),
@@ -404,7 +405,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
                     null_watcher,
                     closed,
                     Until::Count(per_round),
-                    &args.mix(),
+                    &mix,
                     seed,
                     null_pids,
                     Some((null_system.pools.clone(), null_system.js.clone())),
@@ -439,7 +440,7 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
             per_sec: half_rate.max(1.0),
         },
         Until::Elapsed(Duration::from_secs(args.half_secs)),
-        &args.mix(),
+        &mix,
         args.seed + 2,
         &pids,
         sampling(),
@@ -559,7 +560,7 @@ fn side_by_side(
         sagas_per_sec: report.sagas_per_sec,
         p99_ms: median(real_p99s),
         passed: report.passed,
-        checks: peers::Row::checks(report.passed, None),
+        not_run: None,
         per_saga: report.per_saga.0.clone(),
     }];
     if report.null_sagas_per_sec > 0.0 {
@@ -569,7 +570,7 @@ fn side_by_side(
             sagas_per_sec: report.null_sagas_per_sec,
             p99_ms: median(null_p99s),
             passed: report.passed,
-            checks: peers::Row::checks(report.passed, None),
+            not_run: None,
             per_saga: report.null_per_saga.0.clone(),
         });
     }
@@ -579,7 +580,7 @@ fn side_by_side(
         sagas_per_sec: r.sagas_per_sec,
         p99_ms: r.p99_ms,
         passed: r.passed(),
-        checks: peers::Row::checks(r.passed(), r.not_run.as_deref()),
+        not_run: r.not_run.clone(),
         per_saga: r.per_saga.clone(),
     }));
     rows

@@ -188,15 +188,16 @@ pub struct Row {
     pub sagas_per_sec: f64,
     pub p99_ms: f64,
     pub passed: bool,
-    /// `passed`, `FAILED`, or why the system did not run.
-    pub checks: String,
+    /// Why the system did not run, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
     pub per_saga: BTreeMap<String, f64>,
 }
 
 impl Row {
-    /// The CHECKS column for a run that `passed`, or did not, or `not_run`.
-    pub fn checks(passed: bool, not_run: Option<&str>) -> String {
-        match (not_run, passed) {
+    /// The CHECKS column: `passed`, `FAILED`, or why the system did not run.
+    fn checks(&self) -> String {
+        match (&self.not_run, self.passed) {
             (Some(why), _) => format!("did not run: {why}"),
             (None, true) => "passed".to_owned(),
             (None, false) => "FAILED".to_owned(),
@@ -228,7 +229,7 @@ pub fn render(rows: &[Row]) -> String {
             format!("{:.1}", r.sagas_per_sec),
             format!("{:.1}", r.p99_ms),
             ratio,
-            r.checks.clone(),
+            r.checks(),
         ]);
     }
     let mut text = String::from("\nSide by side, this run (same saga, load and seed)\n");
@@ -267,7 +268,7 @@ mod tests {
             sagas_per_sec: rate,
             p99_ms: 1.0,
             passed: true,
-            checks: Row::checks(true, None),
+            not_run: None,
             per_saga: BTreeMap::from([("pg wal records (cluster)".to_owned(), rate)]),
         };
         let text = render(&[row("jetsaga", 300.0), row("dbos", 200.0)]);
