@@ -72,7 +72,7 @@ pub use handler::{
     EventContext, Handler, HandlerError, PermanentError, TransientError, UnavailableError,
 };
 pub use metrics::Metrics;
-pub use relay::{Relay, RelayConfig, RelayOutcome};
+pub use relay::{Relay, RelayConfig, RelayOutcome, RelayWake};
 pub use routes::{Route, Wiring};
 
 #[doc(hidden)]

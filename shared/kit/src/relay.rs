@@ -12,6 +12,9 @@
 //!   key are published one after another, and a failure stops that key, so a retry never reorders it.
 //! - The event id is the `Nats-Msg-Id`: a row published again after a crash is deduped by the stream.
 //!   So the mark's commit does not wait for the WAL flush: a mark lost in a crash costs a republish.
+//! - A LISTEN/NOTIFY listener wakes the relay when a row is committed, and a poll covers a lost
+//!   notification. A consumer runner of the same process wakes it directly ([`RelayWake`]), and
+//!   its transactions make no NOTIFY.
 //! - A row the stream refuses (its stream missing or full, a permission) is tried again after a
 //!   back-off of its own, and only its key waits meanwhile. A row that can never be published (larger
 //!   than the server's `max_payload`) is parked with its reason, for `jetsaga dlq` and `jetsaga stats`
@@ -127,6 +130,21 @@ pub struct Relay {
     js: jetstream::Context,
     config: RelayConfig,
     metrics: Arc<Metrics>,
+    wake: RelayWake,
+}
+
+/// Wakes a relay from inside its own process. A consumer runner that committed events hands the
+/// news to its service's relay directly ([`crate::Consumer::with_relay`]), and its transactions
+/// then make no NOTIFY: no trigger, no notification queue, no listener to wake on the way.
+/// Every other writer (an HTTP request, the CLI, another process) still notifies.
+#[derive(Debug, Clone, Default)]
+pub struct RelayWake(Arc<tokio::sync::Notify>);
+
+impl RelayWake {
+    /// Wakes one idle step of the relay, or the next one to go idle.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
 }
 
 /// Rows claimed by one step: their locks are held until [`Published::mark`] commits. Dropping it
@@ -162,7 +180,13 @@ impl Relay {
             js,
             config,
             metrics,
+            wake: RelayWake::default(),
         }
+    }
+
+    /// The handle that wakes this relay from inside the process.
+    pub fn wake_handle(&self) -> RelayWake {
+        self.wake.clone()
     }
 
     /// One step: claim, publish, mark.
@@ -231,11 +255,11 @@ impl Relay {
         })
     }
 
-    /// Publishes until `shutdown`, woken by LISTEN/NOTIFY and by a poll; on shutdown, publishes
-    /// what is left for up to `flush_timeout`. `workers` steps run at once; one listener wakes
-    /// one idle step per notification.
+    /// Publishes until `shutdown`, woken by LISTEN/NOTIFY, by its [`RelayWake`] and by a poll; on
+    /// shutdown, publishes what is left for up to `flush_timeout`. `workers` steps run at once;
+    /// each notification or wake wakes one idle step.
     pub async fn run(self, shutdown: CancellationToken) {
-        let wake = Arc::new(tokio::sync::Notify::new());
+        let wake = self.wake.0.clone();
         let listening = self.listen_until(&shutdown, &wake);
         let steps =
             join_all((0..self.config.workers.max(1)).map(|_| self.step_until(&shutdown, &wake)));

@@ -323,3 +323,59 @@ async fn flushed_reads_since(h: &Harness, pid: i32, before: i64) -> anyhow::Resu
     .await?;
     Ok(seq_rows_read(h).await? - before)
 }
+
+#[tokio::test]
+async fn a_consumer_wakes_its_own_relay_and_its_commits_make_no_notify() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    // Only a wake can publish in time: the relay polls once an hour.
+    let relay = saga_kit::Relay::new(
+        h.db.pool().clone(),
+        h.js.clone(),
+        saga_kit::RelayConfig {
+            poll_interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+        h.metrics.clone(),
+    );
+    let consumer = h
+        .consumer(std::sync::Arc::new(common::Participant::default()))
+        .with_relay(relay.wake_handle());
+    let mut listener = sqlx::postgres::PgListener::connect_with(h.db.pool()).await?;
+    listener.listen("kit_outbox").await?;
+    let shutdown = CancellationToken::new();
+    let relaying = tokio::spawn(relay.run(shutdown.clone()));
+    let consuming = tokio::spawn(consumer.run(shutdown.clone()));
+
+    let created = saga_kit::Envelope::root(EventId::new_random(), &order_created("SKU-1"));
+    h.inject(&created, &created.id.to_string()).await?;
+    wait_until(
+        "the consumer's StockReserved to be in the stream",
+        Duration::from_secs(10),
+        || async {
+            h.stream_messages("STOCK")
+                .await
+                .map(|m| m.len() == 1)
+                .unwrap_or(false)
+        },
+    )
+    .await?;
+    // Its commit made no notification: it woke the relay in the process. Had it notified, the
+    // notification would be here already (it comes before the publish it causes).
+    let notified = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await;
+    assert!(
+        notified.is_err(),
+        "the consumer's commit notified: {notified:?}"
+    );
+    // A writer without a relay to wake (an HTTP request, the CLI) still notifies.
+    h.commit_event(&order_created("SKU-2")).await?;
+    let notified = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await;
+    assert!(
+        matches!(notified, Ok(Ok(_))),
+        "a root event made no notification: {notified:?}"
+    );
+
+    shutdown.cancel();
+    relaying.await?;
+    consuming.await?;
+    Ok(())
+}

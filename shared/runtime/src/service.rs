@@ -16,7 +16,7 @@ use axum::Router;
 use jetsaga_contracts::Producer;
 use saga_kit::consumer::ConsumerConfig;
 use saga_kit::provision::{self, ProvisionError, StreamSettings};
-use saga_kit::{Consumer, Handler, Metrics, Relay, RelayConfig};
+use saga_kit::{Consumer, Handler, Metrics, Relay, RelayConfig, RelayWake};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -113,6 +113,8 @@ pub struct Service {
     background: JoinSet<()>,
     relay_stop: CancellationToken,
     relay: tokio::task::JoinHandle<()>,
+    /// Wakes the relay when a consumer committed events.
+    relay_wake: RelayWake,
     streams: StreamSettings,
 }
 
@@ -237,6 +239,7 @@ impl Service {
             },
             rt.metrics.clone(),
         );
+        let relay_wake = relay.wake_handle();
         let relay = tokio::spawn(relay.run(relay_stop.clone()));
         Ok(Service {
             rt,
@@ -245,6 +248,7 @@ impl Service {
             background: JoinSet::new(),
             relay_stop,
             relay,
+            relay_wake,
             streams,
         })
     }
@@ -276,7 +280,8 @@ impl Service {
             config,
             Arc::new(handler),
             self.rt.metrics.clone(),
-        );
+        )
+        .with_relay(self.relay_wake.clone());
         let (js, streams, shutdown) = (
             self.rt.js.clone(),
             self.streams.clone(),

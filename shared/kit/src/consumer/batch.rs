@@ -155,14 +155,9 @@ impl<H: Handler> Consumer<H> {
         ready: Vec<Ready<H::Input>>,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Handled<H::Output>>, String> {
-        // One round trip: the batch's own, short lock wait comes with its BEGIN.
-        let begin = format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
-            self.config.batch_lock_wait.as_millis().max(1)
-        );
+        // The batch's own, short lock wait comes with its BEGIN.
         let mut tx = self
-            .pool
-            .begin_with(begin)
+            .begin(Some(self.config.batch_lock_wait))
             .await
             .map_err(|e| e.to_string())?;
         let mut handled = Vec::with_capacity(ready.len());
@@ -195,6 +190,12 @@ impl<H: Handler> Consumer<H> {
             });
         }
         tx.commit().await.map_err(|e| format!("commit: {e}"))?;
+        if handled
+            .iter()
+            .any(|h| h.emitted.as_ref().is_some_and(|e| !e.is_empty()))
+        {
+            self.wake_relay();
+        }
         Ok(handled)
     }
 }

@@ -37,6 +37,7 @@ use crate::inbox;
 use crate::metrics::labels::DeadLetterLabels;
 use crate::metrics::{KitMetrics, Metrics};
 use crate::outbox;
+use crate::relay::RelayWake;
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -301,6 +302,7 @@ pub struct Consumer<H> {
     handler: Arc<H>,
     metrics: Arc<Metrics>,
     guard: Option<Arc<dyn EmitGuard>>,
+    relay: Option<RelayWake>,
 }
 
 impl<H> Clone for Consumer<H> {
@@ -312,6 +314,7 @@ impl<H> Clone for Consumer<H> {
             handler: self.handler.clone(),
             metrics: self.metrics.clone(),
             guard: self.guard.clone(),
+            relay: self.relay.clone(),
         }
     }
 }
@@ -331,7 +334,15 @@ impl<H: Handler> Consumer<H> {
             handler,
             metrics,
             guard: None,
+            relay: None,
         }
+    }
+
+    /// Wakes `relay`, the relay of this process and database, when a transaction of this runner
+    /// committed events, instead of a NOTIFY through the database.
+    pub fn with_relay(mut self, relay: RelayWake) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     /// Checks every event the handler emits with `guard` before committing it.
@@ -869,7 +880,7 @@ impl<H: Handler> Consumer<H> {
         event: H::Input,
         raw: &RawMessage,
     ) -> Result<Disposition, HandlerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin(None).await?;
         // A redelivery was counted; settling it forgets its failures, in the same transaction.
         if raw.delivered > 1 {
             failures::clear(&mut tx, self.key(raw)).await?;
@@ -889,9 +900,38 @@ impl<H: Handler> Consumer<H> {
             }
             Step::Applied(emitted) => {
                 tx.commit().await?;
+                if !emitted.is_empty() {
+                    self.wake_relay();
+                }
                 self.handler.committed(&emitted, &self.metrics);
                 Ok(Disposition::Applied)
             }
+        }
+    }
+
+    /// Begins a transaction of this runner, its settings in the same round trip: with a relay to
+    /// wake, its outbox inserts make no NOTIFY; `lock_wait` caps each wait for a row lock.
+    async fn begin(
+        &self,
+        lock_wait: Option<Duration>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut begin = String::from("BEGIN");
+        if self.relay.is_some() {
+            begin.push_str("; SET LOCAL kit.outbox_notify = 'off'");
+        }
+        if let Some(wait) = lock_wait {
+            begin.push_str(&format!(
+                "; SET LOCAL lock_timeout = '{}ms'",
+                wait.as_millis().max(1)
+            ));
+        }
+        self.pool.begin_with(begin).await
+    }
+
+    /// Tells this process's relay that events were committed.
+    fn wake_relay(&self) {
+        if let Some(relay) = &self.relay {
+            relay.wake();
         }
     }
 
