@@ -66,10 +66,9 @@ async fn rolled_back_transaction_publishes_nothing() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn relay_wakes_on_notify_without_waiting_for_the_poll() -> anyhow::Result<()> {
-    let h = Harness::start().await?;
-    let relay = saga_kit::Relay::new(
+/// A relay that polls once an hour: only a notification or a wake makes it publish in time.
+fn relay_polling_hourly(h: &Harness) -> saga_kit::Relay {
+    saga_kit::Relay::new(
         h.db.pool().clone(),
         h.js.clone(),
         saga_kit::RelayConfig {
@@ -77,7 +76,13 @@ async fn relay_wakes_on_notify_without_waiting_for_the_poll() -> anyhow::Result<
             ..Default::default()
         },
         h.metrics.clone(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn relay_wakes_on_notify_without_waiting_for_the_poll() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let relay = relay_polling_hourly(&h);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(relay.run(shutdown.clone()));
     // Let the relay reach its idle wait, then commit: only the notification can wake it in time.
@@ -327,16 +332,7 @@ async fn flushed_reads_since(h: &Harness, pid: i32, before: i64) -> anyhow::Resu
 #[tokio::test]
 async fn a_consumer_wakes_its_own_relay_and_its_commits_make_no_notify() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    // Only a wake can publish in time: the relay polls once an hour.
-    let relay = saga_kit::Relay::new(
-        h.db.pool().clone(),
-        h.js.clone(),
-        saga_kit::RelayConfig {
-            poll_interval: Duration::from_secs(3600),
-            ..Default::default()
-        },
-        h.metrics.clone(),
-    );
+    let relay = relay_polling_hourly(&h);
     let consumer = h
         .consumer(std::sync::Arc::new(common::Participant::default()))
         .with_relay(relay.wake_handle());
