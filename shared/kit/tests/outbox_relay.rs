@@ -68,15 +68,10 @@ async fn rolled_back_transaction_publishes_nothing() -> anyhow::Result<()> {
 
 /// A relay that polls once an hour: only a notification or a wake makes it publish in time.
 fn relay_polling_hourly(h: &Harness) -> saga_kit::Relay {
-    saga_kit::Relay::new(
-        h.db.pool().clone(),
-        h.js.clone(),
-        saga_kit::RelayConfig {
-            poll_interval: Duration::from_secs(3600),
-            ..Default::default()
-        },
-        h.metrics.clone(),
-    )
+    h.relay_with(saga_kit::RelayConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..Default::default()
+    })
 }
 
 #[tokio::test]
@@ -212,16 +207,11 @@ async fn broker_outage_during_a_burst_loses_and_doubles_nothing() -> anyhow::Res
 async fn a_relay_with_three_workers_publishes_a_burst_each_event_once_in_per_order_order(
 ) -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let relay = saga_kit::Relay::new(
-        h.db.pool().clone(),
-        h.js.clone(),
-        saga_kit::RelayConfig {
-            workers: 3,
-            batch_size: 8,
-            ..saga_kit::RelayConfig::default()
-        },
-        h.metrics.clone(),
-    );
+    let relay = h.relay_with(saga_kit::RelayConfig {
+        workers: 3,
+        batch_size: 8,
+        ..saga_kit::RelayConfig::default()
+    });
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(relay.run(shutdown.clone()));
     // Commits go on while the workers publish, several events per order.

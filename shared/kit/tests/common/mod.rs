@@ -57,13 +57,18 @@ impl Harness {
     }
 
     pub fn relay(&self) -> Relay {
+        self.relay_with(RelayConfig {
+            batch_size: 64,
+            ..RelayConfig::default()
+        })
+    }
+
+    /// A relay of the harness's database and NATS with these settings.
+    pub fn relay_with(&self, config: RelayConfig) -> Relay {
         Relay::new(
             self.db.pool().clone(),
             self.js.clone(),
-            RelayConfig {
-                batch_size: 64,
-                ..RelayConfig::default()
-            },
+            config,
             self.metrics.clone(),
         )
     }
