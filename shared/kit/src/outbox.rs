@@ -5,6 +5,7 @@
 //! rolls back, nothing was said.
 
 use crate::envelope::Envelope;
+use crate::inbox;
 use jetsaga_contracts::{EventId, EventSet};
 use sqlx::PgConnection;
 
@@ -15,21 +16,86 @@ use sqlx::PgConnection;
 /// outbox id order of one key is its commit order. The relay depends on that to keep per-order order.
 /// An event id that is already in the outbox is the same event again and is skipped.
 pub async fn enqueue(conn: &mut PgConnection, envelope: &Envelope) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO kit_outbox (event_id, subject, order_key, ce_type, headers, payload)
-         SELECT $1, $2, $3, $4, $5, $6
-         FROM (SELECT pg_advisory_xact_lock(hashtextextended($3, 7001))) AS key_lock
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(envelope.id.as_uuid())
-    .bind(&envelope.subject)
-    .bind(&envelope.key)
-    .bind(&envelope.ce_type)
-    .bind(envelope.headers_json())
-    .bind(envelope.payload.as_ref())
-    .execute(conn)
-    .await?;
+    enqueue_step(conn, None, std::slice::from_ref(envelope)).await?;
     Ok(())
+}
+
+/// The input a step claims in the inbox together with the events it emits.
+#[derive(Debug, Clone, Copy)]
+pub struct InboxEntry<'a> {
+    pub consumer: &'a str,
+    pub event_id: EventId,
+    pub stream_seq: Option<u64>,
+}
+
+/// Adds a step's events to the outbox, in their order, as [`enqueue`] does each; with `inbox`, it
+/// claims the step's input in the inbox in the same statement, and writes the events only when the
+/// claim is new. One round trip for what would be one per row.
+///
+/// [`inbox::Claim::Duplicate`] when the inbox knew the input: nothing was written, and whatever the
+/// caller's transaction did before for that input must be rolled back.
+pub async fn enqueue_step(
+    conn: &mut PgConnection,
+    inbox: Option<InboxEntry<'_>>,
+    envelopes: &[Envelope],
+) -> Result<inbox::Claim, sqlx::Error> {
+    if envelopes.is_empty() {
+        return match inbox {
+            Some(i) => inbox::claim(conn, i.consumer, i.event_id, i.stream_seq).await,
+            None => Ok(inbox::Claim::Fresh),
+        };
+    }
+    let mut ids = Vec::with_capacity(envelopes.len());
+    let mut subjects = Vec::with_capacity(envelopes.len());
+    let mut keys = Vec::with_capacity(envelopes.len());
+    let mut types = Vec::with_capacity(envelopes.len());
+    let mut headers = Vec::with_capacity(envelopes.len());
+    let mut payloads = Vec::with_capacity(envelopes.len());
+    for e in envelopes {
+        ids.push(*e.id.as_uuid());
+        subjects.push(e.subject.as_str());
+        keys.push(e.key.as_str());
+        types.push(e.ce_type.as_str());
+        headers.push(e.headers_json());
+        payloads.push(e.payload.as_ref());
+    }
+    // Every data-modifying part runs once, whether or not the query reads it. The rows are made
+    // in event order, each after the lock of its key, so each gets its id once its key is held.
+    let fresh: bool = sqlx::query_scalar(
+        "WITH claimed AS (
+             INSERT INTO kit_inbox (consumer, event_id, stream_seq)
+             SELECT $7::text, $8::uuid, $9::bigint WHERE $7::text IS NOT NULL
+             ON CONFLICT DO NOTHING
+             RETURNING 1
+         ), emitted AS (
+             INSERT INTO kit_outbox (event_id, subject, order_key, ce_type, headers, payload)
+             SELECT e.event_id, e.subject, e.order_key, e.ce_type, e.headers, e.payload
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])
+                      WITH ORDINALITY AS e(event_id, subject, order_key, ce_type, headers, payload, n)
+             CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock(hashtextextended(e.order_key, 7001)))
+                 AS key_lock
+             WHERE $7::text IS NULL OR EXISTS (SELECT 1 FROM claimed)
+             ORDER BY e.n
+             ON CONFLICT (event_id) DO NOTHING
+         )
+         SELECT $7::text IS NULL OR EXISTS (SELECT 1 FROM claimed)",
+    )
+    .bind(ids)
+    .bind(subjects)
+    .bind(keys)
+    .bind(types)
+    .bind(headers)
+    .bind(payloads)
+    .bind(inbox.map(|i| i.consumer))
+    .bind(inbox.map(|i| *i.event_id.as_uuid()))
+    .bind(inbox.and_then(|i| i.stream_seq).map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
+    .fetch_one(conn)
+    .await?;
+    Ok(if fresh {
+        inbox::Claim::Fresh
+    } else {
+        inbox::Claim::Duplicate
+    })
 }
 
 /// Emits an event that starts a chain (an HTTP request, an admin change, a timer) with the given

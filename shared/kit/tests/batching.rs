@@ -4,10 +4,10 @@
 mod common;
 
 use common::{order_created, Harness, Participant, CONSUMER};
-use jetsaga_contracts::OrderEvent;
+use jetsaga_contracts::{EventId, OrderEvent};
 use jetsaga_testkit::wait_until;
 use saga_kit::metrics::labels::ConsumerLabel;
-use saga_kit::Consumer;
+use saga_kit::{Consumer, Envelope};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -185,5 +185,36 @@ async fn a_batch_that_waits_for_a_held_row_gives_up_and_the_others_are_applied_m
     others?;
     held_too?;
     assert!(abandoned >= 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_copy_of_an_event_in_the_same_batch_has_no_second_effect() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.commit_event(&order_created("SLOW")).await?;
+    let copied = order_created("SKU-1");
+    let env = Envelope::root(EventId::new_random(), &copied);
+    h.relay_until_empty(&h.relay()).await?;
+    // Two copies of one event under two msg ids, and another order, wait behind the slow one.
+    h.inject(&env, "first-msg-id").await?;
+    h.inject(&env, "second-msg-id").await?;
+    published(&h, &[order_created("SKU-2")]).await?;
+    let participant = Arc::new(Participant::default());
+    let runner = one_slot(&h, participant.clone(), 16);
+    run_until(runner, "the three orders applied once each", || async {
+        applied(&h, 3).await
+            && h.metrics
+                .counter("jetsaga_events_duplicate_total", &[("consumer", CONSUMER)])
+                == 1
+    })
+    .await?;
+
+    assert_eq!(h.effects().await?.len(), 3);
+    assert_eq!(participant.committed.load(Ordering::SeqCst), 3);
+    let emitted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM kit_outbox WHERE subject LIKE 'stock.%'")
+            .fetch_one(h.db.pool())
+            .await?;
+    assert_eq!(emitted, 3);
     Ok(())
 }

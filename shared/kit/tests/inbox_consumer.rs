@@ -136,6 +136,37 @@ async fn same_event_under_a_new_msg_id_has_no_second_effect() -> anyhow::Result<
     Ok(())
 }
 
+#[tokio::test]
+async fn a_copy_of_an_event_whose_handler_refuses_what_it_applied_is_a_duplicate_not_a_dead_letter(
+) -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let event = order_created("ONCE");
+    let env = Envelope::root(EventId::new_random(), &event);
+    // Both copies are first deliveries: the second runs its handler, which refuses the order it
+    // already reserved, before the inbox is asked.
+    h.inject(&env, "first-msg-id").await?;
+    h.inject(&env, "another-msg-id-days-later").await?;
+    let (shutdown, task) = spawn_consumer(&h, Arc::new(Participant::default()));
+    wait_until("both copies to be consumed", WAIT, || async {
+        h.metrics
+            .counter("jetsaga_events_handled_total", &[("consumer", CONSUMER)])
+            == 1
+            && h.metrics
+                .counter("jetsaga_events_duplicate_total", &[("consumer", CONSUMER)])
+                == 1
+    })
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    assert_eq!(effect_count(&h, &event).await?, 1);
+    assert_eq!(h.dead_letters().await?, vec![]);
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM kit_delivery_failures")
+        .fetch_one(h.db.pool())
+        .await?;
+    assert_eq!(failures, 0, "the duplicate was counted as a failure");
+    Ok(())
+}
+
 /// Publishes raw bytes and headers on a subject, as a broken or hostile producer could.
 async fn inject_raw(
     h: &Harness,

@@ -8,7 +8,7 @@
 //! its own, as before, so batching adds no wait.
 //!
 //! Whatever goes wrong in a batch (a handler's error, contention for rows, the database, a panic,
-//! a replay's divergence) rolls the whole batch back and hands each of its messages to the
+//! a replay's divergence, a duplicate found only after its handler wrote) rolls the whole batch back and hands each of its messages to the
 //! one-at-a-time path, which counts, retries, waits for the database or dead-letters it as it
 //! always did. So a failing message costs its neighbours one wasted try, never their effects.
 //! Redeliveries and messages that do not decode take that path from the start: they are counted
@@ -173,6 +173,13 @@ impl<H: Handler> Consumer<H> {
             let emitted = match step {
                 Ok(Step::Applied(emitted)) => Some(emitted),
                 Ok(Step::Duplicate) => None,
+                Ok(Step::Repeated) => {
+                    let _ = tx.rollback().await;
+                    return Err(format!(
+                        "event {} was handled before; its handler's effect must not stay",
+                        r.envelope.id
+                    ));
+                }
                 Ok(Step::Diverged(why)) => {
                     let _ = tx.rollback().await;
                     return Err(format!("event {}: {why}", r.envelope.id));

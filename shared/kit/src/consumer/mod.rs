@@ -1,9 +1,14 @@
-//! The inbox consumer runner, written once: decode → inbox → handler → outbox → commit → ack.
+//! The inbox consumer runner, written once: decode → handler → inbox and outbox → commit → ack.
 //!
 //! One durable pull consumer per service and input stream. Each message is handled in one
 //! transaction: the inbox row, the handler's effect and the events it emits commit together, and
 //! only then is the message acked. So a crash anywhere before the commit leaves nothing behind, and a
 //! crash after it leads to a redelivery that the inbox recognises.
+//!
+//! A first delivery claims its inbox row in one statement with the events it emits, after its
+//! handler; a duplicate found then rolls its handler's effect back, and a handler's error on an
+//! event the inbox knows makes it a duplicate, not a failure. A redelivery, and every message of a
+//! replay, claims its inbox row before its handler runs.
 //!
 //! Every outcome of a message is one of [`Disposition`]:
 //! - applied or duplicate: ack;
@@ -282,6 +287,9 @@ enum Step<O> {
     Applied(Vec<O>),
     /// The inbox knew it: nothing was written.
     Duplicate,
+    /// The inbox knew it, found out only after the handler wrote its effect (a first delivery is
+    /// claimed with its events, [`Consumer::claims_late`]): the transaction must roll back.
+    Repeated,
     /// Only in a replay: the handler emitted other content under a recorded id. The transaction
     /// must roll back.
     Diverged(Box<Divergence>),
@@ -885,7 +893,21 @@ impl<H: Handler> Consumer<H> {
         if raw.delivered > 1 {
             failures::clear(&mut tx, self.key(raw)).await?;
         }
-        match self.apply_in(&mut tx, envelope, event, raw).await? {
+        let step = match self.apply_in(&mut tx, envelope, event, raw).await {
+            Ok(step) => step,
+            Err(e) => {
+                drop(tx);
+                if self.handled_before(envelope, raw, &e).await {
+                    return Ok(Disposition::Duplicate);
+                }
+                return Err(e);
+            }
+        };
+        match step {
+            Step::Repeated => {
+                tx.rollback().await?;
+                Ok(Disposition::Duplicate)
+            }
             Step::Duplicate => {
                 if raw.delivered > 1 {
                     tx.commit().await?;
@@ -935,6 +957,35 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
+    /// Whether the inbox claim of this message waits for its events, in one statement with them
+    /// ([`outbox::enqueue_step`]), instead of coming first in its own round trip. So it does for a
+    /// first delivery, which is almost never a duplicate; a duplicate found that late rolls back
+    /// what its handler wrote. A redelivery, more often a duplicate, is claimed first, and so is
+    /// every message of a replay, whose guard must not see a duplicate's events.
+    fn claims_late(&self, raw: &RawMessage) -> bool {
+        raw.delivered <= 1 && self.guard.is_none()
+    }
+
+    /// After a handler's error, whether the message is a duplicate whose claim came late: a handler
+    /// may refuse, or fail on, an event it already applied, and that must not count against the
+    /// event. The transaction has rolled back; the inbox is read outside it.
+    async fn handled_before(
+        &self,
+        envelope: &Envelope,
+        raw: &RawMessage,
+        e: &HandlerError,
+    ) -> bool {
+        if !self.claims_late(raw) || matches!(e, HandlerError::Unavailable(_)) {
+            return false;
+        }
+        let Ok(mut conn) = self.pool.acquire().await else {
+            return false;
+        };
+        inbox::contains(&mut conn, self.config.durable, envelope.id)
+            .await
+            .unwrap_or(false)
+    }
+
     /// Inbox, handler and outbox of one message inside `tx`, which the caller commits or rolls
     /// back.
     async fn apply_in(
@@ -945,8 +996,10 @@ impl<H: Handler> Consumer<H> {
         raw: &RawMessage,
     ) -> Result<Step<H::Output>, HandlerError> {
         let consumer = self.config.durable;
-        if inbox::claim(&mut *tx, consumer, envelope.id, Some(raw.stream_seq)).await?
-            == inbox::Claim::Duplicate
+        let late = self.claims_late(raw);
+        if !late
+            && inbox::claim(&mut *tx, consumer, envelope.id, Some(raw.stream_seq)).await?
+                == inbox::Claim::Duplicate
         {
             return Ok(Step::Duplicate);
         }
@@ -958,6 +1011,7 @@ impl<H: Handler> Consumer<H> {
             delivered: raw.delivered,
         };
         let emitted = self.handler.handle(&mut *tx, event, &ctx).await?;
+        let mut outs = Vec::with_capacity(emitted.len());
         for (index, out) in emitted.iter().enumerate() {
             let mut out = Envelope::caused_by(envelope, consumer, index, out);
             // With traces exported, what this handler emits is the child of its span.
@@ -965,9 +1019,17 @@ impl<H: Handler> Consumer<H> {
             if let Some(Err(why)) = self.guard.as_ref().map(|g| g.check(&out)) {
                 return Ok(Step::Diverged(why));
             }
-            outbox::enqueue(&mut *tx, &out).await?;
+            outs.push(out);
         }
-        Ok(Step::Applied(emitted))
+        let claim = late.then_some(outbox::InboxEntry {
+            consumer,
+            event_id: envelope.id,
+            stream_seq: Some(raw.stream_seq),
+        });
+        match outbox::enqueue_step(&mut *tx, claim, &outs).await? {
+            inbox::Claim::Fresh => Ok(Step::Applied(emitted)),
+            inbox::Claim::Duplicate => Ok(Step::Repeated),
+        }
     }
 
     /// Stores the dead letter; only then is the message termed. A dead letter that cannot be

@@ -169,7 +169,7 @@ impl Harness {
 }
 
 /// An order of one line; a SKU of `POISON` makes the stand-in refuse it permanently, `FLAKY`
-/// makes it fail transiently every time.
+/// makes it fail transiently every time, `ONCE` makes it refuse an order it has applied.
 pub fn order_created(sku: &str) -> OrderEvent {
     OrderEvent::OrderCreated(OrderCreated {
         order_id: OrderId::new_random(),
@@ -218,6 +218,21 @@ impl Handler for Participant {
             "POISON" => return Err(HandlerError::permanent("sku POISON is refused")),
             "SLOW" => tokio::time::sleep(Duration::from_millis(800)).await,
             "PANIC" => panic!("the handler cannot cope with sku PANIC"),
+            // Refuses an order it has already applied, as a domain rule refuses a second
+            // reservation: only the inbox tells such a refusal from a poison message.
+            "ONCE" => {
+                let seen: Option<i32> =
+                    sqlx::query_scalar("SELECT n FROM test_effects WHERE order_id = $1")
+                        .bind(created.order_id.as_uuid())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if seen.is_some() {
+                    return Err(HandlerError::permanent(format!(
+                        "order {} is already reserved",
+                        created.order_id
+                    )));
+                }
+            }
             "FLAKY" => {
                 return Err(HandlerError::transient(
                     "flaky dependency",
