@@ -76,6 +76,16 @@ fn handlers_of<'a>(spans: &'a [ReceivedSpan], service: &str) -> Vec<&'a Received
         .collect()
 }
 
+/// Whether the span that parents each handler span has arrived too. Each service exports its
+/// spans on its own schedule, so a handler's span may arrive before the span, in another service,
+/// that emitted its event.
+fn every_handler_parent_arrived(spans: &[ReceivedSpan]) -> bool {
+    spans
+        .iter()
+        .filter(|s| s.name == "handle")
+        .all(|h| spans.iter().any(|p| p.span_id == h.parent_span_id))
+}
+
 /// Every handler span's parent is a span of another service in the same trace.
 fn assert_handlers_parented_across_services(spans: &[ReceivedSpan]) {
     let by_id: BTreeMap<&str, &ReceivedSpan> =
@@ -129,10 +139,7 @@ async fn one_order_is_one_trace_across_all_five_services_parented_across_nats() 
         services(spans).len() == SERVICES.len()
             && !handlers_of(spans, "order-service").is_empty()
             && spans.iter().any(|s| s.parent_span_id.is_empty())
-            && spans
-                .iter()
-                .filter(|s| s.name == "handle")
-                .all(|h| spans.iter().any(|p| p.span_id == h.parent_span_id))
+            && every_handler_parent_arrived(spans)
     })
     .await?;
     let traces: BTreeSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
@@ -247,7 +254,9 @@ async fn a_callers_traceparent_makes_the_order_a_part_of_the_callers_trace() -> 
     let order = body["order_id"].as_str().expect("an order id").to_owned();
     // Then the request's span is the caller span's child, and the whole saga is in that trace
     let spans = order_spans(&receiver, &order, |spans| {
-        services(spans).len() == SERVICES.len() && spans.iter().any(|s| s.name == "POST /orders")
+        services(spans).len() == SERVICES.len()
+            && spans.iter().any(|s| s.name == "POST /orders")
+            && every_handler_parent_arrived(spans)
     })
     .await?;
     let traces: BTreeSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
