@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 /// outbox id order of one key is its commit order. The relay depends on that to keep per-order order.
 /// An event id that is already in the outbox is the same event again and is skipped.
 pub async fn enqueue(conn: &mut PgConnection, envelope: &Envelope) -> Result<(), sqlx::Error> {
-    enqueue_step(conn, None, std::slice::from_ref(envelope), None).await?;
+    enqueue_step(conn, None, std::slice::from_ref(envelope)).await?;
     Ok(())
 }
 
@@ -28,41 +28,22 @@ pub struct InboxEntry<'a> {
     pub stream_seq: Option<u64>,
 }
 
-/// What [`enqueue_step`] wrote.
-#[derive(Debug)]
-pub struct Enqueued {
-    /// Whether the inbox knew the input (always `Fresh` without an inbox entry).
-    pub claim: inbox::Claim,
-    /// The rows leased for a hand-over, as `(row id, event id)` in id order: each was the next of
-    /// its key to be published when it was written.
-    pub leased: Vec<(i64, uuid::Uuid)>,
-}
-
 /// Adds a step's events to the outbox, in their order, as [`enqueue`] does each; with `inbox`, it
 /// claims the step's input in the inbox in the same statement, and writes the events only when the
 /// claim is new. One round trip for what would be one per row.
 ///
-/// With `lease`, a row that no other transaction's unpublished row of its key waits before (seen
-/// once its key's lock is held) is leased for that long, for the caller to hand to its relay after
-/// the commit (the consumer runner does); claims skip it meanwhile.
-///
-/// A `Duplicate` claim means the inbox knew the input: nothing was written, and whatever the
+/// [`inbox::Claim::Duplicate`] when the inbox knew the input: nothing was written, and whatever the
 /// caller's transaction did before for that input must be rolled back.
 pub async fn enqueue_step(
     conn: &mut PgConnection,
     inbox: Option<InboxEntry<'_>>,
     envelopes: &[Envelope],
-    lease: Option<std::time::Duration>,
-) -> Result<Enqueued, sqlx::Error> {
+) -> Result<inbox::Claim, sqlx::Error> {
     if envelopes.is_empty() {
-        let claim = match inbox {
-            Some(i) => inbox::claim(conn, i.consumer, i.event_id, i.stream_seq).await?,
-            None => inbox::Claim::Fresh,
+        return match inbox {
+            Some(i) => inbox::claim(conn, i.consumer, i.event_id, i.stream_seq).await,
+            None => Ok(inbox::Claim::Fresh),
         };
-        return Ok(Enqueued {
-            claim,
-            leased: Vec::new(),
-        });
     }
     let mut ids = Vec::with_capacity(envelopes.len());
     let mut subjects = Vec::with_capacity(envelopes.len());
@@ -78,34 +59,26 @@ pub async fn enqueue_step(
         headers.push(e.headers_json());
         payloads.push(e.payload.as_ref());
     }
-    // Every data-modifying part runs once, whether or not the query reads it. Each row is made
-    // after the lock of its key, so it gets its id, and its lease is decided, once its key is held.
-    let (fresh, leased_ids, leased_events): (bool, Vec<i64>, Vec<uuid::Uuid>) = sqlx::query_as(
+    // Every data-modifying part runs once, whether or not the query reads it. The rows are made
+    // in event order, each after the lock of its key, so each gets its id once its key is held.
+    let fresh: bool = sqlx::query_scalar(
         "WITH claimed AS (
-                 INSERT INTO kit_inbox (consumer, event_id, stream_seq)
-                 SELECT $7::text, $8::uuid, $9::bigint WHERE $7::text IS NOT NULL
-                 ON CONFLICT DO NOTHING
-                 RETURNING 1
-             ), emitted AS (
-                 INSERT INTO kit_outbox
-                     (event_id, subject, order_key, ce_type, headers, payload, leased_until)
-                 SELECT e.event_id, e.subject, e.order_key, e.ce_type, e.headers, e.payload,
-                        CASE WHEN $10::float8 IS NOT NULL AND kit_outbox_key_clear(e.order_key)
-                             THEN clock_timestamp() + make_interval(secs => $10::float8) END
-                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
-                             $6::bytea[])
-                          WITH ORDINALITY AS e(event_id, subject, order_key, ce_type, headers,
-                                               payload, n)
-                 CROSS JOIN LATERAL
-                     (SELECT pg_advisory_xact_lock(hashtextextended(e.order_key, 7001))) AS key_lock
-                 WHERE $7::text IS NULL OR EXISTS (SELECT 1 FROM claimed)
-                 ORDER BY e.n
-                 ON CONFLICT (event_id) DO NOTHING
-                 RETURNING id, event_id, leased_until IS NOT NULL AS leased
-             )
-             SELECT $7::text IS NULL OR EXISTS (SELECT 1 FROM claimed),
-                    ARRAY(SELECT id FROM emitted WHERE leased ORDER BY id),
-                    ARRAY(SELECT event_id FROM emitted WHERE leased ORDER BY id)",
+             INSERT INTO kit_inbox (consumer, event_id, stream_seq)
+             SELECT $7::text, $8::uuid, $9::bigint WHERE $7::text IS NOT NULL
+             ON CONFLICT DO NOTHING
+             RETURNING 1
+         ), emitted AS (
+             INSERT INTO kit_outbox (event_id, subject, order_key, ce_type, headers, payload)
+             SELECT e.event_id, e.subject, e.order_key, e.ce_type, e.headers, e.payload
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])
+                      WITH ORDINALITY AS e(event_id, subject, order_key, ce_type, headers, payload, n)
+             CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock(hashtextextended(e.order_key, 7001)))
+                 AS key_lock
+             WHERE $7::text IS NULL OR EXISTS (SELECT 1 FROM claimed)
+             ORDER BY e.n
+             ON CONFLICT (event_id) DO NOTHING
+         )
+         SELECT $7::text IS NULL OR EXISTS (SELECT 1 FROM claimed)",
     )
     .bind(ids)
     .bind(subjects)
@@ -115,21 +88,13 @@ pub async fn enqueue_step(
     .bind(payloads)
     .bind(inbox.map(|i| i.consumer))
     .bind(inbox.map(|i| *i.event_id.as_uuid()))
-    .bind(
-        inbox
-            .and_then(|i| i.stream_seq)
-            .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-    )
-    .bind(lease.map(|l| l.as_secs_f64()))
+    .bind(inbox.and_then(|i| i.stream_seq).map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
     .fetch_one(conn)
     .await?;
-    Ok(Enqueued {
-        claim: if fresh {
-            inbox::Claim::Fresh
-        } else {
-            inbox::Claim::Duplicate
-        },
-        leased: leased_ids.into_iter().zip(leased_events).collect(),
+    Ok(if fresh {
+        inbox::Claim::Fresh
+    } else {
+        inbox::Claim::Duplicate
     })
 }
 

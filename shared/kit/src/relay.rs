@@ -113,29 +113,14 @@ enum RowOutcome {
     Unreachable(async_nats::jetstream::context::PublishError),
 }
 
-/// An outbox row as the relay publishes it.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct OutboxRow {
+struct OutboxRow {
     id: i64,
     event_id: Uuid,
     subject: String,
     order_key: String,
     headers: serde_json::Value,
     payload: Vec<u8>,
-}
-
-impl OutboxRow {
-    /// The row `id` that holds `envelope`, as a claim would read it back.
-    pub(crate) fn written(id: i64, envelope: &crate::envelope::Envelope) -> Self {
-        OutboxRow {
-            id,
-            event_id: *envelope.id.as_uuid(),
-            subject: envelope.subject.clone(),
-            order_key: envelope.key.clone(),
-            headers: envelope.headers_json(),
-            payload: envelope.payload.to_vec(),
-        }
-    }
 }
 
 /// The outbox relay of one service database.
@@ -146,39 +131,19 @@ pub struct Relay {
     config: RelayConfig,
     metrics: Arc<Metrics>,
     wake: RelayWake,
-    handed: Arc<std::sync::Mutex<Option<HandoverQueue>>>,
 }
 
-type HandoverQueue = tokio::sync::mpsc::UnboundedReceiver<Vec<OutboxRow>>;
-
-/// How long a row handed to the relay of its process is leased to it: other claims skip it
-/// meanwhile. Past it, a row still unpublished (its process died, the stream refused it) is
-/// claimed like any other.
-pub const HANDOVER_LEASE: Duration = Duration::from_secs(3);
-
-/// Reaches a relay from inside its own process. A consumer runner that committed events hands
-/// them to its service's relay directly ([`crate::Consumer::with_relay`]), and its transactions
+/// Wakes a relay from inside its own process. A consumer runner that committed events hands the
+/// news to its service's relay directly ([`crate::Consumer::with_relay`]), and its transactions
 /// then make no NOTIFY: no trigger, no notification queue, no listener to wake on the way.
 /// Every other writer (an HTTP request, the CLI, another process) still notifies.
-#[derive(Debug, Clone)]
-pub struct RelayWake {
-    notify: Arc<tokio::sync::Notify>,
-    handover: tokio::sync::mpsc::UnboundedSender<Vec<OutboxRow>>,
-}
+#[derive(Debug, Clone, Default)]
+pub struct RelayWake(Arc<tokio::sync::Notify>);
 
 impl RelayWake {
-    /// Wakes one idle step of the relay, or the next one to go idle, to claim what was committed.
+    /// Wakes one idle step of the relay, or the next one to go idle.
     pub fn wake(&self) {
-        self.notify.notify_one();
-    }
-
-    /// Hands committed rows, leased by [`crate::outbox::enqueue_step`], to the relay, which
-    /// publishes them at once, without a claim, and marks them. A relay that is not running takes
-    /// none: their leases end and claims publish them.
-    pub(crate) fn hand_over(&self, rows: Vec<OutboxRow>) {
-        if !rows.is_empty() && self.handover.send(rows).is_err() {
-            tracing::debug!("relay not running; handed rows wait for their lease to end");
-        }
+        self.0.notify_one();
     }
 }
 
@@ -210,17 +175,12 @@ impl Relay {
         config: RelayConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let (handover, handed) = tokio::sync::mpsc::unbounded_channel();
         Relay {
             pool,
             js,
             config,
             metrics,
-            wake: RelayWake {
-                notify: Arc::default(),
-                handover,
-            },
-            handed: Arc::new(std::sync::Mutex::new(Some(handed))),
+            wake: RelayWake::default(),
         }
     }
 
@@ -263,8 +223,6 @@ impl Relay {
                  SELECT id, order_key FROM kit_outbox o
                  WHERE published_at IS NULL AND parked_at IS NULL
                    AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-                   -- handed to the relay of the process that wrote it: not while its lease lasts
-                   AND (leased_until IS NULL OR leased_until <= now())
                    -- behind an earlier row of its key that waits for its back-off: not yet
                    AND NOT EXISTS (
                        SELECT 1 FROM kit_outbox b
@@ -301,99 +259,12 @@ impl Relay {
     /// shutdown, publishes what is left for up to `flush_timeout`. `workers` steps run at once;
     /// each notification or wake wakes one idle step.
     pub async fn run(self, shutdown: CancellationToken) {
-        let wake = self.wake.notify.clone();
+        let wake = self.wake.0.clone();
         let listening = self.listen_until(&shutdown, &wake);
         let steps =
             join_all((0..self.config.workers.max(1)).map(|_| self.step_until(&shutdown, &wake)));
-        let handed = self.publish_handed_until(&shutdown);
-        tokio::join!(listening, steps, handed);
+        tokio::join!(listening, steps);
         self.flush().await;
-    }
-
-    /// Publishes what consumer runners of this process hand over, until `shutdown`, then what
-    /// is left of it. What arrives while one lot is published is taken as the next lot, so a
-    /// busy relay publishes more at once and marks them in one statement.
-    async fn publish_handed_until(&self, shutdown: &CancellationToken) {
-        let taken = self.handed.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(mut queue) = taken else {
-            return;
-        };
-        let most = usize::try_from(self.config.batch_size.max(1)).unwrap_or(usize::MAX);
-        loop {
-            let mut rows = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                next = queue.recv() => match next {
-                    Some(rows) => rows,
-                    None => return,
-                },
-            };
-            while rows.len() < most {
-                match queue.try_recv() {
-                    Ok(more) => rows.extend(more),
-                    Err(_) => break,
-                }
-            }
-            self.publish_handed(rows).await;
-        }
-        queue.close();
-        let mut rest = Vec::new();
-        while let Ok(more) = queue.try_recv() {
-            rest.extend(more);
-        }
-        if !rest.is_empty() {
-            let deadline = self.config.flush_timeout;
-            if tokio::time::timeout(deadline, self.publish_handed(rest))
-                .await
-                .is_err()
-            {
-                tracing::warn!("relay stopped publishing handed rows; their leases end and claims publish them");
-            }
-        }
-    }
-
-    /// Publishes rows handed over, each key's in order, and marks those the stream acknowledged.
-    /// A row that is not acknowledged is left leased: when the lease ends a claim takes it, with
-    /// the back-off and parking of any claimed row.
-    async fn publish_handed(&self, rows: Vec<OutboxRow>) {
-        let started = std::time::Instant::now();
-        let mut by_key: BTreeMap<&str, Vec<&OutboxRow>> = BTreeMap::new();
-        for row in &rows {
-            by_key.entry(row.order_key.as_str()).or_default().push(row);
-        }
-        let results = join_all(
-            by_key
-                .into_values()
-                .map(|rows| publish_in_order(&self.js, rows)),
-        )
-        .await;
-        let kit = self.metrics.kit();
-        kit.relay_publish_duration
-            .observe(started.elapsed().as_secs_f64());
-        let (ids, seqs): (Vec<i64>, Vec<i64>) = results
-            .into_iter()
-            .flatten()
-            .filter_map(|(row, outcome)| match outcome {
-                RowOutcome::Acked(seq) => Some((row.id, i64::try_from(seq).unwrap_or(i64::MAX))),
-                other => {
-                    tracing::info!(event_id = %row.event_id, subject = %row.subject, outcome = other.name(), "handed event not published; a claim takes it when its lease ends");
-                    None
-                }
-            })
-            .unzip();
-        if ids.is_empty() {
-            return;
-        }
-        match mark_handed(&self.pool, &ids, &seqs).await {
-            Ok(()) => {
-                kit.relay_published.inc_by(ids.len() as u64);
-            }
-            Err(e) => {
-                // Published and not marked: a claim publishes them again after their lease, and
-                // the stream dedupes them by event id.
-                kit.relay_errors.inc();
-                tracing::warn!(error = %e, rows = ids.len(), "cannot mark handed rows published");
-            }
-        }
     }
 
     /// Hands each notification to one idle step, until `shutdown`. A LISTEN that failed (the
@@ -487,23 +358,6 @@ impl Relay {
 /// durable mode an event waits for one flush where it is emitted, not a second where it is marked,
 /// and the relay's next step does not wait for it either.
 const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
-
-/// Marks handed rows published, in one statement whose commit, like a claim's, does not wait for
-/// the WAL flush. A row a claim published meanwhile keeps its mark.
-async fn mark_handed(pool: &PgPool, ids: &[i64], seqs: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "WITH quiet AS (SELECT set_config('synchronous_commit', 'off', true))
-         UPDATE kit_outbox SET published_at = now(), stream_seq = u.seq
-         FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq), quiet
-         WHERE kit_outbox.id = u.id AND kit_outbox.published_at IS NULL",
-    )
-    .persistent(false)
-    .bind(ids)
-    .bind(seqs)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
 
 /// How often a relay without LISTEN tries to LISTEN again.
 const LISTEN_RETRY: Duration = Duration::from_secs(10);

@@ -17,7 +17,7 @@
 //! the one-at-a-time path is the way out of that. A shutdown in the middle of a batch commits what
 //! was handled and hands the rest back.
 
-use super::{Consumer, Disposition, Handover, RawMessage, Step};
+use super::{Consumer, Disposition, RawMessage, Step};
 use crate::envelope::Envelope;
 use crate::handler::Handler;
 use crate::metrics::KitMetrics;
@@ -161,7 +161,6 @@ impl<H: Handler> Consumer<H> {
             .await
             .map_err(|e| e.to_string())?;
         let mut handled = Vec::with_capacity(ready.len());
-        let mut handover = Handover::default();
         for r in ready {
             if shutdown.is_cancelled() {
                 break;
@@ -172,10 +171,7 @@ impl<H: Handler> Consumer<H> {
                 .instrument(span.clone())
                 .await;
             let emitted = match step {
-                Ok(Step::Applied(emitted, rows)) => {
-                    handover.extend(rows);
-                    Some(emitted)
-                }
+                Ok(Step::Applied(emitted)) => Some(emitted),
                 Ok(Step::Duplicate) => None,
                 Ok(Step::Repeated) => {
                     let _ = tx.rollback().await;
@@ -201,7 +197,12 @@ impl<H: Handler> Consumer<H> {
             });
         }
         tx.commit().await.map_err(|e| format!("commit: {e}"))?;
-        self.hand_over(handover);
+        if handled
+            .iter()
+            .any(|h| h.emitted.as_ref().is_some_and(|e| !e.is_empty()))
+        {
+            self.wake_relay();
+        }
         Ok(handled)
     }
 }

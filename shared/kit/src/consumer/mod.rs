@@ -42,7 +42,7 @@ use crate::inbox;
 use crate::metrics::labels::DeadLetterLabels;
 use crate::metrics::{KitMetrics, Metrics};
 use crate::outbox;
-use crate::relay::{OutboxRow, RelayWake, HANDOVER_LEASE};
+use crate::relay::RelayWake;
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -283,9 +283,8 @@ impl RawMessage {
 
 /// What one message did inside a transaction that is not yet committed.
 enum Step<O> {
-    /// Its effect and these events are written; once committed, they go to the relay as
-    /// [`Handover`] says.
-    Applied(Vec<O>, Handover),
+    /// Its effect and these events are written.
+    Applied(Vec<O>),
     /// The inbox knew it: nothing was written.
     Duplicate,
     /// The inbox knew it, found out only after the handler wrote its effect (a first delivery is
@@ -294,22 +293,6 @@ enum Step<O> {
     /// Only in a replay: the handler emitted other content under a recorded id. The transaction
     /// must roll back.
     Diverged(Box<Divergence>),
-}
-
-/// How the events of a step reach the relay of this process once the step commits.
-#[derive(Debug, Default)]
-struct Handover {
-    /// Rows leased to it, to publish at once.
-    rows: Vec<OutboxRow>,
-    /// Whether other rows were written, which a claim publishes: the relay is woken for them.
-    to_claim: bool,
-}
-
-impl Handover {
-    fn extend(&mut self, other: Handover) {
-        self.rows.extend(other.rows);
-        self.to_claim |= other.to_claim;
-    }
 }
 
 struct Rejection {
@@ -937,9 +920,11 @@ impl<H: Handler> Consumer<H> {
                 tx.rollback().await?;
                 Ok(Disposition::Diverged(why))
             }
-            Step::Applied(emitted, handover) => {
+            Step::Applied(emitted) => {
                 tx.commit().await?;
-                self.hand_over(handover);
+                if !emitted.is_empty() {
+                    self.wake_relay();
+                }
                 self.handler.committed(&emitted, &self.metrics);
                 Ok(Disposition::Applied)
             }
@@ -965,14 +950,10 @@ impl<H: Handler> Consumer<H> {
         self.pool.begin_with(begin).await
     }
 
-    /// Gives this process's relay the events a step committed: the leased rows to publish at
-    /// once, and a wake to claim the others.
-    fn hand_over(&self, handover: Handover) {
+    /// Tells this process's relay that events were committed.
+    fn wake_relay(&self) {
         if let Some(relay) = &self.relay {
-            relay.hand_over(handover.rows);
-            if handover.to_claim {
-                relay.wake();
-            }
+            relay.wake();
         }
     }
 
@@ -1045,23 +1026,10 @@ impl<H: Handler> Consumer<H> {
             event_id: envelope.id,
             stream_seq: Some(raw.stream_seq),
         });
-        let lease = self.relay.as_ref().map(|_| HANDOVER_LEASE);
-        let enqueued = outbox::enqueue_step(&mut *tx, claim, &outs, lease).await?;
-        if enqueued.claim == inbox::Claim::Duplicate {
-            return Ok(Step::Repeated);
+        match outbox::enqueue_step(&mut *tx, claim, &outs).await? {
+            inbox::Claim::Fresh => Ok(Step::Applied(emitted)),
+            inbox::Claim::Duplicate => Ok(Step::Repeated),
         }
-        let handover = Handover {
-            to_claim: enqueued.leased.len() < outs.len(),
-            rows: enqueued
-                .leased
-                .iter()
-                .filter_map(|(id, event_id)| {
-                    let out = outs.iter().find(|o| o.id.as_uuid() == event_id)?;
-                    Some(OutboxRow::written(*id, out))
-                })
-                .collect(),
-        };
-        Ok(Step::Applied(emitted, handover))
     }
 
     /// Stores the dead letter; only then is the message termed. A dead letter that cannot be
