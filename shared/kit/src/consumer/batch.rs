@@ -8,14 +8,14 @@
 //! its own, as before, so batching adds no wait.
 //!
 //! Whatever goes wrong in a batch (a handler's error, contention for rows, the database, a panic,
-//! a replay's divergence, a duplicate found only after its handler wrote) rolls the whole batch back and hands each of its messages to the
-//! one-at-a-time path, which counts, retries, waits for the database or dead-letters it as it
-//! always did. So a failing message costs its neighbours one wasted try, never their effects.
-//! Redeliveries and messages that do not decode take that path from the start: they are counted
-//! or dead-lettered one at a time. A batch waits for a row lock only briefly (`batch_lock_wait`):
-//! it holds its rows until it commits, so two batches may each wait for a row the other holds, and
-//! the one-at-a-time path is the way out of that. A shutdown in the middle of a batch commits what
-//! was handled and hands the rest back.
+//! a replay's divergence, a duplicate found only after its handler wrote) rolls the whole batch
+//! back and hands each of its messages to the one-at-a-time path, which counts, retries, waits
+//! for the database or dead-letters it as it always did. So a failing message costs its
+//! neighbours one wasted try, never their effects. Redeliveries and messages that do not decode
+//! take that path from the start: they are counted or dead-lettered one at a time. A batch waits
+//! for a row lock only briefly (`batch_lock_wait`): it holds its rows until it commits, so two
+//! batches may each wait for a row the other holds, and the one-at-a-time path is the way out of
+//! that. A shutdown in the middle of a batch commits what was handled and hands the rest back.
 
 use super::{Consumer, Disposition, RawMessage, Step};
 use crate::envelope::Envelope;
