@@ -150,24 +150,26 @@ async fn with_a_batch_of_one_every_message_has_its_own_transaction() -> anyhow::
 async fn a_batch_that_waits_for_a_held_row_gives_up_and_the_others_are_applied_meanwhile(
 ) -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let events = behind_a_slow_one((0..5).map(|_| order_created("SKU-1")));
-    let OrderEvent::OrderCreated(held) = &events[3] else {
-        unreachable!("order_created makes an OrderCreated")
+    // A first order keeps the only slot busy: it waits for a row the test holds (the gate) until
+    // the others have all reached the runner, so that they wait together, however slowly they
+    // arrive on a busy machine.
+    let events: Vec<OrderEvent> = (0..6).map(|_| order_created("SKU-1")).collect();
+    let row_of = |i: usize| match &events[i] {
+        OrderEvent::OrderCreated(c) => *c.order_id.as_uuid(),
+        _ => unreachable!("order_created makes an OrderCreated"),
     };
+    let gate = hold_row(&h, row_of(0)).await?;
     // Someone else holds the row the third of the waiting orders will update.
-    sqlx::query("INSERT INTO test_effects (order_id, sku, n) VALUES ($1, 'SKU-1', 0)")
-        .bind(held.order_id.as_uuid())
-        .execute(h.db.pool())
-        .await?;
-    let mut holder = h.db.pool().begin().await?;
-    sqlx::query("SELECT n FROM test_effects WHERE order_id = $1 FOR UPDATE")
-        .bind(held.order_id.as_uuid())
-        .execute(&mut *holder)
-        .await?;
-    published(&h, &events).await?;
+    let holder = hold_row(&h, row_of(3)).await?;
     let runner = one_slot(&h, Arc::new(Participant::default()), 16);
+    runner.ensure().await?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(runner.run(shutdown.clone()));
+    published(&h, &events[..1]).await?;
+    delivered(&h, 1, "the first order taken").await?;
+    published(&h, &events[1..]).await?;
+    delivered(&h, 6, "every order delivered to the runner").await?;
+    gate.rollback().await?;
     // The harness's connections have no lock timeout: only the batch's own short wait lets the
     // others through while the row is held.
     let others = wait_until("the five orders that are not held applied", WAIT, || {
@@ -186,6 +188,39 @@ async fn a_batch_that_waits_for_a_held_row_gives_up_and_the_others_are_applied_m
     held_too?;
     assert!(abandoned >= 1);
     Ok(())
+}
+
+/// Waits until the runner holds `unacked` messages and none waits on the server.
+async fn delivered(h: &Harness, unacked: usize, what: &str) -> anyhow::Result<()> {
+    wait_until(what, WAIT, || async {
+        let Ok(stream) = h.js.get_stream("ORDERS").await else {
+            return false;
+        };
+        stream
+            .consumer_info(CONSUMER)
+            .await
+            .map(|i| i.num_pending == 0 && i.num_ack_pending == unacked)
+            .unwrap_or(false)
+    })
+    .await
+}
+
+/// Writes the stand-in's row of an order (not yet applied) and holds it in a transaction of the
+/// test's, until that is rolled back.
+async fn hold_row(
+    h: &Harness,
+    order_id: uuid::Uuid,
+) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    sqlx::query("INSERT INTO test_effects (order_id, sku, n) VALUES ($1, 'SKU-1', 0)")
+        .bind(order_id)
+        .execute(h.db.pool())
+        .await?;
+    let mut holder = h.db.pool().begin().await?;
+    sqlx::query("SELECT n FROM test_effects WHERE order_id = $1 FOR UPDATE")
+        .bind(order_id)
+        .execute(&mut *holder)
+        .await?;
+    Ok(holder)
 }
 
 #[tokio::test]
