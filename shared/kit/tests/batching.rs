@@ -96,10 +96,7 @@ async fn messages_that_wait_for_a_busy_consumer_commit_together_each_once() -> a
     );
     assert!(counted(&h, "batches") >= 1);
     // Every event each applied message emitted is in the outbox, and nothing else.
-    let emitted: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM kit_outbox WHERE subject LIKE 'stock.%'")
-            .fetch_one(h.db.pool())
-            .await?;
+    let emitted = stock_events_in_the_outbox(&h).await?;
     assert_eq!(emitted, 12);
     Ok(())
 }
@@ -190,6 +187,15 @@ async fn a_batch_that_waits_for_a_held_row_gives_up_and_the_others_are_applied_m
     Ok(())
 }
 
+/// How many events the stand-in emitted are in the outbox.
+async fn stock_events_in_the_outbox(h: &Harness) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM kit_outbox WHERE subject LIKE 'stock.%'")
+            .fetch_one(h.db.pool())
+            .await?,
+    )
+}
+
 /// Waits until the runner holds `unacked` messages and none waits on the server.
 async fn delivered(h: &Harness, unacked: usize, what: &str) -> anyhow::Result<()> {
     wait_until(what, WAIT, || async {
@@ -246,10 +252,7 @@ async fn a_copy_of_an_event_in_the_same_batch_has_no_second_effect() -> anyhow::
 
     assert_eq!(h.effects().await?.len(), 3);
     assert_eq!(participant.committed.load(Ordering::SeqCst), 3);
-    let emitted: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM kit_outbox WHERE subject LIKE 'stock.%'")
-            .fetch_one(h.db.pool())
-            .await?;
+    let emitted = stock_events_in_the_outbox(&h).await?;
     assert_eq!(emitted, 3);
     Ok(())
 }
