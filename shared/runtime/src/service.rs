@@ -123,8 +123,12 @@ async fn connect_pool(settings: &Settings, service: &'static str) -> Result<PgPo
     loop {
         let result = async {
             let options = connect_options(settings)?;
+            // No ping before each acquire: it is a round trip for every transaction, and a
+            // connection the database dropped fails its first statement instead, which every
+            // caller already treats as the database being unavailable.
             PgPoolOptions::new()
                 .max_connections(settings.db_max_connections)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await
