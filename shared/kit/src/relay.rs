@@ -12,6 +12,9 @@
 //!   key are published one after another, and a failure stops that key, so a retry never reorders it.
 //! - The event id is the `Nats-Msg-Id`: a row published again after a crash is deduped by the stream.
 //!   So the mark's commit does not wait for the WAL flush: a mark lost in a crash costs a republish.
+//! - A step is two round trips to PostgreSQL: the claim travels with its `BEGIN`, the mark with its
+//!   `COMMIT`, and the relay keeps its connection between steps (sqlx pings a connection each time
+//!   it leaves or re-enters the pool, a round trip each).
 //! - A LISTEN/NOTIFY listener wakes the relay when a row is committed, and a poll covers a lost
 //!   notification. A consumer runner of the same process wakes it directly ([`RelayWake`]), and
 //!   its transactions make no NOTIFY.
@@ -27,7 +30,8 @@ use crate::envelope::{header_map, TraceParent, TRACEPARENT};
 use crate::metrics::Metrics;
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::future::join_all;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Executor as _, FromRow as _, PgConnection, PgPool, Postgres};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,6 +135,9 @@ pub struct Relay {
     config: RelayConfig,
     metrics: Arc<Metrics>,
     wake: RelayWake,
+    held: Held,
+    /// The claim, its transaction's `BEGIN` in front: one round trip.
+    claim_sql: Arc<str>,
 }
 
 /// Wakes a relay from inside its own process. A consumer runner that committed events hands the
@@ -147,11 +154,68 @@ impl RelayWake {
     }
 }
 
+/// Connections the relay keeps between its steps, at most one per step at once.
+#[derive(Debug, Clone, Default)]
+struct Held(Arc<std::sync::Mutex<Vec<PoolConnection<Postgres>>>>);
+
+impl Held {
+    /// A kept connection, or one from the pool. A kept connection the database dropped meanwhile
+    /// fails the step's claim and is closed; the next step takes a new one.
+    async fn take(&self, pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match kept {
+            Some(conn) => Ok(conn),
+            None => pool.acquire().await,
+        }
+    }
+
+    fn keep(&self, conn: PoolConnection<Postgres>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+    }
+}
+
+/// A step's connection inside its transaction, from the claim to the mark's `COMMIT`. Ended, the
+/// connection is kept for the next step; dropped before (a crash of the step, a test that stops
+/// between stages), it is closed, and PostgreSQL rolls the transaction back and releases its rows.
+#[derive(Debug)]
+struct Open {
+    conn: Option<PoolConnection<Postgres>>,
+    held: Held,
+}
+
+impl Open {
+    fn conn(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        self.conn
+            .as_deref_mut()
+            .ok_or_else(|| sqlx::Error::Protocol("the relay step's transaction has ended".into()))
+    }
+
+    /// Runs `sql`, which ends the transaction, and keeps the connection. Nothing to do when the
+    /// transaction ended already (an empty claim ends at once).
+    async fn end(mut self, sql: &str) -> Result<(), sqlx::Error> {
+        if let Some(conn) = self.conn.as_deref_mut() {
+            conn.execute(sql).await?;
+        }
+        if let Some(conn) = self.conn.take() {
+            self.held.keep(conn);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
 /// Rows claimed by one step: their locks are held until [`Published::mark`] commits. Dropping it
 /// (or crashing) releases them unpublished.
 #[derive(Debug)]
 pub struct Claim {
-    tx: Transaction<'static, Postgres>,
+    tx: Open,
     rows: Vec<OutboxRow>,
     row_backoff: Backoff,
 }
@@ -159,7 +223,7 @@ pub struct Claim {
 /// Rows that were sent, waiting to be marked.
 #[derive(Debug)]
 pub struct Published {
-    tx: Transaction<'static, Postgres>,
+    tx: Open,
     claimed: usize,
     acked: Vec<(i64, u64)>,
     refused: Vec<(i64, String)>,
@@ -175,12 +239,18 @@ impl Relay {
         config: RelayConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let claim_sql = format!(
+            "{CLAIM_BEGIN}; EXECUTE {CLAIM_NAME}({})",
+            config.batch_size.max(1)
+        );
         Relay {
             pool,
             js,
             config,
             metrics,
             wake: RelayWake::default(),
+            held: Held::default(),
+            claim_sql: claim_sql.into(),
         }
     }
 
@@ -215,39 +285,29 @@ impl Relay {
         result
     }
 
-    /// Claims up to `batch_size` unpublished rows that this relay may publish now.
+    /// Claims up to `batch_size` unpublished rows that this relay may publish now. Its transaction
+    /// begins in the same round trip; a claim that found nothing ends it at once.
     pub async fn claim(&self) -> Result<Claim, RelayError> {
-        let mut tx = self.pool.begin_with(CLAIM_BEGIN).await?;
-        let rows = sqlx::query_as::<_, OutboxRow>(
-            "WITH claimed AS (
-                 SELECT id, order_key FROM kit_outbox o
-                 WHERE published_at IS NULL AND parked_at IS NULL
-                   AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-                   -- behind an earlier row of its key that waits for its back-off: not yet
-                   AND NOT EXISTS (
-                       SELECT 1 FROM kit_outbox b
-                       WHERE b.order_key = o.order_key AND b.published_at IS NULL
-                         AND b.parked_at IS NULL AND b.id < o.id AND b.next_attempt_at > now()
-                   )
-                 ORDER BY id
-                 LIMIT $1
-                 FOR UPDATE SKIP LOCKED
-             )
-             SELECT o.id, o.event_id, o.subject, o.order_key, o.headers, o.payload
-             FROM kit_outbox o JOIN claimed c ON c.id = o.id
-             WHERE NOT EXISTS (
-                 SELECT 1 FROM kit_outbox e
-                 WHERE e.order_key = c.order_key
-                   AND e.published_at IS NULL
-                   AND e.parked_at IS NULL
-                   AND e.id < c.id
-                   AND e.id NOT IN (SELECT id FROM claimed)
-             )
-             ORDER BY o.id",
-        )
-        .bind(self.config.batch_size)
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut tx = Open {
+            conn: Some(self.held.take(&self.pool).await?),
+            held: self.held.clone(),
+        };
+        let rows = match claim_rows(tx.conn()?, &self.claim_sql).await {
+            // A connection new to the relay: prepare the claim on it, once.
+            Err(e) if is_unprepared(&e) => {
+                let prepare = format!("ROLLBACK; PREPARE {CLAIM_NAME}(bigint) AS {CLAIM}");
+                tx.conn()?.execute(prepare.as_str()).await?;
+                claim_rows(tx.conn()?, &self.claim_sql).await?
+            }
+            rows => rows?,
+        };
+        if rows.is_empty() {
+            tx.end("ROLLBACK").await?;
+            tx = Open {
+                conn: None,
+                held: self.held.clone(),
+            };
+        }
         Ok(Claim {
             tx,
             rows,
@@ -358,6 +418,57 @@ impl Relay {
 /// durable mode an event waits for one flush where it is emitted, not a second where it is marked,
 /// and the relay's next step does not wait for it either.
 const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
+/// The claim, `$1` its batch size. A row is held back behind an earlier unpublished row of its key
+/// that waits for its back-off, or that another relay holds.
+const CLAIM: &str = "WITH claimed AS (
+    SELECT id, order_key FROM kit_outbox o
+    WHERE published_at IS NULL AND parked_at IS NULL
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+      -- behind an earlier row of its key that waits for its back-off: not yet
+      AND NOT EXISTS (
+          SELECT 1 FROM kit_outbox b
+          WHERE b.order_key = o.order_key AND b.published_at IS NULL
+            AND b.parked_at IS NULL AND b.id < o.id AND b.next_attempt_at > now()
+      )
+    ORDER BY id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+SELECT o.id, o.event_id, o.subject, o.order_key, o.headers, o.payload
+FROM kit_outbox o JOIN claimed c ON c.id = o.id
+WHERE NOT EXISTS (
+    SELECT 1 FROM kit_outbox e
+    WHERE e.order_key = c.order_key
+      AND e.published_at IS NULL
+      AND e.parked_at IS NULL
+      AND e.id < c.id
+      AND e.id NOT IN (SELECT id FROM claimed)
+)
+ORDER BY o.id";
+
+/// The claim's name as a prepared statement of the relay's connections: a simple query (the only
+/// kind that carries a `BEGIN` with it) runs it prepared, planned as the extended protocol's
+/// cached statement was.
+const CLAIM_NAME: &str = "kit_relay_claim";
+
+/// Runs the claim in one round trip with its `BEGIN`. Its rows come back as text, which every
+/// column's type decodes.
+async fn claim_rows(conn: &mut PgConnection, sql: &str) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    conn.fetch_all(sql)
+        .await?
+        .iter()
+        .map(OutboxRow::from_row)
+        .collect()
+}
+
+/// Whether the claim failed because this connection has not prepared it (its transaction is then
+/// aborted).
+fn is_unprepared(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "26000")
+}
 
 /// How often a relay without LISTEN tries to LISTEN again.
 const LISTEN_RETRY: Duration = Duration::from_secs(10);
@@ -542,26 +653,6 @@ impl Published {
     /// Marks the acknowledged rows published, the refused ones for a later try, the unpublishable
     /// ones parked, and commits. Only a step that reached nothing is an error.
     pub async fn mark(mut self) -> Result<RelayOutcome, RelayError> {
-        let (ids, seqs): (Vec<i64>, Vec<i64>) = self
-            .acked
-            .iter()
-            .map(|(id, seq)| (*id, i64::try_from(*seq).unwrap_or(i64::MAX)))
-            .unzip();
-        if !ids.is_empty() {
-            // Planned at every step, never prepared: a plan cached while the outbox was still
-            // empty is a seq scan, and it would be kept, reading the whole outbox at every mark
-            // as it grows. Planned for the outbox as it is, the mark is an index lookup.
-            sqlx::query(
-                "UPDATE kit_outbox SET published_at = now(), stream_seq = u.seq
-                 FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq)
-                 WHERE kit_outbox.id = u.id",
-            )
-            .persistent(false)
-            .bind(&ids)
-            .bind(&seqs)
-            .execute(&mut *self.tx)
-            .await?;
-        }
         for (id, error) in &self.refused {
             sqlx::query(
                 "UPDATE kit_outbox SET attempts = attempts + 1, last_error = $2,
@@ -573,7 +664,7 @@ impl Published {
             .bind(crate::dead_letter::storable(error))
             .bind(self.row_backoff.initial.as_secs_f64())
             .bind(self.row_backoff.max.as_secs_f64())
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn()?)
             .await?;
         }
         for (id, reason) in &self.parked {
@@ -584,13 +675,19 @@ impl Published {
             )
             .bind(id)
             .bind(crate::dead_letter::storable(reason))
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn()?)
             .await?;
         }
-        self.tx.commit().await?;
+        // The acked rows' mark travels with the COMMIT, as one simple query. It holds only
+        // integers the relay formats itself. A simple query is planned at every step, never
+        // prepared: a plan cached while the outbox was still empty is a seq scan, and it would be
+        // kept, reading the whole outbox at every mark as it grows.
+        let published = self.acked.len();
+        let end = mark_and_commit(&self.acked);
+        self.tx.end(&end).await?;
         match self.unreachable {
             Some((event_id, subject, source))
-                if ids.is_empty() && self.refused.is_empty() && self.parked.is_empty() =>
+                if published == 0 && self.refused.is_empty() && self.parked.is_empty() =>
             {
                 Err(RelayError::Unreachable {
                     claimed: self.claimed,
@@ -599,7 +696,28 @@ impl Published {
                     source,
                 })
             }
-            _ => Ok(RelayOutcome::Published(ids.len())),
+            _ => Ok(RelayOutcome::Published(published)),
         }
     }
+}
+
+/// The mark of the acked rows (their ids and stream sequences), then `COMMIT`.
+fn mark_and_commit(acked: &[(i64, u64)]) -> String {
+    use std::fmt::Write as _;
+    if acked.is_empty() {
+        return "COMMIT".to_owned();
+    }
+    let mut ids = String::new();
+    let mut seqs = String::new();
+    for (i, (id, seq)) in acked.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(ids, "{sep}{id}");
+        let _ = write!(seqs, "{sep}{}", (*seq).min(i64::MAX as u64));
+    }
+    format!(
+        "UPDATE kit_outbox SET published_at = now(), stream_seq = u.seq
+         FROM unnest(ARRAY[{ids}]::bigint[], ARRAY[{seqs}]::bigint[]) AS u(id, seq)
+         WHERE kit_outbox.id = u.id;
+         COMMIT"
+    )
 }

@@ -222,6 +222,51 @@ async fn a_relay_with_three_workers_publishes_a_burst_each_event_once_in_per_ord
     assert_exactly_once_in_order(&h, &expected).await
 }
 
+/// A relay keeps its connection between steps. When the database cuts it (a failover, a restart, an
+/// operator's `pg_terminate_backend`), one step fails and the next publishes on a new one.
+#[tokio::test]
+async fn a_relay_whose_connection_the_database_cut_publishes_at_its_next_step() -> anyhow::Result<()>
+{
+    let h = Harness::start().await?;
+    let relay = h.relay();
+    let first = h.commit_event(&order_created("SKU-1")).await?;
+    assert_eq!(h.relay_until_empty(&relay).await?, 1);
+    // Every connection to the database but this one is cut, the relay's among them.
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+         ) AS t",
+    )
+    .fetch_one(&mut *h.db.pool().acquire().await?)
+    .await?;
+    assert!(cut >= 1, "the relay's connection was cut");
+    let second = h.commit_event(&order_created("SKU-2")).await?;
+    let mut published = 0;
+    let mut failed = 0;
+    for _ in 0..3 {
+        match relay.relay_batch().await {
+            Ok(RelayOutcome::Published(n)) => published += n,
+            Ok(RelayOutcome::Empty) => {}
+            Err(e) => {
+                failed += 1;
+                tracing::info!(error = %e, "relay step failed on its cut connection");
+            }
+        }
+    }
+    assert_eq!(published, 1, "the second event is published once");
+    assert!(failed <= 1, "only the step on the cut connection fails");
+    let msgs = h.stream_messages("ORDERS").await?;
+    assert_eq!(
+        msgs,
+        vec![
+            (first.subject.clone(), first.id.to_string()),
+            (second.subject.clone(), second.id.to_string()),
+        ]
+    );
+    Ok(())
+}
+
 /// Waits until nothing in the outbox waits to be published.
 async fn drained(h: &Harness, what: &str, within: Duration) -> anyhow::Result<()> {
     wait_until(what, within, || async {
@@ -274,6 +319,8 @@ async fn marking_rows_published_reads_no_more_of_the_outbox_as_it_grows() -> any
         h.commit_event(&order_created("SKU-1")).await?;
         assert_eq!(relay.relay_batch().await?, RelayOutcome::Published(1));
     }
+    // The relay keeps its connection between steps; dropped, it gives it back.
+    drop(relay);
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&pool)
         .await?;
