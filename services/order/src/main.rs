@@ -21,9 +21,16 @@ struct Args {
     deadline_sweep_ms: u64,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = args
+        .settings
+        .runtime()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let telemetry = jetsaga_runtime::telemetry::init_service("order-service");
     let settings = args.settings.resolve(DEFAULTS);
     tracing::info!(?settings, "starting the order service");

@@ -20,18 +20,23 @@ pub struct Binary {
     pub defaults: Defaults,
 }
 
-/// Parses the shared settings (exits with clap's message on bad input), starts logging, and runs
-/// `run` until a signal has stopped it.
-pub async fn serve<F, Fut>(binary: Binary, run: F) -> Result<(), ServiceError>
+impl Binary {
+    /// Parses the shared settings; exits with clap's message on bad input.
+    pub fn args(&self) -> SettingsArgs {
+        let command = clap::Command::new(self.name)
+            .about(self.about)
+            .version(self.version);
+        let matches = SettingsArgs::augment_args(command).get_matches();
+        SettingsArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// Starts logging and runs `run` with the settings `args` give until a signal has stopped it.
+pub async fn serve<F, Fut>(binary: Binary, args: SettingsArgs, run: F) -> Result<(), ServiceError>
 where
     F: FnOnce(Settings, TcpListener, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), ServiceError>>,
 {
-    let command = clap::Command::new(binary.name)
-        .about(binary.about)
-        .version(binary.version);
-    let matches = SettingsArgs::augment_args(command).get_matches();
-    let args = SettingsArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let settings = args.resolve(binary.defaults);
     let telemetry = crate::telemetry::init_service(binary.name);
     tracing::info!(?settings, service = binary.name, "starting");
@@ -51,20 +56,21 @@ where
 macro_rules! service_main {
     ($name:literal, $about:literal, $defaults:expr, $run:path $(,)?) => {
         fn main() -> std::process::ExitCode {
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    eprintln!("{}: cannot start the async runtime: {e}", $name);
-                    return std::process::ExitCode::FAILURE;
-                }
-            };
             let binary = $crate::binary::Binary {
                 name: $name,
                 about: $about,
                 version: env!("CARGO_PKG_VERSION"),
                 defaults: $defaults,
             };
-            match runtime.block_on($crate::binary::serve(binary, $run)) {
+            let args = binary.args();
+            let runtime = match args.runtime() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("{}: cannot start the async runtime: {e}", $name);
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on($crate::binary::serve(binary, args, $run)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("{} failed: {e}", $name);

@@ -44,6 +44,12 @@ pub struct SettingsArgs {
     /// transactions are busy (1: every message in its own).
     #[arg(long, env = "CONSUMER_BATCH", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub consumer_batch: u16,
+    /// Threads of the service's async runtime. A service mostly waits on PostgreSQL and NATS, and
+    /// where it shares the cores with them, one thread spends less CPU per saga than one per core
+    /// (`docs/bench-notes.md`, fourth round). Raise it where a service has cores of its own and
+    /// uses them, or run more instances.
+    #[arg(long, env = "WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: u16,
     /// Outbox relay steps at once: while one waits for its PubAcks, another publishes what was
     /// committed meanwhile.
     #[arg(long, env = "RELAY_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
@@ -138,6 +144,14 @@ impl std::fmt::Debug for Settings {
 }
 
 impl SettingsArgs {
+    /// The service's async runtime, with `worker_threads` threads.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(self.worker_threads))
+            .enable_all()
+            .build()
+    }
+
     pub fn resolve(self, defaults: Defaults) -> Settings {
         Settings {
             http_addr: self.http_addr.unwrap_or_else(|| {
@@ -183,6 +197,7 @@ impl Settings {
             db_max_connections: 20,
             consumer_concurrency: 16,
             consumer_batch: 16,
+            worker_threads: 1,
             relay_workers: 1,
             stream_replicas: 1,
             stream_max_bytes: -1,
@@ -200,5 +215,35 @@ impl Settings {
     pub fn with_operator(mut self, name: jetsaga_contracts::Actor, token: &str) -> Settings {
         self.admin = AdminAccess::Operators(Operators::single(name, token));
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    }
+
+    fn runtime_workers(args: &[&str]) -> Result<usize, clap::Error> {
+        let cli = Cli::try_parse_from(std::iter::once("service").chain(args.iter().copied()))?;
+        let runtime = cli.settings.runtime().expect("the runtime starts");
+        Ok(runtime.metrics().num_workers())
+    }
+
+    #[test]
+    fn a_service_runs_on_one_runtime_thread_unless_told_otherwise() {
+        assert_eq!(runtime_workers(&[]).unwrap(), 1);
+        assert_eq!(runtime_workers(&["--worker-threads", "3"]).unwrap(), 3);
+    }
+
+    #[test]
+    fn zero_runtime_threads_is_refused_with_the_setting_named() {
+        let e = runtime_workers(&["--worker-threads", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--worker-threads"), "{e}");
     }
 }
