@@ -52,6 +52,7 @@ pub mod floor;
 pub mod handler;
 pub mod health;
 pub mod inbox;
+pub mod kept;
 pub mod metrics;
 pub mod migrate;
 pub mod otel;

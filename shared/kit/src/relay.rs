@@ -27,6 +27,7 @@
 
 use crate::backoff::Backoff;
 use crate::envelope::{header_map, TraceParent, TRACEPARENT};
+use crate::kept::Kept;
 use crate::metrics::Metrics;
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::future::join_all;
@@ -135,7 +136,8 @@ pub struct Relay {
     config: RelayConfig,
     metrics: Arc<Metrics>,
     wake: RelayWake,
-    held: Held,
+    /// Connections kept between steps, one per worker.
+    held: Kept,
     /// The claim, its transaction's `BEGIN` in front: one round trip.
     claim_sql: Arc<str>,
 }
@@ -154,33 +156,13 @@ impl RelayWake {
     }
 }
 
-/// Connections the relay keeps between its steps, at most one per step at once.
-#[derive(Debug, Clone, Default)]
-struct Held(Arc<std::sync::Mutex<Vec<PoolConnection<Postgres>>>>);
-
-impl Held {
-    /// A kept connection, or one from the pool. A kept connection the database dropped meanwhile
-    /// fails the step's claim and is closed; the next step takes a new one.
-    async fn take(&self, pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
-        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match kept {
-            Some(conn) => Ok(conn),
-            None => pool.acquire().await,
-        }
-    }
-
-    fn keep(&self, conn: PoolConnection<Postgres>) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-    }
-}
-
 /// A step's connection inside its transaction, from the claim to the mark's `COMMIT`. Ended, the
 /// connection is kept for the next step; dropped before (a crash of the step, a test that stops
 /// between stages), it is closed, and PostgreSQL rolls the transaction back and releases its rows.
 #[derive(Debug)]
 struct Open {
     conn: Option<PoolConnection<Postgres>>,
-    held: Held,
+    held: Kept,
 }
 
 impl Open {
@@ -243,13 +225,14 @@ impl Relay {
             "{CLAIM_BEGIN}; EXECUTE {CLAIM_NAME}({})",
             config.batch_size.max(1)
         );
+        let held = Kept::new(config.workers.max(1));
         Relay {
             pool,
             js,
             config,
             metrics,
             wake: RelayWake::default(),
-            held: Held::default(),
+            held,
             claim_sql: claim_sql.into(),
         }
     }

@@ -15,6 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use jetsaga_contracts::Producer;
 use saga_kit::consumer::ConsumerConfig;
+use saga_kit::kept::Kept;
 use saga_kit::provision::{self, ProvisionError, StreamSettings};
 use saga_kit::{Consumer, Handler, Metrics, Relay, RelayConfig, RelayWake};
 use sqlx::migrate::{MigrateError, Migrator};
@@ -115,7 +116,15 @@ pub struct Service {
     relay: tokio::task::JoinHandle<()>,
     /// Wakes the relay when a consumer committed events.
     relay_wake: RelayWake,
+    /// Connections the consumers keep between their transactions.
+    kept: Kept,
     streams: StreamSettings,
+}
+
+/// How many of the pool's `db_max_connections` the consumers keep between their transactions: a
+/// quarter, none of a pool under four. The rest stays for the relay, HTTP requests and timers.
+fn consumers_keep(db_max_connections: u32) -> usize {
+    usize::try_from(db_max_connections / 4).unwrap_or(usize::MAX)
 }
 
 async fn connect_pool(settings: &Settings, service: &'static str) -> Result<PgPool, ServiceError> {
@@ -245,6 +254,7 @@ impl Service {
         );
         let relay_wake = relay.wake_handle();
         let relay = tokio::spawn(relay.run(relay_stop.clone()));
+        let kept = Kept::new(consumers_keep(rt.settings.db_max_connections));
         Ok(Service {
             rt,
             shutdown,
@@ -253,6 +263,7 @@ impl Service {
             relay_stop,
             relay,
             relay_wake,
+            kept,
             streams,
         })
     }
@@ -285,7 +296,8 @@ impl Service {
             Arc::new(handler),
             self.rt.metrics.clone(),
         )
-        .with_relay(self.relay_wake.clone());
+        .with_relay(self.relay_wake.clone())
+        .with_kept(self.kept.clone());
         let (js, streams, shutdown) = (
             self.rt.js.clone(),
             self.streams.clone(),
@@ -381,4 +393,17 @@ where
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::signal::cancel_on_signal(shutdown.clone()));
     run(listener, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consumers_keep;
+
+    #[test]
+    fn consumers_keep_a_quarter_of_the_pool_and_none_of_a_small_one() {
+        assert_eq!(consumers_keep(20), 5);
+        assert_eq!(consumers_keep(4), 1);
+        assert_eq!(consumers_keep(3), 0);
+        assert_eq!(consumers_keep(1), 0);
+    }
 }

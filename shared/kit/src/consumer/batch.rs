@@ -156,8 +156,13 @@ impl<H: Handler> Consumer<H> {
         shutdown: &CancellationToken,
     ) -> Result<Vec<Handled<H::Output>>, String> {
         // The batch's own, short lock wait comes with its BEGIN.
+        let mut conn = self
+            .kept
+            .take(&self.pool)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut tx = self
-            .begin(Some(self.config.batch_lock_wait))
+            .begin(&mut conn, Some(self.config.batch_lock_wait))
             .await
             .map_err(|e| e.to_string())?;
         let mut handled = Vec::with_capacity(ready.len());
@@ -174,18 +179,26 @@ impl<H: Handler> Consumer<H> {
                 Ok(Step::Applied(emitted)) => Some(emitted),
                 Ok(Step::Duplicate) => None,
                 Ok(Step::Repeated) => {
-                    let _ = tx.rollback().await;
+                    if tx.rollback().await.is_ok() {
+                        self.kept.keep(conn);
+                    }
                     return Err(format!(
                         "event {} was handled before; its handler's effect must not stay",
                         r.envelope.id
                     ));
                 }
                 Ok(Step::Diverged(why)) => {
-                    let _ = tx.rollback().await;
+                    if tx.rollback().await.is_ok() {
+                        self.kept.keep(conn);
+                    }
                     return Err(format!("event {}: {why}", r.envelope.id));
                 }
                 Err(e) => {
-                    let _ = tx.rollback().await;
+                    if matches!(e, crate::handler::HandlerError::Unavailable(_)) {
+                        drop(tx);
+                    } else if tx.rollback().await.is_ok() {
+                        self.kept.keep(conn);
+                    }
                     return Err(format!("event {}: {e}", r.envelope.id));
                 }
             };
@@ -197,6 +210,7 @@ impl<H: Handler> Consumer<H> {
             });
         }
         tx.commit().await.map_err(|e| format!("commit: {e}"))?;
+        self.kept.keep(conn);
         if handled
             .iter()
             .any(|h| h.emitted.as_ref().is_some_and(|e| !e.is_empty()))

@@ -39,6 +39,7 @@ use crate::failures::{self, MessageKey};
 use crate::handler::{is_unavailable, EventContext, Handler, HandlerError};
 use crate::health::ConsumerState;
 use crate::inbox;
+use crate::kept::Kept;
 use crate::metrics::labels::DeadLetterLabels;
 use crate::metrics::{KitMetrics, Metrics};
 use crate::outbox;
@@ -311,6 +312,7 @@ pub struct Consumer<H> {
     metrics: Arc<Metrics>,
     guard: Option<Arc<dyn EmitGuard>>,
     relay: Option<RelayWake>,
+    kept: Kept,
 }
 
 impl<H> Clone for Consumer<H> {
@@ -323,6 +325,7 @@ impl<H> Clone for Consumer<H> {
             metrics: self.metrics.clone(),
             guard: self.guard.clone(),
             relay: self.relay.clone(),
+            kept: self.kept.clone(),
         }
     }
 }
@@ -343,7 +346,16 @@ impl<H: Handler> Consumer<H> {
             metrics,
             guard: None,
             relay: None,
+            kept: Kept::new(0),
         }
+    }
+
+    /// Keeps connections between this runner's transactions in `kept` (shared, as a rule, by every
+    /// runner of the process and database): a transaction that ended cleanly leaves its connection
+    /// there, and the next one starts on it without the pool's release ping.
+    pub fn with_kept(mut self, kept: Kept) -> Self {
+        self.kept = kept;
+        self
     }
 
     /// Wakes `relay`, the relay of this process and database, when a transaction of this runner
@@ -888,7 +900,8 @@ impl<H: Handler> Consumer<H> {
         event: H::Input,
         raw: &RawMessage,
     ) -> Result<Disposition, HandlerError> {
-        let mut tx = self.begin(None).await?;
+        let mut conn = self.kept.take(&self.pool).await?;
+        let mut tx = self.begin(&mut conn, None).await?;
         // A redelivery was counted; settling it forgets its failures, in the same transaction.
         if raw.delivered > 1 {
             failures::clear(&mut tx, self.key(raw)).await?;
@@ -896,17 +909,23 @@ impl<H: Handler> Consumer<H> {
         let step = match self.apply_in(&mut tx, envelope, event, raw).await {
             Ok(step) => step,
             Err(e) => {
-                drop(tx);
+                // A connection the database may have lost goes back to the pool, which rolls back
+                // without holding this slot; any other ends its transaction here and is kept.
+                if matches!(e, HandlerError::Unavailable(_)) {
+                    drop(tx);
+                } else if tx.rollback().await.is_ok() {
+                    self.kept.keep(conn);
+                }
                 if self.handled_before(envelope, raw, &e).await {
                     return Ok(Disposition::Duplicate);
                 }
                 return Err(e);
             }
         };
-        match step {
+        let disposition = match step {
             Step::Repeated => {
                 tx.rollback().await?;
-                Ok(Disposition::Duplicate)
+                Disposition::Duplicate
             }
             Step::Duplicate => {
                 if raw.delivered > 1 {
@@ -914,11 +933,11 @@ impl<H: Handler> Consumer<H> {
                 } else {
                     tx.rollback().await?;
                 }
-                Ok(Disposition::Duplicate)
+                Disposition::Duplicate
             }
             Step::Diverged(why) => {
                 tx.rollback().await?;
-                Ok(Disposition::Diverged(why))
+                Disposition::Diverged(why)
             }
             Step::Applied(emitted) => {
                 tx.commit().await?;
@@ -926,17 +945,21 @@ impl<H: Handler> Consumer<H> {
                     self.wake_relay();
                 }
                 self.handler.committed(&emitted, &self.metrics);
-                Ok(Disposition::Applied)
+                Disposition::Applied
             }
-        }
+        };
+        // The transaction ended cleanly: the next one starts on this connection.
+        self.kept.keep(conn);
+        Ok(disposition)
     }
 
-    /// Begins a transaction of this runner, its settings in the same round trip: with a relay to
-    /// wake, its outbox inserts make no NOTIFY; `lock_wait` caps each wait for a row lock.
-    async fn begin(
+    /// Begins a transaction of this runner on `conn`, its settings in the same round trip: with a
+    /// relay to wake, its outbox inserts make no NOTIFY; `lock_wait` caps each wait for a row lock.
+    async fn begin<'c>(
         &self,
+        conn: &'c mut sqlx::PgConnection,
         lock_wait: Option<Duration>,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    ) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, sqlx::Error> {
         let mut begin = String::from("BEGIN");
         if self.relay.is_some() {
             begin.push_str("; SET LOCAL kit.outbox_notify = 'off'");
@@ -947,7 +970,7 @@ impl<H: Handler> Consumer<H> {
                 wait.as_millis().max(1)
             ));
         }
-        self.pool.begin_with(begin).await
+        sqlx::Connection::begin_with(conn, begin).await
     }
 
     /// Tells this process's relay that events were committed.
