@@ -412,3 +412,62 @@ async fn a_consumer_wakes_its_own_relay_and_its_commits_make_no_notify() -> anyh
     consuming.await?;
     Ok(())
 }
+
+/// Every event's stream sequence, by its id.
+async fn stream_seqs(h: &Harness, stream: &str) -> anyhow::Result<HashMap<String, i64>> {
+    let mut s = h.js.get_stream(stream).await?;
+    let info = s.info().await?.clone();
+    let mut out = HashMap::new();
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        if info.state.messages == 0 {
+            break;
+        }
+        let m = s.get_raw_message(seq).await?;
+        if let Some(id) = m.headers.get("ce-id") {
+            out.insert(id.as_str().to_owned(), i64::try_from(seq)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Commits go on from several writers while the relay publishes in small steps: nothing may be
+/// lost, doubled, reordered or marked with another event's stream sequence.
+#[tokio::test]
+async fn a_relay_publishing_while_commits_go_on_marks_each_event_with_its_own_stream_sequence(
+) -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let relay = h.relay_with(saga_kit::RelayConfig {
+        batch_size: 4,
+        ..saga_kit::RelayConfig::default()
+    });
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(relay.run(shutdown.clone()));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = h.db.pool().clone();
+            tokio::spawn(async move { commit_orders(&pool, 20, 3).await })
+        })
+        .collect();
+    let mut expected = HashMap::new();
+    for writer in writers {
+        expected.extend(writer.await??);
+    }
+    drained(&h, "the outbox to drain", Duration::from_secs(30)).await?;
+    shutdown.cancel();
+    task.await?;
+    assert_exactly_once_in_order(&h, &expected).await?;
+    let in_stream = stream_seqs(&h, "ORDERS").await?;
+    let marked: Vec<(uuid::Uuid, Option<i64>)> =
+        sqlx::query_as("SELECT event_id, stream_seq FROM kit_outbox ORDER BY id")
+            .fetch_all(h.db.pool())
+            .await?;
+    assert_eq!(marked.len(), 240);
+    for (event_id, seq) in marked {
+        assert_eq!(
+            seq,
+            in_stream.get(&event_id.to_string()).copied(),
+            "event {event_id} marked with another sequence than the stream gave it"
+        );
+    }
+    Ok(())
+}
