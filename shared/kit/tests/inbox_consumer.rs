@@ -4,8 +4,7 @@
 mod common;
 
 use async_nats::jetstream::AckKind;
-use common::{order_created, spawn_consumer, Harness, Participant, CONSUMER};
-use futures::StreamExt;
+use common::{next_message, order_created, spawn_consumer, Harness, Participant, CONSUMER};
 use jetsaga_contracts::{EventId, OrderEvent};
 use jetsaga_testkit::wait_until;
 use saga_kit::envelope::derived_event_id;
@@ -15,23 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-async fn next_message(
-    consumer: &async_nats::jetstream::consumer::Consumer<
-        async_nats::jetstream::consumer::pull::Config,
-    >,
-) -> anyhow::Result<async_nats::jetstream::Message> {
-    let mut batch = consumer
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(10))
-        .messages()
-        .await?;
-    match batch.next().await {
-        Some(m) => m.map_err(|e| anyhow::anyhow!("fetch failed: {e}")),
-        None => anyhow::bail!("no message arrived"),
-    }
-}
 
 async fn effect_count(h: &Harness, event: &OrderEvent) -> anyhow::Result<i32> {
     let OrderEvent::OrderCreated(c) = event else {

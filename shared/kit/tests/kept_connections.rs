@@ -3,27 +3,42 @@
 
 mod common;
 
-use common::{order_created, Harness, Participant};
-use futures::StreamExt;
+use async_nats::jetstream::consumer::{pull, Consumer as Durable};
+use common::{next_message, order_created, Harness, Participant};
 use saga_kit::kept::Kept;
-use saga_kit::Disposition;
+use saga_kit::{Consumer, Disposition};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// The next message the durable delivers.
-async fn next_message(
-    pull: &async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::pull::Config>,
-) -> anyhow::Result<async_nats::jetstream::Message> {
-    let mut batch = pull
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(10))
-        .messages()
-        .await?;
-    match batch.next().await {
-        Some(m) => m.map_err(|e| anyhow::anyhow!("fetch failed: {e}")),
-        None => anyhow::bail!("no message arrived"),
+/// A stand-in consumer keeping up to two connections, two events waiting for it, and the first
+/// applied: its connection is kept.
+struct FirstApplied {
+    h: Harness,
+    kept: Kept,
+    runner: Consumer<Participant>,
+    pull: Durable<pull::Config>,
+}
+
+async fn first_applied() -> anyhow::Result<FirstApplied> {
+    let h = Harness::start().await?;
+    for sku in ["SKU-1", "SKU-2"] {
+        h.commit_event(&order_created(sku)).await?;
     }
+    h.relay_until_empty(&h.relay()).await?;
+    let kept = Kept::new(2);
+    let runner = h
+        .consumer(Arc::new(Participant::default()))
+        .with_kept(kept.clone());
+    let pull = runner.ensure().await?;
+    let first = next_message(&pull).await?;
+    assert_eq!(runner.process(&first).await, Disposition::Applied);
+    runner.settle(&first, &Disposition::Applied).await;
+    assert_eq!(kept.len(), 1, "the first transaction's connection is kept");
+    Ok(FirstApplied {
+        h,
+        kept,
+        runner,
+        pull,
+    })
 }
 
 /// The backend of the connection `kept` holds, which stays kept.
@@ -40,20 +55,12 @@ async fn kept_backend(h: &Harness, kept: &Kept) -> anyhow::Result<i32> {
 #[tokio::test]
 async fn a_consumer_starts_each_transaction_on_the_connection_its_last_one_ended_on(
 ) -> anyhow::Result<()> {
-    let h = Harness::start().await?;
-    for sku in ["SKU-1", "SKU-2"] {
-        h.commit_event(&order_created(sku)).await?;
-    }
-    h.relay_until_empty(&h.relay()).await?;
-    let kept = Kept::new(2);
-    let runner = h
-        .consumer(Arc::new(Participant::default()))
-        .with_kept(kept.clone());
-    let pull = runner.ensure().await?;
-
-    let first = next_message(&pull).await?;
-    assert_eq!(runner.process(&first).await, Disposition::Applied);
-    runner.settle(&first, &Disposition::Applied).await;
+    let FirstApplied {
+        h,
+        kept,
+        runner,
+        pull,
+    } = first_applied().await?;
     let backend = kept_backend(&h, &kept).await?;
 
     let second = next_message(&pull).await?;
@@ -70,36 +77,21 @@ async fn a_consumer_starts_each_transaction_on_the_connection_its_last_one_ended
 
 #[tokio::test]
 async fn a_kept_connection_the_database_cut_costs_one_try_and_no_message() -> anyhow::Result<()> {
-    let h = Harness::start().await?;
-    for sku in ["SKU-1", "SKU-2"] {
-        h.commit_event(&order_created(sku)).await?;
-    }
-    h.relay_until_empty(&h.relay()).await?;
-    let kept = Kept::new(2);
-    let runner = h
-        .consumer(Arc::new(Participant::default()))
-        .with_kept(kept.clone());
-    let pull = runner.ensure().await?;
-    let first = next_message(&pull).await?;
-    assert_eq!(runner.process(&first).await, Disposition::Applied);
-    runner.settle(&first, &Disposition::Applied).await;
-    assert_eq!(kept.len(), 1);
-
-    // A failover: every connection to the database but this one is cut, the kept one among them.
-    let cut: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()
-         ) AS t",
-    )
-    .fetch_one(&mut *h.db.pool().acquire().await?)
-    .await?;
-    assert!(cut >= 1, "the kept connection was cut");
+    let FirstApplied {
+        h,
+        kept,
+        runner,
+        pull,
+    } = first_applied().await?;
+    // A failover: every connection to the database but the harness's is cut, the kept one among them.
+    assert!(
+        h.cut_connections().await? >= 1,
+        "the kept connection was cut"
+    );
 
     let second = next_message(&pull).await?;
-    let tried = runner.process(&second).await;
     assert_eq!(
-        tried,
+        runner.process(&second).await,
         Disposition::Unavailable,
         "the try on the cut connection finds the database unavailable, and counts nothing"
     );

@@ -232,15 +232,10 @@ async fn a_relay_whose_connection_the_database_cut_publishes_at_its_next_step() 
     let first = h.commit_event(&order_created("SKU-1")).await?;
     assert_eq!(h.relay_until_empty(&relay).await?, 1);
     // Every connection to the database but this one is cut, the relay's among them.
-    let cut: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()
-         ) AS t",
-    )
-    .fetch_one(&mut *h.db.pool().acquire().await?)
-    .await?;
-    assert!(cut >= 1, "the relay's connection was cut");
+    assert!(
+        h.cut_connections().await? >= 1,
+        "the relay's connection was cut"
+    );
     let second = h.commit_event(&order_created("SKU-2")).await?;
     let mut published = 0;
     let mut failed = 0;
@@ -413,23 +408,6 @@ async fn a_consumer_wakes_its_own_relay_and_its_commits_make_no_notify() -> anyh
     Ok(())
 }
 
-/// Every event's stream sequence, by its id.
-async fn stream_seqs(h: &Harness, stream: &str) -> anyhow::Result<HashMap<String, i64>> {
-    let mut s = h.js.get_stream(stream).await?;
-    let info = s.info().await?.clone();
-    let mut out = HashMap::new();
-    for seq in info.state.first_sequence..=info.state.last_sequence {
-        if info.state.messages == 0 {
-            break;
-        }
-        let m = s.get_raw_message(seq).await?;
-        if let Some(id) = m.headers.get("ce-id") {
-            out.insert(id.as_str().to_owned(), i64::try_from(seq)?);
-        }
-    }
-    Ok(out)
-}
-
 /// Commits go on from several writers while the relay publishes in small steps: nothing may be
 /// lost, doubled, reordered or marked with another event's stream sequence.
 #[tokio::test]
@@ -456,7 +434,12 @@ async fn a_relay_publishing_while_commits_go_on_marks_each_event_with_its_own_st
     shutdown.cancel();
     task.await?;
     assert_exactly_once_in_order(&h, &expected).await?;
-    let in_stream = stream_seqs(&h, "ORDERS").await?;
+    let in_stream: HashMap<String, i64> = h
+        .stream_messages_with_seq("ORDERS")
+        .await?
+        .into_iter()
+        .map(|(seq, _, id)| Ok((id, i64::try_from(seq)?)))
+        .collect::<anyhow::Result<_>>()?;
     let marked: Vec<(uuid::Uuid, Option<i64>)> =
         sqlx::query_as("SELECT event_id, stream_seq FROM kit_outbox ORDER BY id")
             .fetch_all(h.db.pool())

@@ -130,6 +130,19 @@ impl Harness {
 
     /// Every message of a stream, in stream order: (subject, ce-id).
     pub async fn stream_messages(&self, stream: &str) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self
+            .stream_messages_with_seq(stream)
+            .await?
+            .into_iter()
+            .map(|(_, subject, id)| (subject, id))
+            .collect())
+    }
+
+    /// Every message of a stream, in stream order: (stream sequence, subject, ce-id).
+    pub async fn stream_messages_with_seq(
+        &self,
+        stream: &str,
+    ) -> anyhow::Result<Vec<(u64, String, String)>> {
         let mut s = self.js.get_stream(stream).await?;
         let info = s.info().await?.clone();
         let mut out = Vec::new();
@@ -143,9 +156,22 @@ impl Harness {
                 .get("ce-id")
                 .map(|v| v.as_str().to_owned())
                 .unwrap_or_default();
-            out.push((m.subject.to_string(), id));
+            out.push((seq, m.subject.to_string(), id));
         }
         Ok(out)
+    }
+
+    /// Cuts every connection to the test database but the one asking, as a failover, a restart or
+    /// an operator's `pg_terminate_backend` does; how many were cut.
+    pub async fn cut_connections(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM (
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+             ) AS t",
+        )
+        .fetch_one(&mut *self.db.pool().acquire().await?)
+        .await?)
     }
 
     /// How many times the stand-in applied its effect for each order.
@@ -274,4 +300,21 @@ pub fn spawn_consumer(
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(h.consumer(participant).run(shutdown.clone()));
     (shutdown, task)
+}
+
+/// The next message `pull` delivers, within 10 s.
+pub async fn next_message(
+    pull: &jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+) -> anyhow::Result<jetstream::Message> {
+    use futures::StreamExt;
+    let mut batch = pull
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(10))
+        .messages()
+        .await?;
+    match batch.next().await {
+        Some(m) => m.map_err(|e| anyhow::anyhow!("fetch failed: {e}")),
+        None => anyhow::bail!("no message arrived"),
+    }
 }
