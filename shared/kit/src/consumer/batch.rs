@@ -17,7 +17,7 @@
 //! batches may each wait for a row the other holds, and the one-at-a-time path is the way out of
 //! that. A shutdown in the middle of a batch commits what was handled and hands the rest back.
 
-use super::{Consumer, Disposition, RawMessage, Step};
+use super::{rolled_back, Consumer, Disposition, RawMessage, Step};
 use crate::envelope::Envelope;
 use crate::handler::Handler;
 use crate::metrics::KitMetrics;
@@ -179,7 +179,7 @@ impl<H: Handler> Consumer<H> {
                 Ok(Step::Applied(emitted)) => Some(emitted),
                 Ok(Step::Duplicate) => None,
                 Ok(Step::Repeated) => {
-                    if tx.rollback().await.is_ok() {
+                    if rolled_back(tx, None).await {
                         self.kept.keep(conn);
                     }
                     return Err(format!(
@@ -188,15 +188,13 @@ impl<H: Handler> Consumer<H> {
                     ));
                 }
                 Ok(Step::Diverged(why)) => {
-                    if tx.rollback().await.is_ok() {
+                    if rolled_back(tx, None).await {
                         self.kept.keep(conn);
                     }
                     return Err(format!("event {}: {why}", r.envelope.id));
                 }
                 Err(e) => {
-                    if matches!(e, crate::handler::HandlerError::Unavailable(_)) {
-                        drop(tx);
-                    } else if tx.rollback().await.is_ok() {
+                    if rolled_back(tx, Some(&e)).await {
                         self.kept.keep(conn);
                     }
                     return Err(format!("event {}: {e}", r.envelope.id));

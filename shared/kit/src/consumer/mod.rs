@@ -282,6 +282,19 @@ impl RawMessage {
     }
 }
 
+/// Ends `tx`, abandoned after `error` (`None`: abandoned by the runner's own rule), and says
+/// whether its connection may be kept. A connection the database may have lost is not rolled back
+/// here: dropped, it goes back to the pool, which rolls back without holding the slot.
+async fn rolled_back(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    error: Option<&HandlerError>,
+) -> bool {
+    if matches!(error, Some(HandlerError::Unavailable(_))) {
+        return false;
+    }
+    tx.rollback().await.is_ok()
+}
+
 /// What one message did inside a transaction that is not yet committed.
 enum Step<O> {
     /// Its effect and these events are written.
@@ -909,11 +922,7 @@ impl<H: Handler> Consumer<H> {
         let step = match self.apply_in(&mut tx, envelope, event, raw).await {
             Ok(step) => step,
             Err(e) => {
-                // A connection the database may have lost goes back to the pool, which rolls back
-                // without holding this slot; any other ends its transaction here and is kept.
-                if matches!(e, HandlerError::Unavailable(_)) {
-                    drop(tx);
-                } else if tx.rollback().await.is_ok() {
+                if rolled_back(tx, Some(&e)).await {
                     self.kept.keep(conn);
                 }
                 if self.handled_before(envelope, raw, &e).await {
