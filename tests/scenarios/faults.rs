@@ -403,3 +403,49 @@ async fn sagas_started_while_the_network_to_nats_is_cut_complete_once_it_heals(
     assert_eq!(outcome.cancelled_total(), 0);
     Ok(())
 }
+
+/// Tests run side by side, each picking free ports for its services; a port let go can be taken by
+/// another test's process before the service binds it. The harness must then not take that
+/// process's `/health` for the service's: it moves the service to a new port.
+#[tokio::test]
+async fn a_service_restarted_while_another_process_holds_its_port_moves_to_a_free_one(
+) -> anyhow::Result<()> {
+    let mut sys = System::start(SystemOptions::default()).await?;
+    if skip_external(&sys, "it restarts a process") {
+        return Ok(());
+    }
+    let sku = new_sku("PORT");
+    let mut ledger = Ledger::default();
+    ledger.sku(&sys.api.clone(), &sku, 1_000, 7).await?;
+    let squatted = sys.api.base(Svc::Stock).to_owned();
+    let port: u16 = squatted
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the stock base ends with its port");
+    sys.kill(Svc::Stock)?;
+    // Another process takes the port and answers `/health` as a ready stock service would.
+    let squatter = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let impostor = axum::Router::new().route(
+        "/health",
+        axum::routing::get(|| async {
+            axum::Json(serde_json::json!({"service": "stock", "status": "ready"}))
+        }),
+    );
+    let serving = tokio::spawn(async move { axum::serve(squatter, impostor).await });
+
+    sys.restart(Svc::Stock).await?;
+
+    assert_ne!(
+        sys.api.base(Svc::Stock),
+        squatted,
+        "the stock service stayed on the taken port"
+    );
+    assert_eq!(
+        sys.api.stock(&sku).await?,
+        (7, 0),
+        "the stock service itself answers"
+    );
+    serving.abort();
+    Ok(())
+}

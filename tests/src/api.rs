@@ -93,6 +93,18 @@ impl Api {
         self.nats_url.as_deref()
     }
 
+    /// Points the calls to one service at another base URL (its instance moved to a new port).
+    pub fn set_base(&mut self, svc: Svc, base: &str) {
+        let base = base.trim_end_matches('/').to_owned();
+        match svc {
+            Svc::Order => self.order = base,
+            Svc::Payment => self.payment = base,
+            Svc::Stock => self.stock = base,
+            Svc::Voucher => self.voucher = base,
+            Svc::Points => self.points = base,
+        }
+    }
+
     pub fn base(&self, svc: Svc) -> &str {
         match svc {
             Svc::Order => &self.order,

@@ -7,6 +7,7 @@
 //!
 //! ## Layout
 //! - [`system`]: starting, killing, pausing and restarting the service processes.
+//! - [`listening`]: which process listens on a port, so a started service is known to be ours.
 //! - [`api`]: a typed client of the five services' public HTTP API.
 //! - [`ledger`]: what a scenario did (credits, stock, vouchers, points, orders), the checker's input.
 //! - [`checker`]: the invariants, asserted over the public APIs.
@@ -21,6 +22,7 @@ pub mod api;
 pub mod checker;
 pub mod inject;
 pub mod ledger;
+pub mod listening;
 pub mod netcut;
 pub mod otlp;
 pub mod system;

@@ -2,8 +2,9 @@
 //! by default, or one locked down with the users and permissions of `nats/users.conf`.
 
 use crate::api::Api;
+use crate::listening;
 use anyhow::Context;
-use jetsaga_testkit::{wait_until, NatsServer, TestDb};
+use jetsaga_testkit::{NatsServer, TestDb};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
@@ -253,6 +254,28 @@ pub struct System {
     dir: PathBuf,
 }
 
+/// How many times an instance is moved to a new port when another process took its own.
+const PORT_MOVES: usize = 3;
+
+/// Whether `/health` on `port` answers 200 as `svc`.
+async fn answers_health(client: &reqwest::Client, svc: Svc, port: u16) -> bool {
+    let answer = client
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    let Ok(answer) = answer else {
+        return false;
+    };
+    if !answer.status().is_success() {
+        return false;
+    }
+    answer
+        .json::<serde_json::Value>()
+        .await
+        .is_ok_and(|body| body["service"] == svc.name())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -427,7 +450,7 @@ impl System {
             system.spawn_proc(i)?;
         }
         for i in 0..system.procs.len() {
-            system.wait_healthy_proc(i).await?;
+            system.settle_proc(i).await?;
         }
         Ok(system)
     }
@@ -537,34 +560,88 @@ impl System {
     /// Waits until the service (instance 0) answers `/health` with 200.
     pub async fn wait_healthy(&mut self, svc: Svc) -> anyhow::Result<()> {
         let i = self.proc_index(svc, 0)?;
-        self.wait_healthy_proc(i).await
+        self.settle_proc(i).await
     }
 
-    async fn wait_healthy_proc(&self, i: usize) -> anyhow::Result<()> {
+    /// Waits until the instance just spawned at `i` is healthy. One that could not listen on its
+    /// port, because another process took the port after it was picked, is started again on a new
+    /// port (and the API follows it).
+    async fn settle_proc(&mut self, i: usize) -> anyhow::Result<()> {
+        let mut moves = 0;
+        loop {
+            match self.wait_healthy_proc(i).await {
+                Err(e) if moves < PORT_MOVES && self.lost_its_port(i) => {
+                    moves += 1;
+                    let p = &mut self.procs[i];
+                    let taken = p.port;
+                    p.port = free_port()?;
+                    eprintln!(
+                        "{} instance {}: port {taken} was taken by another process; moving to {} ({e:#})",
+                        p.svc.name(),
+                        p.instance,
+                        p.port
+                    );
+                    if p.instance == 0 {
+                        let (svc, base) = (p.svc, format!("http://127.0.0.1:{}", p.port));
+                        self.api.set_base(svc, &base);
+                    }
+                    self.spawn_proc(i)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn not_healthy(&self, i: usize, why: String) -> anyhow::Error {
         let p = &self.procs[i];
-        let url = format!("http://127.0.0.1:{}/health", p.port);
-        let client = reqwest::Client::new();
-        let result = wait_until(
-            &format!("{} instance {} to be healthy", p.svc.name(), p.instance),
-            Duration::from_secs(30),
-            || async {
-                client
-                    .get(&url)
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false)
-            },
+        anyhow::anyhow!(
+            "{} instance {} is not healthy: {why}\n--- {} log ---\n{}",
+            p.svc.name(),
+            p.instance,
+            p.svc.name(),
+            self.log_tail(p.svc)
         )
-        .await;
-        result.map_err(|e| {
-            anyhow::anyhow!(
-                "{e}\n--- {} log ---\n{}",
-                p.svc.name(),
-                self.log_tail(p.svc)
-            )
-        })
+    }
+
+    /// Whether the instance at `i` exited because its port was in use.
+    fn lost_its_port(&self, i: usize) -> bool {
+        let p = &self.procs[i];
+        p.child.is_none()
+            && std::fs::read_to_string(&p.log)
+                .map(|log| log.lines().rev().take(20).any(|l| l.contains("in use")))
+                .unwrap_or(false)
+    }
+
+    /// Waits until the instance at `i` is healthy: its own process listens on its port and answers
+    /// `/health` with 200 as the service it is. A `/health` of another process that took the port
+    /// does not count. An instance that exits meanwhile is an error at once.
+    async fn wait_healthy_proc(&mut self, i: usize) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let (svc, instance, port) = (
+            self.procs[i].svc,
+            self.procs[i].instance,
+            self.procs[i].port,
+        );
+        loop {
+            let child = self.procs[i].child.as_mut().ok_or_else(|| {
+                anyhow::anyhow!("{} instance {instance} is not running", svc.name())
+            })?;
+            if let Some(status) = child.try_wait()? {
+                self.procs[i].child = None;
+                return Err(self.not_healthy(i, format!("it exited while starting ({status})")));
+            }
+            let pid = child.id();
+            if listening::listens_on(pid, port) && answers_health(&client, svc, port).await {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(
+                    self.not_healthy(i, format!("it did not answer on port {port} within 30 s"))
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The base URL of every instance of a service, e.g. to spread load over them.
@@ -671,7 +748,7 @@ impl System {
         self.kill_instance(svc, instance)?;
         let i = self.proc_index(svc, instance)?;
         self.spawn_proc(i)?;
-        self.wait_healthy_proc(i).await
+        self.settle_proc(i).await
     }
 
     /// How many instances of a service the system runs (0 when external).
@@ -726,7 +803,7 @@ impl System {
         let status = self.stop_instance(svc, instance, grace).await?;
         let i = self.proc_index(svc, instance)?;
         self.spawn_proc(i)?;
-        self.wait_healthy_proc(i).await?;
+        self.settle_proc(i).await?;
         Ok(status)
     }
 
