@@ -5,7 +5,7 @@ mod common;
 
 use anyhow::Context as _;
 use common::{
-    poison_four_consumers, token_of, ConsoleProcess, Jetsaga, POISONED_SERVICES, VIEWERS,
+    poison_four_consumers, token_of, ConsoleProcess, Jetsaga, Started, POISONED_SERVICES, VIEWERS,
 };
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::new_sku;
@@ -960,5 +960,30 @@ async fn a_hundred_thousand_orders_are_paged_by_the_index_each_exactly_once_and_
         "{plan}"
     );
     assert!(!plan.contains("Sort"), "{plan}");
+    Ok(())
+}
+
+/// Tests run side by side, each picking a free port for its console; another test's process can
+/// take the port first. An answer from that process must not pass for the console: the console
+/// could not listen, and the attempt says its port was lost.
+#[tokio::test]
+async fn a_console_whose_port_another_process_holds_is_not_taken_for_started() -> anyhow::Result<()>
+{
+    let sys = System::start(SystemOptions::default()).await?;
+    let squatter = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = squatter.local_addr()?.port();
+    let impostor = axum::Router::new().route(
+        "/api/session",
+        axum::routing::get(|| async { axum::Json(json!({"role": "operator"})) }),
+    );
+    let serving = tokio::spawn(async move { axum::serve(squatter, impostor).await });
+
+    let attempt = ConsoleProcess::start_on(&sys, &[("INSECURE_ADMIN", "true")], port).await;
+
+    assert!(
+        matches!(attempt, Err(Started::LostPort(_))),
+        "the squatter's answer passed for the console: {attempt:?}"
+    );
+    serving.abort();
     Ok(())
 }

@@ -406,10 +406,12 @@ impl Driver {
         let status = format!("{}/status", driver.url);
         let start = Instant::now();
         loop {
+            // Only this chromedriver's own answer counts: another process may hold the port.
+            let ours = jetsaga_scenarios::listening::listens_on(driver.child.id(), port);
             let ready = reqwest::get(&status)
                 .await
                 .ok()
-                .filter(|r| r.status().is_success());
+                .filter(|r| ours && r.status().is_success());
             if ready.is_some() {
                 return Ok(driver);
             }

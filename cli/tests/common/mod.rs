@@ -196,6 +196,26 @@ pub struct ConsoleProcess {
     log: std::path::PathBuf,
 }
 
+/// Why one attempt to start the console gave no console.
+#[derive(Debug)]
+pub enum Started {
+    /// It exited because its port was in use (its log).
+    LostPort(String),
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Started {
+    fn from(e: anyhow::Error) -> Self {
+        Started::Failed(e)
+    }
+}
+
+impl From<std::io::Error> for Started {
+    fn from(e: std::io::Error) -> Self {
+        Started::Failed(e.into())
+    }
+}
+
 impl ConsoleProcess {
     /// The console with the CLI tests' operators ([`OPERATORS`], e.g. `alice`) and viewers
     /// ([`VIEWERS`], `victor`). The sagas of a test are over before the console looks (or a fault
@@ -216,10 +236,34 @@ impl ConsoleProcess {
     /// The console with exactly these environment variables set (e.g. `ADMIN_TOKENS`,
     /// `VIEWER_TOKENS`, `INSECURE_ADMIN`; none of them is inherited from the test's environment).
     /// Waits until it answers; fails with its log when it exits or does not answer in 60 s.
+    /// A port picked free can be taken by another test's process before the console binds it;
+    /// the console then exits, and starts again on another port.
     pub async fn start_with(sys: &System, env: &[(&str, &str)]) -> anyhow::Result<ConsoleProcess> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let mut attempt = 1;
+        loop {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            match Self::start_on(sys, env, port).await {
+                Err(Started::LostPort(log)) if attempt < 3 => {
+                    eprintln!("jetsaga console: port {port} was taken; trying another\n{log}");
+                    attempt += 1;
+                }
+                Err(Started::LostPort(log)) => {
+                    anyhow::bail!("jetsaga console found no free port:\n{log}")
+                }
+                Err(Started::Failed(e)) => return Err(e),
+                Ok(console) => return Ok(console),
+            }
+        }
+    }
+
+    /// One attempt on `port`.
+    pub async fn start_on(
+        sys: &System,
+        env: &[(&str, &str)],
+        port: u16,
+    ) -> Result<ConsoleProcess, Started> {
         let base = format!("http://127.0.0.1:{port}");
         let mut args = vec![
             "--nats-url".to_owned(),
@@ -261,25 +305,35 @@ impl ConsoleProcess {
         let started = std::time::Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {
-                anyhow::bail!(
-                    "jetsaga console exited with {status}:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(if text.contains("in use") {
+                    Started::LostPort(text)
+                } else {
+                    Started::Failed(anyhow::anyhow!(
+                        "jetsaga console exited with {status}:\n{text}"
+                    ))
+                });
             }
-            let answered = client
-                .get(format!("{base}/api/session"))
-                .timeout(std::time::Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok();
+            // Only an answer of this console's own process counts: another process may hold
+            // the port.
+            let ours = child
+                .id()
+                .is_some_and(|pid| jetsaga_scenarios::listening::listens_on(pid, port));
+            let answered = ours
+                && client
+                    .get(format!("{base}/api/session"))
+                    .timeout(std::time::Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok();
             if answered {
                 return Ok(ConsoleProcess { child, base, log });
             }
             if started.elapsed() > std::time::Duration::from_secs(60) {
-                anyhow::bail!(
+                return Err(Started::Failed(anyhow::anyhow!(
                     "jetsaga console did not answer at {base} in 60 s:\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
