@@ -21,6 +21,12 @@ pub fn listens_on(pid: u32, port: u16) -> bool {
     })
 }
 
+/// Whether a process's log says it stopped because its port was in use: a process that cannot
+/// bind says so in its last lines.
+pub fn says_port_in_use(log: &str) -> bool {
+    log.lines().rev().take(20).any(|l| l.contains("in use"))
+}
+
 /// The inodes of the sockets among `pid`'s open files.
 fn socket_inodes(pid: u32) -> HashSet<u64> {
     let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -65,6 +71,14 @@ mod tests {
     fn only_the_listening_socket_of_the_port_is_read() {
         let found: Vec<u64> = listening_inodes(TABLE, 0x1F90).collect();
         assert_eq!(found, vec![4242]);
+    }
+
+    #[test]
+    fn a_log_ending_in_a_bind_failure_says_the_port_was_in_use() {
+        let log = "starting\nstock-service failed: cannot listen for HTTP on 127.0.0.1:4100: \
+                   Address already in use (os error 98)\n";
+        assert!(says_port_in_use(log));
+        assert!(!says_port_in_use("starting\nready\n"));
     }
 
     #[test]

@@ -607,9 +607,7 @@ impl System {
     fn lost_its_port(&self, i: usize) -> bool {
         let p = &self.procs[i];
         p.child.is_none()
-            && std::fs::read_to_string(&p.log)
-                .map(|log| log.lines().rev().take(20).any(|l| l.contains("in use")))
-                .unwrap_or(false)
+            && std::fs::read_to_string(&p.log).is_ok_and(|log| listening::says_port_in_use(&log))
     }
 
     /// Waits until the instance at `i` is healthy: its own process listens on its port and answers

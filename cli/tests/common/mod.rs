@@ -306,7 +306,7 @@ impl ConsoleProcess {
         loop {
             if let Some(status) = child.try_wait()? {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(if text.contains("in use") {
+                return Err(if jetsaga_scenarios::listening::says_port_in_use(&text) {
                     Started::LostPort(text)
                 } else {
                     Started::Failed(anyhow::anyhow!(
