@@ -23,9 +23,57 @@ fn one_slot(h: &Harness, participant: Arc<Participant>, batch: usize) -> Consume
     })
 }
 
-/// A SLOW order that keeps the only slot busy, then `rest`.
-fn behind_a_slow_one(rest: impl IntoIterator<Item = OrderEvent>) -> Vec<OrderEvent> {
-    std::iter::once(order_created("SLOW")).chain(rest).collect()
+/// A runner whose only slot is kept busy by the first of `events` until the others have all
+/// reached it, so that they wait together however slowly they arrive on a busy machine. The first
+/// order waits for its row, which the test holds (the gate) until then.
+async fn behind_a_gate(
+    h: &Harness,
+    runner: Consumer<Participant>,
+    events: &[OrderEvent],
+) -> anyhow::Result<Running> {
+    let gate = hold_row(h, order_of(&events[0])).await?;
+    runner.ensure().await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(runner.run(shutdown.clone()));
+    published(h, &events[..1]).await?;
+    delivered(h, 1, "the first order taken").await?;
+    published(h, &events[1..]).await?;
+    delivered(h, events.len(), "every order delivered to the runner").await?;
+    gate.rollback().await?;
+    Ok(Running { task, shutdown })
+}
+
+/// A runner started by [`behind_a_gate`].
+struct Running {
+    task: tokio::task::JoinHandle<()>,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Running {
+    /// Waits until `what` holds, then shuts the runner down.
+    async fn until<F, Fut>(self, what: &str, done: F) -> anyhow::Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let waited = wait_until(what, WAIT, done).await;
+        self.stop().await?;
+        waited
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await?;
+        Ok(())
+    }
+}
+
+/// The order an `OrderCreated` is about.
+fn order_of(event: &OrderEvent) -> uuid::Uuid {
+    match event {
+        OrderEvent::OrderCreated(c) => *c.order_id.as_uuid(),
+        _ => unreachable!("order_created makes an OrderCreated"),
+    }
 }
 
 /// Commits `events` to the outbox and relays them into the stream.
@@ -82,11 +130,12 @@ async fn inbox_transactions(h: &Harness) -> anyhow::Result<i64> {
 #[tokio::test]
 async fn messages_that_wait_for_a_busy_consumer_commit_together_each_once() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let events = behind_a_slow_one((0..11).map(|_| order_created("SKU-1")));
-    published(&h, &events).await?;
+    let events: Vec<OrderEvent> = (0..12).map(|_| order_created("SKU-1")).collect();
     let participant = Arc::new(Participant::default());
-    let runner = one_slot(&h, participant.clone(), 16);
-    run_until(runner, "every order applied once", || applied(&h, 12)).await?;
+    let running = behind_a_gate(&h, one_slot(&h, participant.clone(), 16), &events).await?;
+    running
+        .until("every order applied once", || applied(&h, 12))
+        .await?;
 
     assert_eq!(participant.committed.load(Ordering::SeqCst), 12);
     let transactions = inbox_transactions(&h).await?;
@@ -104,23 +153,21 @@ async fn messages_that_wait_for_a_busy_consumer_commit_together_each_once() -> a
 #[tokio::test]
 async fn a_message_that_fails_in_a_batch_costs_the_others_nothing() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let events = behind_a_slow_one(
-        (0..4)
-            .map(|_| order_created("SKU-1"))
-            .chain([order_created("POISON")])
-            .chain((0..4).map(|_| order_created("SKU-2"))),
-    );
-    published(&h, &events).await?;
+    let events: Vec<OrderEvent> = (0..5)
+        .map(|_| order_created("SKU-1"))
+        .chain([order_created("POISON")])
+        .chain((0..4).map(|_| order_created("SKU-2")))
+        .collect();
     let participant = Arc::new(Participant::default());
-    let runner = one_slot(&h, participant.clone(), 16);
-    run_until(
-        runner,
-        "the good orders applied and the poison dead-lettered",
-        || async {
-            applied(&h, 9).await && h.dead_letters().await.map(|d| d.len()).unwrap_or(0) == 1
-        },
-    )
-    .await?;
+    let running = behind_a_gate(&h, one_slot(&h, participant.clone(), 16), &events).await?;
+    running
+        .until(
+            "the good orders applied and the poison dead-lettered",
+            || async {
+                applied(&h, 9).await && h.dead_letters().await.map(|d| d.len()).unwrap_or(0) == 1
+            },
+        )
+        .await?;
 
     let dead = h.dead_letters().await?;
     assert_eq!(dead[0].0, "rejected", "{dead:?}");
@@ -134,7 +181,11 @@ async fn a_message_that_fails_in_a_batch_costs_the_others_nothing() -> anyhow::R
 #[tokio::test]
 async fn with_a_batch_of_one_every_message_has_its_own_transaction() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let events = behind_a_slow_one((0..5).map(|_| order_created("SKU-1")));
+    // With a batch of 1 the runner pulls two messages at a time, so they cannot all wait at a
+    // gate; a slow first order keeps its slot busy while the others arrive.
+    let events: Vec<OrderEvent> = std::iter::once(order_created("SLOW"))
+        .chain((0..5).map(|_| order_created("SKU-1")))
+        .collect();
     published(&h, &events).await?;
     let runner = one_slot(&h, Arc::new(Participant::default()), 1);
     run_until(runner, "every order applied once", || applied(&h, 6)).await?;
@@ -147,26 +198,11 @@ async fn with_a_batch_of_one_every_message_has_its_own_transaction() -> anyhow::
 async fn a_batch_that_waits_for_a_held_row_gives_up_and_the_others_are_applied_meanwhile(
 ) -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    // A first order keeps the only slot busy: it waits for a row the test holds (the gate) until
-    // the others have all reached the runner, so that they wait together, however slowly they
-    // arrive on a busy machine.
     let events: Vec<OrderEvent> = (0..6).map(|_| order_created("SKU-1")).collect();
-    let row_of = |i: usize| match &events[i] {
-        OrderEvent::OrderCreated(c) => *c.order_id.as_uuid(),
-        _ => unreachable!("order_created makes an OrderCreated"),
-    };
-    let gate = hold_row(&h, row_of(0)).await?;
     // Someone else holds the row the third of the waiting orders will update.
-    let holder = hold_row(&h, row_of(3)).await?;
+    let holder = hold_row(&h, order_of(&events[3])).await?;
     let runner = one_slot(&h, Arc::new(Participant::default()), 16);
-    runner.ensure().await?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(runner.run(shutdown.clone()));
-    published(&h, &events[..1]).await?;
-    delivered(&h, 1, "the first order taken").await?;
-    published(&h, &events[1..]).await?;
-    delivered(&h, 6, "every order delivered to the runner").await?;
-    gate.rollback().await?;
+    let running = behind_a_gate(&h, runner, &events).await?;
     // The harness's connections have no lock timeout: only the batch's own short wait lets the
     // others through while the row is held.
     let others = wait_until("the five orders that are not held applied", WAIT, || {
@@ -179,8 +215,7 @@ async fn a_batch_that_waits_for_a_held_row_gives_up_and_the_others_are_applied_m
         applied(&h, 6)
     })
     .await;
-    shutdown.cancel();
-    task.await?;
+    running.stop().await?;
     others?;
     held_too?;
     assert!(abandoned >= 1);
