@@ -1,5 +1,5 @@
 //! `jetsaga bench` end to end, small, run as users run it (`jetsaga` hands it to `jetsaga-lab`): it runs its own system, reports a ratio against the null
-//! saga and the plot, and checks that nothing was lost. (Its figures are never asserted here:
+//! saga and the plot, what a saga cost each process, and checks that nothing was lost. (Its figures are never asserted here:
 //! performance is measured by the command, not by tests.)
 
 use anyhow::Context as _;
@@ -41,6 +41,16 @@ async fn a_small_bench_run_passes_its_checks_and_reports_a_ratio_and_a_plot() ->
     assert_eq!(summary["orders_lost"], 0);
     assert_eq!(summary["invariant_violations"], 0);
     assert!(summary["ratio"].as_f64().is_some_and(|r| r > 0.0));
+    // What a saga cost each process, beside what it cost the storage (its size is not asserted).
+    for process in ["postgres (all)", "nats-server", "order-0"] {
+        let row = format!("cpu ms {process}");
+        assert!(summary["per_saga"][&row].is_f64(), "no {row}: {summary}");
+    }
+    assert!(summary["per_saga"]["cpu ms, every process of the system"].is_f64());
+    assert!(
+        summary["per_saga"]["cpu ms jetsaga bench"].is_null(),
+        "the load driver is not the system"
+    );
     let phases: Vec<&str> = summary["phases"]
         .as_array()
         .context("phases")?

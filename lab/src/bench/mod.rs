@@ -25,6 +25,7 @@
 
 pub mod catalogue;
 pub mod cost;
+pub mod cpu_per_saga;
 pub mod drive;
 pub mod mix;
 pub mod null;
@@ -500,6 +501,14 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     } else {
         max_rate
     };
+    let per_saga = with_cpu(
+        real_cost.per_saga(),
+        &run.phases,
+        "max ",
+        &cpu_per_saga::LOAD_DRIVERS,
+    );
+    // The null saga's participants run inside the bench's own process: there it is the system.
+    let null_per_saga = with_cpu(null_cost.per_saga(), &run.phases, "null ", &[]);
     let mut report = BenchReport {
         mode,
         postgres_synchronous_commit: synchronous_commit,
@@ -508,8 +517,8 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         sagas_per_sec,
         null_sagas_per_sec: null_rate,
         ratio: (median(&ratios) * 100.0).round() / 100.0,
-        per_saga: real_cost.per_saga(),
-        null_per_saga: null_cost.per_saga(),
+        per_saga,
+        null_per_saga,
         statements_counted: meter.counts_statements(),
         half_rate_per_sec: (half_rate * 10.0).round() / 10.0,
         p99_at_half_rate_ms: p99_half,
@@ -574,16 +583,43 @@ fn side_by_side(
             per_saga: report.null_per_saga.0.clone(),
         });
     }
-    rows.extend(peer_runs.iter().map(|r| peers::Row {
-        system: r.peer.clone(),
-        durability: r.durability.clone(),
-        sagas_per_sec: r.sagas_per_sec,
-        p99_ms: r.p99_ms,
-        passed: r.passed(),
-        not_run: r.not_run.clone(),
-        per_saga: r.per_saga.clone(),
+    rows.extend(peer_runs.iter().map(|r| {
+        peers::Row {
+            system: r.peer.clone(),
+            durability: r.durability.clone(),
+            sagas_per_sec: r.sagas_per_sec,
+            p99_ms: r.p99_ms,
+            passed: r.passed(),
+            not_run: r.not_run.clone(),
+            per_saga: r
+                .per_saga
+                .clone()
+                .into_iter()
+                .chain(cpu_per_saga::from_shares(
+                    &r.cpu_share_of_one_core,
+                    r.sagas_per_sec,
+                ))
+                .collect(),
+        }
     }));
     rows
+}
+
+/// `cost` and the CPU per saga of the phases named `prefix…` (the closed-loop rounds of one kind)
+/// but `leave_out`'s: what the storage did for a saga beside what each process spent on it.
+fn with_cpu(
+    cost: cost::PerSaga,
+    phases: &[Phase],
+    prefix: &str,
+    leave_out: &[&str],
+) -> cost::PerSaga {
+    let rounds = phases.iter().filter(|p| p.name.starts_with(prefix));
+    cost::PerSaga(
+        cost.0
+            .into_iter()
+            .chain(cpu_per_saga::from_phases(rounds, leave_out))
+            .collect(),
+    )
 }
 
 /// The catalogue of `args` seeded through `sys`'s public APIs, and a placer of orders against it

@@ -32,6 +32,9 @@ pub struct PeerRun {
     pub violations: usize,
     #[serde(default)]
     pub per_saga: BTreeMap<String, f64>,
+    /// Each process's CPU over the measured phase, as a share of one core.
+    #[serde(default)]
+    pub cpu_share_of_one_core: BTreeMap<String, f64>,
     /// Why the peer did not run, when it did not: it has no figures.
     #[serde(skip)]
     pub not_run: Option<String>,
@@ -52,6 +55,7 @@ impl PeerRun {
             lost: 0,
             violations: 0,
             per_saga: BTreeMap::new(),
+            cpu_share_of_one_core: BTreeMap::new(),
             not_run: Some(why),
         }
     }
@@ -252,10 +256,11 @@ mod tests {
 
     #[test]
     fn the_summary_is_the_drivers_last_json_line() {
-        let out = "== dbos ==\nsagas/s 224.8\n{\"peer\":\"dbos\",\"sagas_per_sec\":224.8,\"p99_ms\":235.3,\"lost\":0,\"violations\":0,\"per_saga\":{\"pg commits sys\":14.32}}\n";
+        let out = "== dbos ==\nsagas/s 224.8\n{\"peer\":\"dbos\",\"sagas_per_sec\":224.8,\"p99_ms\":235.3,\"lost\":0,\"violations\":0,\"per_saga\":{\"pg commits sys\":14.32},\"cpu_share_of_one_core\":{\"peer-dbos\":0.54}}\n";
         let run: PeerRun = serde_json::from_str(last_json_line(out).unwrap()).unwrap();
         assert_eq!(run.peer, "dbos");
         assert_eq!(run.per_saga["pg commits sys"], 14.32);
+        assert_eq!(run.cpu_share_of_one_core["peer-dbos"], 0.54);
         assert!(run.passed());
         assert_eq!(last_json_line("no summary\n"), None);
     }
