@@ -4,7 +4,7 @@
 use crate::api::Api;
 use crate::listening;
 use anyhow::Context;
-use jetsaga_testkit::{NatsServer, TestDb};
+use jetsaga_testkit::{free_port, NatsServer, TestDb};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
@@ -274,12 +274,6 @@ async fn answers_health(client: &reqwest::Client, svc: Svc, port: u16) -> bool {
         .json::<serde_json::Value>()
         .await
         .is_ok_and(|body| body["service"] == svc.name())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// The directory of the built service binaries: `JETSAGA_BIN_DIR`, or beside this executable

@@ -383,9 +383,7 @@ struct Driver {
 impl Driver {
     async fn start(program: &Path) -> anyhow::Result<Self> {
         use std::os::unix::process::CommandExt as _;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = jetsaga_testkit::free_port()?;
         let profile =
             std::env::temp_dir().join(format!("jetsaga-chromium-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&profile)?;

@@ -241,9 +241,7 @@ impl ConsoleProcess {
     pub async fn start_with(sys: &System, env: &[(&str, &str)]) -> anyhow::Result<ConsoleProcess> {
         let mut attempt = 1;
         loop {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
+            let port = jetsaga_testkit::free_port()?;
             match Self::start_on(sys, env, port).await {
                 Err(Started::LostPort(log)) if attempt < 3 => {
                     eprintln!("jetsaga console: port {port} was taken; trying another\n{log}");

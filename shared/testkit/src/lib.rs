@@ -42,11 +42,13 @@
 pub mod logging;
 pub mod nats;
 pub mod nats_binary;
+pub mod port;
 pub mod postgres;
 pub mod wait;
 
 pub use logging::init_tracing;
 pub use nats::NatsServer;
 pub use nats_binary::{find_nats_server, find_old_nats_server, parse_server_version};
+pub use port::free_port;
 pub use postgres::TestDb;
 pub use wait::{wait_for, wait_until};

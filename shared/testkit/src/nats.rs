@@ -10,7 +10,9 @@
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
+
+use crate::port::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -444,12 +446,6 @@ impl Drop for NatsServer {
     }
 }
 
-/// A port that was free a moment ago: bind port 0, read the port, release it.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// True when something on the port accepts a connection and greets with `INFO`.
 async fn answers_info(port: u16) -> bool {
     let probe = async {
@@ -485,14 +481,4 @@ fn all_threads_stopped(pid: u32) -> bool {
 fn pid_of(child: &Child) -> Pid {
     // Linux pids fit in i32 (pid_max is at most 2^22).
     Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_port_is_not_zero() {
-        assert_ne!(free_port().unwrap(), 0);
-    }
 }
