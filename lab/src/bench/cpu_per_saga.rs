@@ -9,7 +9,7 @@ use super::report::Phase;
 use std::collections::BTreeMap;
 
 /// The processes that place the load, not the system's work.
-pub const LOAD_DRIVERS: [&str; 2] = ["jetsaga bench", "peer-drive"];
+pub const LOAD_DRIVERS: [&str; 2] = [super::sample::OWN_PROCESS, "peer-drive"];
 
 /// The row of every process counted, added up.
 pub const TOTAL: &str = "cpu ms, every process of the system";

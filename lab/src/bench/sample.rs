@@ -113,6 +113,10 @@ fn postgres_ticks() -> u64 {
         .sum()
 }
 
+/// The name this process's own CPU is reported under: the load driver, which also hosts the null
+/// saga's participants.
+pub const OWN_PROCESS: &str = "jetsaga bench";
+
 /// The CPU times now of the named processes, of every PostgreSQL process, and of this one.
 pub fn cpu_snapshot(pids: &[(String, u32)]) -> CpuSnapshot {
     let mut ticks: BTreeMap<String, u64> = pids
@@ -121,7 +125,7 @@ pub fn cpu_snapshot(pids: &[(String, u32)]) -> CpuSnapshot {
         .collect();
     ticks.insert("postgres (all)".into(), postgres_ticks());
     if let Some(own) = process_ticks(std::process::id()) {
-        ticks.insert("jetsaga bench".into(), own);
+        ticks.insert(OWN_PROCESS.into(), own);
     }
     CpuSnapshot {
         at: Instant::now(),
@@ -151,8 +155,6 @@ mod tests {
     // figure can fall anywhere. The readings are checked for what always holds, and the
     // arithmetic on snapshots built by hand.
 
-    const OWN: &str = "jetsaga bench";
-
     fn snapshot(at: Instant, ticks: &[(&str, u64)]) -> CpuSnapshot {
         CpuSnapshot {
             at,
@@ -180,11 +182,11 @@ mod tests {
         std::hint::black_box(x);
         let after = cpu_snapshot(&[("self by pid".into(), std::process::id())]);
 
-        for name in [OWN, "self by pid", "postgres (all)"] {
+        for name in [OWN_PROCESS, "self by pid", "postgres (all)"] {
             assert!(before.ticks.contains_key(name), "no reading for {name}");
             assert!(after.ticks.contains_key(name), "no reading for {name}");
         }
-        for name in [OWN, "self by pid"] {
+        for name in [OWN_PROCESS, "self by pid"] {
             assert!(
                 after.ticks[name] >= before.ticks[name],
                 "CPU time of {name} went back: {} then {}",
@@ -232,7 +234,10 @@ mod tests {
     #[test]
     fn snapshots_taken_at_the_same_instant_give_a_finite_usage() {
         let t0 = Instant::now();
-        let usage = cpu_usage(&snapshot(t0, &[(OWN, 1)]), &snapshot(t0, &[(OWN, 2)]));
-        assert!(usage[OWN].is_finite() && usage[OWN] >= 0.0);
+        let usage = cpu_usage(
+            &snapshot(t0, &[(OWN_PROCESS, 1)]),
+            &snapshot(t0, &[(OWN_PROCESS, 2)]),
+        );
+        assert!(usage[OWN_PROCESS].is_finite() && usage[OWN_PROCESS] >= 0.0);
     }
 }
