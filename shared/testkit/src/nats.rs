@@ -11,8 +11,6 @@ use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
-
-use crate::port::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -26,6 +24,7 @@ use tokio::time::{sleep, timeout, Instant};
 pub use crate::nats_binary::{
     find_nats_server, find_old_nats_server, parse_server_version, server_version,
 };
+use crate::port::free_port;
 
 /// How long a start may take before it fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
