@@ -37,7 +37,7 @@ async fn audit_lists_each_admin_change_and_dead_letter_decision_with_its_operato
     let sys = System::start(SystemOptions::default()).await?;
     let mut ledger = Ledger::default();
 
-    // Given admin changes on all four services, made with the scenarios' operator token
+    // Given admin changes on the services, made with the scenarios' operator token
     let sku = new_sku("AUDIT");
     ledger.sku(&sys.api, &sku, 700, 5).await?;
     let alice = ledger.customer(&sys.api, 2_500).await?;

@@ -1,7 +1,7 @@
 //! `jetsaga dev`: the whole system on one machine, in one command.
 //!
 //! It starts what is missing — its own nats-server 2.10+ on a free port unless `NATS_URL` is given,
-//! PostgreSQL where it can — creates the four databases, runs the four services in this process on
+//! PostgreSQL where it can — creates the five databases, runs the five services in this process on
 //! the design's ports (their migrations run at start-up), seeds a small demo catalogue through the
 //! public APIs, prints the URLs and commands to try, and on Ctrl-C stops everything in order.
 
@@ -262,7 +262,7 @@ async fn create_database_if_missing(admin: &PgPool, name: &str) -> anyhow::Resul
             .await
             .with_context(|| format!("looking for database {name}"))?;
     if !exists {
-        // The name is one of four constants, never user input.
+        // The name is one of five constants, never user input.
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(admin)
             .await

@@ -24,7 +24,7 @@ fn database_name(sys: &System, svc: Svc) -> anyhow::Result<String> {
     Ok(url.rsplit('/').next().unwrap_or_default().to_owned())
 }
 
-/// Dead letters across the four services.
+/// Dead letters across the five services.
 async fn dead_letters(sys: &System) -> anyhow::Result<i64> {
     let mut n = 0;
     for svc in Svc::ALL {

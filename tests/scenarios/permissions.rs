@@ -368,7 +368,7 @@ async fn a_client_without_a_user_or_with_a_wrong_password_is_refused() -> anyhow
 
 #[tokio::test]
 async fn the_saga_runs_under_per_service_users() -> anyhow::Result<()> {
-    // Given the four services, each connected as its own NATS user
+    // Given the five services, each connected as its own NATS user
     let sys = System::start(SystemOptions {
         nats: NatsSetup::LockedDown,
         ..SystemOptions::default()

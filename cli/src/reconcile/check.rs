@@ -307,7 +307,7 @@ fn order_row(r: OrderTuple) -> anyhow::Result<OrderRow> {
     })
 }
 
-/// What the four services hold about these orders.
+/// What the five services hold about these orders.
 async fn facts_of(src: &Sources, orders: Vec<OrderRow>) -> anyhow::Result<Vec<OrderFacts>> {
     let ids: Vec<Uuid> = orders.iter().map(|o| *o.order_id.as_uuid()).collect();
     let codes: Vec<String> = orders

@@ -1,4 +1,4 @@
-//! The reconciler's rules, pure: given what the four services hold about one order (or one
+//! The reconciler's rules, pure: given what the five services hold about one order (or one
 //! account, one SKU), which differences are there, and which of them an ordinary event repairs.
 //! [`super::check`] reads the rows; this file only decides.
 //!
@@ -82,7 +82,7 @@ pub struct VoucherRow {
     pub order_id: Option<OrderId>,
 }
 
-/// Everything the four services hold about one order.
+/// Everything the five services hold about one order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderFacts {
     pub order: OrderRow,

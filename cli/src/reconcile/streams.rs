@@ -31,7 +31,7 @@ pub const EXIT_MISSING: u8 = 1;
 /// What `--streams` was asked to do.
 #[derive(Debug, Clone)]
 pub struct StreamsArgs {
-    /// One service, or all four.
+    /// One service, or all five.
     pub service: Option<ServiceName>,
     pub window: Duration,
     pub dry_run: bool,

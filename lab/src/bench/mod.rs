@@ -1,7 +1,7 @@
 //! `jetsaga bench`: sagas per second and saga latency, as a ratio of this machine's ceiling
 //! measured in the same run.
 //!
-//! 1. **Setup:** its own system (nats-server, four fresh databases, the four service binaries,
+//! 1. **Setup:** its own system (nats-server, five fresh databases, the five service binaries,
 //!    `--instances` of each), or the deployment the `JETSAGA_*_URL` variables name; customers,
 //!    many SKUs and a few hot ones, and vouchers, seeded through the public APIs.
 //! 2. **Load:** orders over `POST /orders`, a warm-up, then closed-loop at `--concurrency` for

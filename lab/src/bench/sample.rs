@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Sample {
     /// Seconds since the sampler started.
     pub t: f64,
-    /// Events waiting in the four outboxes.
+    /// Events waiting in the five outboxes.
     pub outbox_backlog: i64,
     /// Messages not yet delivered or not yet acked, over every durable consumer.
     pub consumer_lag: u64,

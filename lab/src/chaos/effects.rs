@@ -78,7 +78,7 @@ impl Effects {
     }
 }
 
-/// Reads every message of the four producer streams.
+/// Reads every message of the five producer streams.
 pub async fn read(js: &jetstream::Context) -> anyhow::Result<Effects> {
     let mut effects = Effects::default();
     for producer in Producer::ALL {

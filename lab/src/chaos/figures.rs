@@ -10,7 +10,7 @@ use jetsaga_contracts::Producer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// The dead letters of all four services, against those the poison must leave.
+/// The dead letters of all five services, against those the poison must leave.
 #[derive(Debug, Default)]
 pub struct DeadLetters {
     pub total: usize,

@@ -1,6 +1,6 @@
 //! # jetsaga-runtime
 //!
-//! Everything a service process needs around the saga kit, written once so the four services hold
+//! Everything a service process needs around the saga kit, written once so the five services hold
 //! only their domain: typed settings, the HTTP error body and JSON extractor, `/health` and
 //! `/metrics`, and a [`Service`] that connects, migrates, provisions, runs the relay and the
 //! consumers, serves HTTP and shuts down in the right order.

@@ -1,6 +1,6 @@
 //! A service's state rebuilt from its own events applied as recorded facts, the way `jetsaga
 //! replay` rebuilds it from the service's stream, and the business state of two databases side by
-//! side: for the four services' restore tests.
+//! side: for the five services' restore tests.
 //!
 //! A test drives the real service on one database (its outbox then holds what it said), reads
 //! those events back as facts with [`recorded`] (or builds them with [`Fact::root`] and

@@ -1,6 +1,6 @@
 //! # jetsaga-servicetest
 //!
-//! One service started for real inside a test, written once for the four services' test suites:
+//! One service started for real inside a test, written once for the five services' test suites:
 //! its own nats-server and PostgreSQL database, its `run` on a free port, then its HTTP API, its
 //! inputs (events published onto the streams as the other services' relays would) and its outputs
 //! (the events in its outbox, its `/metrics`).
