@@ -10,6 +10,7 @@ use futures::TryStreamExt;
 use jetsaga_contracts::Producer;
 use serde::Serialize;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {}
@@ -26,6 +27,26 @@ pub struct ConsumerLag {
     pub ack_pending: usize,
     /// Delivered more than once.
     pub redelivered: usize,
+    /// Pull requests of its readers waiting at the server now: a running instance keeps one
+    /// waiting whenever it is not handling a batch.
+    pub pulls_waiting: usize,
+    /// Seconds since the server last delivered one of its messages; `None` if it never did.
+    pub last_delivery_secs_ago: Option<u64>,
+    /// Nobody pulls it (see [`nobody_pulls`]): every instance of its service is stopped or stuck,
+    /// or no service reads this durable any more (one an upgrade left behind).
+    pub nobody_pulls: bool,
+}
+
+/// How long a durable may go without a delivery, while no pull request waits, before it is
+/// reported as read by nobody. A running instance's pull request expires every 2 s and is
+/// renewed at once, and one handling a batch got that batch moments ago.
+pub const NOBODY_PULLS_AFTER: Duration = Duration::from_secs(60);
+
+/// Whether nobody pulls a durable: no pull request waits at the server and nothing was delivered
+/// within [`NOBODY_PULLS_AFTER`] (or ever). Its pending messages then only grow, whatever the
+/// instances' own `/health` says.
+pub fn nobody_pulls(pulls_waiting: usize, since_last_delivery: Option<Duration>) -> bool {
+    pulls_waiting == 0 && since_last_delivery.is_none_or(|d| d >= NOBODY_PULLS_AFTER)
 }
 
 /// One service's database side.
@@ -116,6 +137,11 @@ pub async fn consumer_lags(
             let Some(durable) = c.config.durable_name.clone() else {
                 continue;
             };
+            let since_last_delivery = c.delivered.last_active.map(|at| {
+                (time::OffsetDateTime::now_utc() - at)
+                    .try_into()
+                    .unwrap_or(Duration::ZERO)
+            });
             consumers.push(ConsumerLag {
                 service: durable
                     .split_once("-on-")
@@ -126,6 +152,9 @@ pub async fn consumer_lags(
                 pending: c.num_pending,
                 ack_pending: c.num_ack_pending,
                 redelivered: c.num_redelivered,
+                pulls_waiting: c.num_waiting,
+                last_delivery_secs_ago: since_last_delivery.map(|d| d.as_secs()),
+                nobody_pulls: nobody_pulls(c.num_waiting, since_last_delivery),
             });
         }
     }
@@ -186,6 +215,7 @@ pub fn render(stats: &Stats) -> String {
         "PENDING",
         "ACK PENDING",
         "REDELIVERED",
+        "LAST DELIVERY",
     ]);
     for c in &stats.consumers {
         t.row([
@@ -195,9 +225,22 @@ pub fn render(stats: &Stats) -> String {
             c.pending.to_string(),
             c.ack_pending.to_string(),
             c.redelivered.to_string(),
+            last_delivery(c),
         ]);
     }
     text.push_str(&t.render());
+    for c in stats.consumers.iter().filter(|c| c.nobody_pulls) {
+        text.push_str(&format!(
+            "! nobody pulls {} on {} ({} pending, last delivery {}):\n  every instance of {} \
+             is stopped or stuck (see its /health), or no service reads it any more\n  (a \
+             durable an upgrade left behind: delete it once you know that it is one)\n",
+            c.consumer,
+            c.stream,
+            c.pending,
+            last_delivery(c),
+            c.service,
+        ));
+    }
     text.push_str("\nservices\n");
     let mut t = Table::new([
         "SERVICE",
@@ -241,4 +284,38 @@ pub fn render(stats: &Stats) -> String {
         s.pending_past_deadline
     ));
     text
+}
+
+/// When a durable last had a message delivered, for the table.
+fn last_delivery(c: &ConsumerLag) -> String {
+    match c.last_delivery_secs_ago {
+        None => "never".to_owned(),
+        Some(s) if s < 60 => format!("{s}s ago"),
+        Some(s) if s < 3_600 => format!("{}m ago", s / 60),
+        Some(s) if s < 86_400 => format!("{}h ago", s / 3_600),
+        Some(s) => format!("{}d ago", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_durable_with_a_pull_waiting_is_read_however_long_its_stream_was_quiet() {
+        assert!(!nobody_pulls(1, None));
+        assert!(!nobody_pulls(1, Some(Duration::from_secs(86_400))));
+    }
+
+    #[test]
+    fn a_durable_handling_a_batch_it_just_got_is_read() {
+        assert!(!nobody_pulls(0, Some(Duration::from_secs(3))));
+    }
+
+    #[test]
+    fn a_durable_without_a_pull_or_a_recent_delivery_is_read_by_nobody() {
+        assert!(nobody_pulls(0, None));
+        assert!(nobody_pulls(0, Some(NOBODY_PULLS_AFTER)));
+        assert!(nobody_pulls(0, Some(Duration::from_secs(7_200))));
+    }
 }

@@ -5,7 +5,8 @@ mod common;
 
 use anyhow::Context as _;
 use common::{
-    poison_four_consumers, token_of, ConsoleProcess, Jetsaga, Started, POISONED_SERVICES, VIEWERS,
+    leave_the_durable_an_upgrade_abandons, poison_four_consumers, token_of, ConsoleProcess,
+    Jetsaga, Started, ABANDONED_DURABLE, POISONED_SERVICES, VIEWERS,
 };
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::new_sku;
@@ -753,6 +754,8 @@ async fn health_shows_every_service_and_instance_and_live_sends_the_figures() ->
     let rich = ledger.customer(&api, 10_000).await?;
     ledger.order(&api, &rich, &[(&mug, 1)], None).await?;
     assert_invariants(&api, &ledger, SETTLE).await?;
+    // and the durable an upgrade leaves behind, which no instance pulls
+    leave_the_durable_an_upgrade_abandons(&sys).await?;
     let console = ConsoleProcess::start(&sys).await?;
     let victor = signed_in(&console, VIEWERS[0].1).await?;
 
@@ -776,7 +779,13 @@ async fn health_shows_every_service_and_instance_and_live_sends_the_figures() ->
         assert_eq!(s["parked"], 0, "{s}");
         consumers += s["consumers"].as_array().map(Vec::len).unwrap_or_default();
     }
-    assert_eq!(consumers, 11, "every durable consumer: {health}");
+    assert_eq!(consumers, 12, "every durable consumer: {health}");
+    let abandoned = services
+        .iter()
+        .flat_map(|s| s["consumers"].as_array().into_iter().flatten())
+        .find(|c| c["name"] == ABANDONED_DURABLE)
+        .context("the abandoned durable is listed under payment")?;
+    assert_eq!(abandoned["nobody_pulls"], true, "{abandoned}");
 
     // Live: a `change` event with the figures, without asking again.
     let mut live = victor

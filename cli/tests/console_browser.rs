@@ -12,7 +12,10 @@ mod common;
 
 use anyhow::Context as _;
 use browser::Browser;
-use common::{poison_four_consumers, token_of, ConsoleProcess, Jetsaga, VIEWERS};
+use common::{
+    leave_the_durable_an_upgrade_abandons, poison_four_consumers, token_of, ConsoleProcess,
+    Jetsaga, ABANDONED_DURABLE, VIEWERS,
+};
 use jetsaga_scenarios::checker::assert_invariants;
 use jetsaga_scenarios::ledger::new_sku;
 use jetsaga_scenarios::{Ledger, Svc, System, SystemOptions};
@@ -435,6 +438,8 @@ async fn the_health_page_shows_each_service_with_its_database_nats_and_consumers
     let alice = ledger.customer(&api, 100_000).await?;
     ledger.order(&api, &alice, &[(&mug, 1)], None).await?;
     assert_invariants(&api, &ledger, SETTLE).await?;
+    // and the durable an upgrade leaves behind, which no instance pulls
+    leave_the_durable_an_upgrade_abandons(&sys).await?;
     let console = ConsoleProcess::start(&sys).await?;
     let browser = Browser::start().await?;
 
@@ -461,6 +466,16 @@ async fn the_health_page_shows_each_service_with_its_database_nats_and_consumers
     }
     browser
         .wait_count("[data-testid=health-service]", 5)
+        .await?;
+    // and the abandoned durable is marked as pulled by nobody
+    browser
+        .wait_text(
+            &format!(
+                "[data-testid=health-service][data-service=payment] \
+                 tr[data-consumer={ABANDONED_DURABLE}] [data-testid=health-consumer-read]"
+            ),
+            "nobody pulls",
+        )
         .await?;
     browser
         .screenshot("the_health_page_shows_each_service_with_its_database_nats_and_consumers")

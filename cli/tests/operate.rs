@@ -3,7 +3,9 @@
 mod common;
 
 use anyhow::Context as _;
-use common::{poison_four_consumers, Jetsaga};
+use common::{
+    leave_the_durable_an_upgrade_abandons, poison_four_consumers, Jetsaga, ABANDONED_DURABLE,
+};
 use jetsaga_scenarios::checker::{assert_invariants, wait_quiet};
 use jetsaga_scenarios::inject;
 use jetsaga_scenarios::ledger::new_sku;
@@ -103,6 +105,66 @@ async fn stats_reports_lag_backlog_dead_letters_and_saga_outcomes() -> anyhow::R
     assert_eq!(code, 0);
     assert!(
         text.contains("sagas: 2 confirmed, 1 cancelled (payment_failed 1), 0 pending"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stats_tells_a_durable_nobody_pulls_from_one_that_keeps_up() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    if sys.is_external() {
+        println!("not run against an external deployment: it would leave a durable behind there");
+        return Ok(());
+    }
+    // Given the durable an upgrade leaves behind
+    leave_the_durable_an_upgrade_abandons(&sys).await?;
+    // and a saga that puts a voucher event on its stream
+    let mut ledger = Ledger::default();
+    let sku = new_sku("MUG");
+    ledger.sku(&sys.api, &sku, 1_000, 10).await?;
+    let rich = ledger.customer(&sys.api, 10_000).await?;
+    ledger.order(&sys.api, &rich, &[(&sku, 1)], None).await?;
+    assert_invariants(&sys.api, &ledger, SETTLE).await?;
+
+    // Then stats says nobody pulls it, and says it of no durable a running service reads. (A
+    // running instance's pull is renewed every 2 s; a look in the instant between two is looked
+    // at again.)
+    let last = std::sync::Mutex::new(Value::Null);
+    wait_until(
+        "stats to flag the abandoned durable alone",
+        SETTLE,
+        || async {
+            let Ok(stats) = json(&sys, &["stats"]).await else {
+                return false;
+            };
+            let flagged: Vec<String> = stats["consumers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["nobody_pulls"] == true)
+                .map(|c| c["consumer"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            *last.lock().unwrap() = stats;
+            flagged == [ABANDONED_DURABLE]
+        },
+    )
+    .await
+    .with_context(|| format!("last stats: {}", last.lock().unwrap()))?;
+    let stats = last.into_inner().unwrap();
+    let abandoned = stats["consumers"]
+        .as_array()
+        .context("consumers")?
+        .iter()
+        .find(|c| c["consumer"] == ABANDONED_DURABLE)
+        .context("the abandoned durable is listed")?;
+    assert_eq!(abandoned["pulls_waiting"], 0);
+    assert_eq!(abandoned["last_delivery_secs_ago"], Value::Null);
+    assert!(abandoned["pending"].as_u64() >= Some(1), "{abandoned}");
+    let (code, text) = jetsaga(&sys, &["stats"]).await?;
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("! nobody pulls payment-on-vouchers on VOUCHERS"),
         "{text}"
     );
     Ok(())

@@ -38,6 +38,10 @@ pub struct Consumer {
     /// Delivered, not yet acknowledged.
     pub pending_acks: usize,
     pub redelivered: usize,
+    /// Seconds since its last delivery; `None` if it never had one.
+    pub last_delivery_secs_ago: Option<u64>,
+    /// No instance pulls it ([`stats::nobody_pulls`]): its lag only grows.
+    pub nobody_pulls: bool,
 }
 
 /// One service's health.
@@ -123,6 +127,8 @@ async fn service(
             lag: c.pending,
             pending_acks: c.ack_pending,
             redelivered: c.redelivered,
+            last_delivery_secs_ago: c.last_delivery_secs_ago,
+            nobody_pulls: c.nobody_pulls,
         })
         .collect();
     ServiceHealth {

@@ -130,6 +130,24 @@ impl Jetsaga {
     }
 }
 
+/// The durable an upgrade leaves behind: before points, payment read VoucherReserved as
+/// `payment-on-vouchers`. Nobody pulls it now; its pending only grows.
+pub const ABANDONED_DURABLE: &str = "payment-on-vouchers";
+
+/// Creates [`ABANDONED_DURABLE`] on VOUCHERS, as the release before points did.
+pub async fn leave_the_durable_an_upgrade_abandons(sys: &System) -> anyhow::Result<()> {
+    let js = jetsaga_scenarios::inject::jetstream(sys.nats_url()).await?;
+    js.get_stream("VOUCHERS")
+        .await?
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(ABANDONED_DURABLE.into()),
+            filter_subject: "vouchers.>".into(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
+
 /// The services that read OrderCancelled and so dead-letter a poisoned one.
 pub const POISONED_SERVICES: [&str; 4] = ["voucher", "points", "payment", "stock"];
 

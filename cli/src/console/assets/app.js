@@ -1259,8 +1259,8 @@
           ? h(
               'table',
               { testid: 'health-consumers' },
-              h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Consumer'), h('th', { scope: 'col', class: 'num' }, 'Lag'), h('th', { scope: 'col', class: 'num' }, 'Pending acks'))),
-              h('tbody', null, consumers.map((c) => h('tr', null, h('td', { class: 'mono' }, c.name), h('td', { class: 'num' }, String(c.lag)), h('td', { class: 'num' }, String(c.pending_acks)))))
+              h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Consumer'), h('th', { scope: 'col', class: 'num' }, 'Lag'), h('th', { scope: 'col', class: 'num' }, 'Pending acks'), h('th', { scope: 'col' }, 'Read'))),
+              h('tbody', null, consumers.map((c) => h('tr', { 'data-consumer': c.name }, h('td', { class: 'mono' }, c.name), h('td', { class: 'num' }, String(c.lag)), h('td', { class: 'num' }, String(c.pending_acks)), h('td', { testid: 'health-consumer-read' }, c.nobody_pulls ? badge('nobody pulls', 'bad') : h('span', { class: 'muted' }, 'pulled')))))
             )
           : null
       );
