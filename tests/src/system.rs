@@ -251,7 +251,9 @@ pub struct System {
     /// One database per service, in [`Svc::ALL`] order; dropped after the processes.
     dbs: Vec<TestDb>,
     options: SystemOptions,
-    dir: PathBuf,
+    /// The folder of the processes' logs, which this system made and removes when dropped. None
+    /// against a running deployment: there it owns no folder, and must remove none.
+    dir: Option<PathBuf>,
 }
 
 /// How many times an instance is moved to a new port when another process took its own.
@@ -362,7 +364,7 @@ impl System {
                 procs: Vec::new(),
                 dbs: Vec::new(),
                 options,
-                dir: std::env::temp_dir(),
+                dir: None,
             });
         }
         anyhow::ensure!(
@@ -438,7 +440,7 @@ impl System {
             procs,
             dbs,
             options,
-            dir,
+            dir: Some(dir),
         };
         for i in 0..system.procs.len() {
             system.spawn_proc(i)?;
@@ -836,6 +838,8 @@ impl Drop for System {
         }
         // Databases drop after their processes are gone; the store dir of NATS goes with it.
         self.dbs.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
