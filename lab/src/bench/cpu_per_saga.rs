@@ -14,6 +14,17 @@ pub const LOAD_DRIVERS: [&str; 2] = [super::sample::OWN_PROCESS, "peer-drive"];
 /// The row of every process counted, added up.
 pub const TOTAL: &str = "cpu ms, every process of the system";
 
+/// Whether the processes sampled are all of the system's. Against a deployment the bench sees
+/// only what it can name on this machine (PostgreSQL's processes), not the services, and a total
+/// of those would read as the whole system's cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampled {
+    /// Every process of the system: the rows and their total.
+    Whole,
+    /// Some of them: the rows, and no total.
+    Part,
+}
+
 /// A process's row.
 fn row(process: &str) -> String {
     format!("cpu ms {process}")
@@ -28,15 +39,16 @@ pub fn from_shares(shares: &BTreeMap<String, f64>, sagas_per_sec: f64) -> Values
     let ms = shares
         .iter()
         .map(|(p, share)| (p.as_str(), share * 1000.0 / sagas_per_sec));
-    per_saga(ms, &LOAD_DRIVERS)
+    per_saga(ms, &LOAD_DRIVERS, Sampled::Whole)
 }
 
 /// CPU per saga over `phases`, each with its CPU in percent of one core: the CPU time they used
-/// divided by the sagas they ended, without the processes in `leave_out`. Empty when they ended
-/// none.
+/// divided by the sagas they ended, without the processes in `leave_out`, and their total when
+/// they are the whole system. Empty when they ended none.
 pub fn from_phases<'a>(
     phases: impl IntoIterator<Item = &'a Phase> + Clone,
     leave_out: &[&str],
+    sampled: Sampled,
 ) -> Values {
     let ended: usize = phases.clone().into_iter().map(|p| p.completed).sum();
     if ended == 0 {
@@ -49,12 +61,16 @@ pub fn from_phases<'a>(
         }
     }
     let ms = cpu_ms.into_iter().map(|(p, ms)| (p, ms / ended as f64));
-    per_saga(ms, leave_out)
+    per_saga(ms, leave_out, sampled)
 }
 
-/// Each process's row but `leave_out`'s, and their total, rounded to two decimals like the other
-/// costs.
-fn per_saga<'a>(ms: impl Iterator<Item = (&'a str, f64)>, leave_out: &[&str]) -> Values {
+/// Each process's row but `leave_out`'s, and their total if `sampled` is the whole system,
+/// rounded to two decimals like the other costs.
+fn per_saga<'a>(
+    ms: impl Iterator<Item = (&'a str, f64)>,
+    leave_out: &[&str],
+    sampled: Sampled,
+) -> Values {
     let round = |v: f64| (v * 100.0).round() / 100.0;
     let mut out = Values::new();
     let mut total = 0.0;
@@ -62,7 +78,7 @@ fn per_saga<'a>(ms: impl Iterator<Item = (&'a str, f64)>, leave_out: &[&str]) ->
         total += each;
         out.insert(row(process), round(each));
     }
-    if !out.is_empty() {
+    if !out.is_empty() && sampled == Sampled::Whole {
         out.insert(TOTAL.to_owned(), round(total));
     }
     out
@@ -115,10 +131,18 @@ mod tests {
             phase(100, 1.0, &[("nats-server", 100.0), ("jetsaga bench", 5.0)]),
             phase(100, 3.0, &[("nats-server", 50.0), ("jetsaga bench", 5.0)]),
         ];
-        let cpu = from_phases(&phases, &LOAD_DRIVERS);
+        let cpu = from_phases(&phases, &LOAD_DRIVERS, Sampled::Whole);
         assert_eq!(cpu["cpu ms nats-server"], 12.5);
         assert_eq!(cpu[TOTAL], 12.5);
-        assert_eq!(from_phases(&phases, &[])[TOTAL], 12.5 + 1.0);
-        assert!(from_phases(&[phase(0, 1.0, &[("x", 1.0)])], &[]).is_empty());
+        assert_eq!(from_phases(&phases, &[], Sampled::Whole)[TOTAL], 12.5 + 1.0);
+        assert!(from_phases(&[phase(0, 1.0, &[("x", 1.0)])], &[], Sampled::Whole).is_empty());
+    }
+
+    #[test]
+    fn a_deployment_whose_services_the_bench_cannot_see_gets_no_total() {
+        let phases = [phase(100, 1.0, &[("postgres (all)", 100.0)])];
+        let cpu = from_phases(&phases, &LOAD_DRIVERS, Sampled::Part);
+        assert_eq!(cpu["cpu ms postgres (all)"], 10.0);
+        assert!(!cpu.contains_key(TOTAL), "{cpu:?}");
     }
 }

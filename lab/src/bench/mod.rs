@@ -283,6 +283,11 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
     let sys = System::start(options)
         .await
         .context("starting the system")?;
+    let sampled = if sys.is_external() {
+        cpu_per_saga::Sampled::Part
+    } else {
+        cpu_per_saga::Sampled::Whole
+    };
     let targets = crate::targets_of(&sys);
     let js = targets.nats().await?;
     let mut pools = Vec::new();
@@ -506,9 +511,16 @@ pub async fn run(args: BenchArgs, _targets: &Targets, json: bool) -> Outcome {
         &run.phases,
         "max ",
         &cpu_per_saga::LOAD_DRIVERS,
+        sampled,
     );
     // The null saga's participants run inside the bench's own process: there it is the system.
-    let null_per_saga = with_cpu(null_cost.per_saga(), &run.phases, "null ", &[]);
+    let null_per_saga = with_cpu(
+        null_cost.per_saga(),
+        &run.phases,
+        "null ",
+        &[],
+        cpu_per_saga::Sampled::Whole,
+    );
     let mut report = BenchReport {
         mode,
         postgres_synchronous_commit: synchronous_commit,
@@ -612,12 +624,13 @@ fn with_cpu(
     phases: &[Phase],
     prefix: &str,
     leave_out: &[&str],
+    sampled: cpu_per_saga::Sampled,
 ) -> cost::PerSaga {
     let rounds = phases.iter().filter(|p| p.name.starts_with(prefix));
     cost::PerSaga(
         cost.0
             .into_iter()
-            .chain(cpu_per_saga::from_phases(rounds, leave_out))
+            .chain(cpu_per_saga::from_phases(rounds, leave_out, sampled))
             .collect(),
     )
 }
