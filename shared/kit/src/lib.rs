@@ -27,6 +27,8 @@
 //! - [`replay`]: a service's state rebuilt from the streams: dead letters, its own facts, then the
 //!   inputs it never decided.
 //! - [`verify`]: the rebuilt state compared with the live one, row by row.
+//! - [`retention`]: published outbox rows and inbox rows trimmed once their streams no longer
+//!   hold their messages.
 //! - [`stream_audit`]: published outbox rows looked for in their streams; what a stream lost is
 //!   published again under the same ids.
 //! - [`trace`]: one saga read back from every stream, in time order.
@@ -61,6 +63,7 @@ pub mod provision;
 pub mod relay;
 pub mod repair;
 pub mod replay;
+pub mod retention;
 pub mod routes;
 pub mod stream_audit;
 pub mod trace;

@@ -534,7 +534,8 @@ pub async fn ensure_stream_as(
     }
 }
 
-fn is_stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
+/// The server answered that the stream does not exist.
+pub(crate) fn is_stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
     matches!(
         e.kind(),
         GetStreamErrorKind::JetStream(js) if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND

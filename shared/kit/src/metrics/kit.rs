@@ -2,7 +2,7 @@
 //! registered once per [`super::Metrics`]. Counters are registered without their `_total`, which
 //! the encoder adds.
 
-use super::labels::{ConsumerLabel, ConsumerName, DeadLetterLabels, HandlerLabels};
+use super::labels::{ConsumerLabel, ConsumerName, DeadLetterLabels, HandlerLabels, TableLabel};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -48,6 +48,7 @@ pub struct KitMetrics {
     pub outbox_parked: Gauge,
     pub outbox_oldest_age_seconds: Gauge<f64, AtomicU64>,
     pub dead_letters_open: Gauge,
+    pub rows_trimmed: Family<TableLabel, Counter>,
     pub consumer_pending: Family<ConsumerName, Gauge>,
     pub database_up: Gauge,
     pub nats_up: Gauge,
@@ -79,6 +80,7 @@ impl KitMetrics {
             outbox_parked: Gauge::default(),
             outbox_oldest_age_seconds: Gauge::default(),
             dead_letters_open: Gauge::default(),
+            rows_trimmed: Family::default(),
             consumer_pending: Family::default(),
             database_up: Gauge::default(),
             nats_up: Gauge::default(),
@@ -195,6 +197,11 @@ impl KitMetrics {
             m.dead_letters_open.clone(),
         );
         r.register(
+            "jetsaga_rows_trimmed",
+            "Kit rows deleted once their streams no longer hold their messages, by table",
+            m.rows_trimmed.clone(),
+        );
+        r.register(
             "jetsaga_consumer_pending",
             "Messages a durable consumer has not yet been delivered (its lag)",
             m.consumer_pending.clone(),
@@ -217,6 +224,15 @@ impl KitMetrics {
         self.handler_duration
             .get_or_create(&HandlerLabels { consumer, outcome })
             .observe(seconds);
+    }
+
+    /// Counts what one trim of the kit's tables deleted.
+    pub fn trimmed(&self, trimmed: &crate::retention::Trimmed) {
+        for (table, rows) in [("kit_outbox", trimmed.outbox), ("kit_inbox", trimmed.inbox)] {
+            self.rows_trimmed
+                .get_or_create(&TableLabel { table })
+                .inc_by(rows);
+        }
     }
 
     /// Adds one to a per-consumer counter.

@@ -30,6 +30,12 @@ pub struct DeadLetterLabels {
     pub kind: &'static str,
 }
 
+/// `table`: a kit table (`kit_outbox`, `kit_inbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TableLabel {
+    pub table: &'static str,
+}
+
 /// `outcome` alone: the services' business counters (`jetsaga_vouchers_total{outcome=..}` ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct OutcomeLabel {
