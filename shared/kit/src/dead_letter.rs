@@ -398,6 +398,23 @@ pub enum DeadLetterError {
         #[source]
         source: sqlx::Error,
     },
+    #[error(
+        "dead letter {id}: its message was written {age_days} days ago and {stream} keeps events \
+         for {kept_days} days; the consumers that applied it may have trimmed their record of it, so a \
+         requeue could apply it twice: discard it and correct what it missed by hand"
+    )]
+    TooOld {
+        id: i64,
+        stream: String,
+        age_days: i64,
+        kept_days: u64,
+    },
+    #[error("dead letter {id}: {source}")]
+    Retention {
+        id: i64,
+        #[source]
+        source: crate::retention::RetentionError,
+    },
     #[error("dead letter {id}: publishing to {subject} failed: {source}")]
     Publish {
         id: i64,
@@ -429,6 +446,9 @@ impl<'a> Decided<'a> {
 /// Publishes a dead letter's original message again, under a new `Nats-Msg-Id` (its `ce-id` stays,
 /// so consumers that already applied it dedupe it), marks it requeued and records who did it.
 /// Returns the new `Nats-Msg-Id`. If it fails again, it comes back as a new dead letter.
+///
+/// A message older than its stream keeps events is refused ([`DeadLetterError::TooOld`]): the
+/// consumers that applied it may have trimmed their inbox rows of it ([`crate::retention`]).
 pub async fn requeue(
     pool: &PgPool,
     js: &jetstream::Context,
@@ -439,6 +459,7 @@ pub async fn requeue(
     let db = |source| DeadLetterError::Database { id, source };
     let mut tx = pool.begin().await.map_err(db)?;
     let dl = lock_open(&mut tx, id).await?;
+    refuse_if_forgotten(js, &dl).await?;
     let msg_id = format!("requeue-{id}-{}", Uuid::new_v4());
     let publish = jetstream::message::PublishMessage::build()
         .payload(Bytes::from(dl.payload.clone()))
@@ -459,6 +480,40 @@ pub async fn requeue(
         .map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(msg_id)
+}
+
+/// When the dead letter's message was written: its `ce-time`, or, for a message without one, when
+/// it failed (a message is written before it fails).
+fn written_at(dl: &DeadLetter) -> OffsetDateTime {
+    dl.headers
+        .get(crate::envelope::CE_TIME)
+        .and_then(|t| t.as_str())
+        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .map_or(dl.failed_at, |t| t.min(dl.failed_at))
+}
+
+async fn refuse_if_forgotten(
+    js: &jetstream::Context,
+    dl: &DeadLetter,
+) -> Result<(), DeadLetterError> {
+    let id = dl.id;
+    let ages = crate::retention::stream_max_ages(js, &[dl.stream.as_str()])
+        .await
+        .map_err(|source| DeadLetterError::Retention { id, source })?;
+    let Some(&max_age) = ages.first() else {
+        return Ok(());
+    };
+    let written = written_at(dl);
+    let now = OffsetDateTime::now_utc();
+    if crate::retention::requeue_refused(written, now, max_age) {
+        return Err(DeadLetterError::TooOld {
+            id,
+            stream: dl.stream.clone(),
+            age_days: (now - written).whole_days(),
+            kept_days: max_age.as_secs() / 86_400,
+        });
+    }
+    Ok(())
 }
 
 /// Marks a dead letter discarded and records who did it.

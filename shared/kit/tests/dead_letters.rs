@@ -99,3 +99,61 @@ async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Resu
     ));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_dead_letter_older_than_its_stream_keeps_events_is_not_requeued() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.commit_event(&order_created("POISON")).await?;
+    h.relay_until_empty(&h.relay()).await?;
+    let (shutdown, task) = spawn_consumer(&h, Arc::new(Participant::default()));
+    wait_until("the dead letter", Duration::from_secs(20), || async {
+        h.dead_letters()
+            .await
+            .map(|d| d.len() == 1)
+            .unwrap_or(false)
+    })
+    .await?;
+    shutdown.cancel();
+    task.await?;
+    let id = dead_letter::list(h.db.pool(), &Filter::default()).await?[0].id;
+    // Its message was written 40 days ago; it failed (again, after a requeue) only yesterday. The
+    // consumers that applied it may have trimmed their inbox rows of it after 31 days.
+    sqlx::query(
+        "UPDATE kit_dead_letters SET failed_at = now() - interval '1 day',
+             headers = jsonb_set(headers, '{ce-time}',
+                 to_jsonb(to_char((now() - interval '40 days') AT TIME ZONE 'UTC',
+                                  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')))
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(h.db.pool())
+    .await?;
+    let before = h.stream_messages("ORDERS").await?.len();
+
+    let refused = dead_letter::requeue(
+        h.db.pool(),
+        &h.js,
+        "voucher",
+        id,
+        dead_letter::Decided::by("alice"),
+    )
+    .await;
+    let Err(e @ DeadLetterError::TooOld { .. }) = refused else {
+        panic!("an old dead letter was requeued: {refused:?}");
+    };
+    let said = e.to_string();
+    assert!(
+        said.contains(&format!("dead letter {id}"))
+            && said.contains("40 days ago")
+            && said.contains("ORDERS keeps events for 30 days"),
+        "{said}"
+    );
+    assert_eq!(
+        h.stream_messages("ORDERS").await?.len(),
+        before,
+        "nothing published"
+    );
+    let kept = dead_letter::get(h.db.pool(), id).await?.expect("exists");
+    assert_eq!(kept.status, "open", "it stays for the operator to discard");
+    Ok(())
+}
