@@ -17,6 +17,7 @@
 //! - [`binary`]: a service binary's whole `main` ([`service_main!`]).
 //! - [`signal`]: graceful shutdown on Ctrl-C or SIGTERM.
 //! - [`telemetry`]: logging set-up for binaries, and trace export over OTLP when configured.
+//! - [`trim`]: the kit's tables trimmed of rows the streams no longer need, every day.
 //! - [`http_trace`]: one span per API request, continuing an incoming `traceparent`.
 
 pub mod api_error;
@@ -31,6 +32,7 @@ pub mod service;
 pub mod settings;
 pub mod signal;
 pub mod telemetry;
+pub mod trim;
 
 pub use api_error::ApiError;
 pub use json::Json;

@@ -4,6 +4,8 @@
 //! migrations, connects to NATS (refusing servers older than 2.10), provisions the streams and starts
 //! the relay. The service then adds its consumers and background tasks and calls [`Service::serve`].
 //!
+//! While it serves, the kit's tables are trimmed in the background ([`crate::trim`]).
+//!
 //! Shutdown: stop accepting HTTP, stop pulling and finish the messages in flight, stop background
 //! tasks, and only then flush the relay, so the events of the last transactions go out too.
 
@@ -119,6 +121,9 @@ pub struct Service {
     /// Connections the consumers keep between their transactions.
     kept: Kept,
     streams: StreamSettings,
+    /// The streams this service writes and reads: how long they keep events is how long the kit
+    /// keeps its rows.
+    touched: Vec<&'static str>,
 }
 
 /// How many of the pool's `db_max_connections` the consumers keep between their transactions: a
@@ -265,6 +270,7 @@ impl Service {
             relay_wake,
             kept,
             streams,
+            touched: vec![producer.stream()],
         })
     }
 
@@ -282,6 +288,9 @@ impl Service {
         let config = self.rt.consumer_config(durable, filter_subjects);
         let input = <H::Input as jetsaga_contracts::EventSet>::PRODUCER;
         self.rt.scrape.add_consumer(input.stream(), durable);
+        if !self.touched.contains(&input.stream()) {
+            self.touched.push(input.stream());
+        }
         // Not ready until the runner pulls: /health must not answer 200 before the input stream
         // and the durable exist (a test that waited for /health then published onto a stream the
         // spawned task had not created yet).
@@ -342,6 +351,10 @@ impl Service {
         api: Router,
     ) -> Result<(), ServiceError> {
         let service = self.rt.service;
+        if let Some(every) = self.rt.settings.trim_every {
+            let streams = std::mem::take(&mut self.touched);
+            self.spawn_task(move |rt, shutdown| crate::trim::run(rt, streams, every, shutdown));
+        }
         let router = api
             .layer(axum::middleware::from_fn(crate::http_trace::trace_request))
             .merge(ops::routes(self.rt.clone()))

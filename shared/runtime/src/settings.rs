@@ -77,6 +77,11 @@ pub struct SettingsArgs {
     /// PostgreSQL, releasing its locks (a paused or hung instance).
     #[arg(long, env = "IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 30000)]
     pub idle_in_transaction_timeout_ms: u64,
+    /// Seconds between two trims of the kit's tables: published outbox rows and inbox rows older
+    /// than the streams keep events, plus a day, are deleted (`saga_kit::retention`). The first
+    /// trim runs ten minutes after start (or after this, if shorter). 0: never trim.
+    #[arg(long, env = "TRIM_EVERY_SECS", default_value_t = 86_400)]
+    pub trim_every_secs: u64,
     /// The operators who may use the admin routes, as `name=token` pairs separated by commas
     /// (tokens of at least 16 characters). An admin request carries `Authorization: Bearer
     /// <token>`, and the name is recorded as the `actor` of the change's event.
@@ -111,6 +116,8 @@ pub struct Settings {
     pub max_failures: i64,
     pub lock_timeout: Duration,
     pub idle_in_transaction_timeout: Duration,
+    /// How often the kit's tables are trimmed; `None`: never.
+    pub trim_every: Option<Duration>,
     /// Who may use the admin routes.
     pub admin: AdminAccess,
 }
@@ -138,6 +145,7 @@ impl std::fmt::Debug for Settings {
                 "idle_in_transaction_timeout",
                 &self.idle_in_transaction_timeout,
             )
+            .field("trim_every", &self.trim_every)
             .field("admin", &self.admin)
             .finish()
     }
@@ -174,6 +182,7 @@ impl SettingsArgs {
             max_failures: self.max_failures,
             lock_timeout: Duration::from_millis(self.lock_timeout_ms),
             idle_in_transaction_timeout: Duration::from_millis(self.idle_in_transaction_timeout_ms),
+            trim_every: Some(Duration::from_secs(self.trim_every_secs)).filter(|d| !d.is_zero()),
             admin: match (self.admin_tokens, self.insecure_admin) {
                 (Some(text), _) => match text.parse::<Operators>() {
                     Ok(operators) => AdminAccess::Operators(operators),
@@ -205,6 +214,7 @@ impl Settings {
             max_failures: 5,
             lock_timeout_ms: 500,
             idle_in_transaction_timeout_ms: 30000,
+            trim_every_secs: 86_400,
             admin_tokens: None,
             insecure_admin: false,
         }
@@ -239,6 +249,27 @@ mod tests {
     fn a_service_runs_on_one_runtime_thread_unless_told_otherwise() {
         assert_eq!(runtime_workers(&[]).unwrap(), 1);
         assert_eq!(runtime_workers(&["--worker-threads", "3"]).unwrap(), 3);
+    }
+
+    fn trim_every(args: &[&str]) -> Option<Duration> {
+        let cli = Cli::try_parse_from(std::iter::once("service").chain(args.iter().copied()))
+            .expect("the arguments parse");
+        cli.settings
+            .resolve(Defaults {
+                http_addr: "127.0.0.1:8080",
+                database: "jetsaga_order",
+            })
+            .trim_every
+    }
+
+    #[test]
+    fn the_kit_tables_are_trimmed_daily_unless_told_otherwise_or_never() {
+        assert_eq!(trim_every(&[]), Some(Duration::from_secs(86_400)));
+        assert_eq!(
+            trim_every(&["--trim-every-secs", "3600"]),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(trim_every(&["--trim-every-secs", "0"]), None);
     }
 
     #[test]

@@ -33,6 +33,20 @@ impl TestService {
             .map(Self)
     }
 
+    /// [`TestService::start`] with the kit's tables trimmed every `every`.
+    pub async fn start_trimming_every(every: std::time::Duration) -> anyhow::Result<Self> {
+        ServiceUnderTest::start(
+            "voucher",
+            voucher_service::DEFAULTS,
+            move |mut settings, listener, shutdown| {
+                settings.trim_every = Some(every);
+                voucher_service::run(settings, listener, shutdown)
+            },
+        )
+        .await
+        .map(Self)
+    }
+
     /// Stops the service and waits until it has shut down cleanly.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.0.stop().await

@@ -1,0 +1,65 @@
+//! A running service trims the kit's tables in the background: the rows of messages its streams no
+//! longer hold go, the others stay, and `/metrics` counts what went.
+
+mod common;
+
+use common::{order_created, TestService};
+use jetsaga_contracts::CustomerId;
+use jetsaga_testkit::wait_until;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_running_service_trims_the_rows_its_streams_no_longer_need() -> anyhow::Result<()> {
+    let svc = TestService::start_trimming_every(Duration::from_millis(200)).await?;
+    let customer = CustomerId::new_random();
+    svc.deliver(order_created(customer, None, 100)).await?;
+    svc.deliver(order_created(customer, None, 200)).await?;
+    wait_until(
+        "both reservations published",
+        Duration::from_secs(20),
+        || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM kit_outbox WHERE published_at IS NOT NULL",
+            )
+            .fetch_one(svc.db.pool())
+            .await
+            .is_ok_and(|n| n == 2)
+        },
+    )
+    .await?;
+    // Trims ran meanwhile, and found nothing old enough: every message is in its stream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(svc.count("kit_inbox").await?, 2);
+    assert_eq!(svc.count("kit_outbox").await?, 2);
+
+    // The first order's rows, as if written 40 days ago: the streams keep events 30.
+    sqlx::query(
+        "UPDATE kit_inbox SET received_at = now() - interval '40 days'
+         WHERE event_id = (SELECT event_id FROM kit_inbox ORDER BY received_at LIMIT 1)",
+    )
+    .execute(svc.db.pool())
+    .await?;
+    sqlx::query(
+        "UPDATE kit_outbox SET created_at = now() - interval '40 days',
+             published_at = now() - interval '40 days'
+         WHERE id = (SELECT min(id) FROM kit_outbox)",
+    )
+    .execute(svc.db.pool())
+    .await?;
+    wait_until("the old rows trimmed", Duration::from_secs(20), || async {
+        matches!(
+            (svc.count("kit_inbox").await, svc.count("kit_outbox").await),
+            (Ok(1), Ok(1))
+        )
+    })
+    .await?;
+    for table in ["kit_inbox", "kit_outbox"] {
+        assert_eq!(
+            svc.metric(&format!("jetsaga_rows_trimmed_total{{table=\"{table}\"}}"))
+                .await?,
+            1,
+            "{table}"
+        );
+    }
+    svc.stop().await
+}
