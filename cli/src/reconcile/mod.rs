@@ -100,8 +100,8 @@ pub struct ReconcileArgs {
     #[arg(long, value_enum, requires = "streams")]
     pub service: Option<ServiceName>,
     /// With --streams: the rows published this long ago or later are checked (90s, 15m, 2h, 1d).
-    /// Published outbox rows are kept for ever; a window beyond a stream's retention (30 days by
-    /// default) is cut to it, since older events expire by design.
+    /// Published outbox rows are kept a day longer than their stream keeps events; a window beyond
+    /// a stream's retention (30 days by default) is cut to it, since older events expire by design.
     #[arg(
         long,
         value_name = "AGE",
