@@ -4,8 +4,6 @@ mod common;
 
 use common::{PaymentService, CREDITED};
 use jetsaga_contracts::CustomerId;
-use jetsaga_servicetest::WAIT;
-use jetsaga_testkit::wait_until;
 
 #[tokio::test]
 async fn credit_raises_the_balance_and_is_announced() -> anyhow::Result<()> {
@@ -60,15 +58,7 @@ async fn credit_raises_the_balance_and_is_announced() -> anyhow::Result<()> {
         assert!(ids.contains(&id), "{id} not in the ledger");
     }
     // The relay publishes both to the PAYMENTS stream.
-    wait_until("both credits to be published", WAIT, || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM kit_outbox WHERE published_at IS NOT NULL",
-        )
-        .fetch_one(svc.db.pool())
-        .await
-        .is_ok_and(|n| n == 2)
-    })
-    .await?;
+    svc.wait_published(2).await?;
     svc.stop().await
 }
 

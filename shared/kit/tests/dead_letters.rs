@@ -8,13 +8,14 @@ use jetsaga_testkit::wait_until;
 use saga_kit::dead_letter::{self, DeadLetterError, Filter};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-#[tokio::test]
-async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Result<()> {
-    let h = Harness::start().await?;
+/// A poison order published and dead-lettered by the stand-in consumer, which keeps running.
+async fn poison_dead_lettered(h: &Harness) -> anyhow::Result<(CancellationToken, JoinHandle<()>)> {
     h.commit_event(&order_created("POISON")).await?;
     h.relay_until_empty(&h.relay()).await?;
-    let (shutdown, task) = spawn_consumer(&h, Arc::new(Participant::default()));
+    let running = spawn_consumer(h, Arc::new(Participant::default()));
     wait_until("the first dead letter", Duration::from_secs(20), || async {
         h.dead_letters()
             .await
@@ -22,6 +23,13 @@ async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Resu
             .unwrap_or(false)
     })
     .await?;
+    Ok(running)
+}
+
+#[tokio::test]
+async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (shutdown, task) = poison_dead_lettered(&h).await?;
     let first = dead_letter::list(h.db.pool(), &Filter::default()).await?;
     let id = first[0].id;
     let msg_id = dead_letter::requeue(
@@ -103,16 +111,7 @@ async fn requeued_dead_letter_that_fails_again_comes_back_once() -> anyhow::Resu
 #[tokio::test]
 async fn a_dead_letter_older_than_its_stream_keeps_events_is_not_requeued() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    h.commit_event(&order_created("POISON")).await?;
-    h.relay_until_empty(&h.relay()).await?;
-    let (shutdown, task) = spawn_consumer(&h, Arc::new(Participant::default()));
-    wait_until("the dead letter", Duration::from_secs(20), || async {
-        h.dead_letters()
-            .await
-            .map(|d| d.len() == 1)
-            .unwrap_or(false)
-    })
-    .await?;
+    let (shutdown, task) = poison_dead_lettered(&h).await?;
     shutdown.cancel();
     task.await?;
     let id = dead_letter::list(h.db.pool(), &Filter::default()).await?[0].id;

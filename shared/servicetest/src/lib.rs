@@ -315,6 +315,19 @@ impl ServiceUnderTest {
         .await
     }
 
+    /// Waits until the relay has published `n` of the service's outbox rows.
+    pub async fn wait_published(&self, n: i64) -> anyhow::Result<()> {
+        wait_until(&format!("{n} outbox rows published"), WAIT, || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM kit_outbox WHERE published_at IS NOT NULL",
+            )
+            .fetch_one(self.db.pool())
+            .await
+            .is_ok_and(|published| published >= n)
+        })
+        .await
+    }
+
     /// Waits until `consumer` has finished `n` messages (applied or duplicates).
     pub async fn wait_finished(&self, consumer: &str, n: u64) -> anyhow::Result<()> {
         wait_until(
