@@ -59,6 +59,11 @@ pub struct ServiceStats {
     /// Rows that can never be published as they are (`jetsaga dlq parked`).
     pub outbox_parked: i64,
     pub dead_letters_open: i64,
+    /// The service's whole database on disk.
+    pub database_bytes: i64,
+    /// `kit_outbox` and `kit_inbox` with their indexes: what the trim keeps to the streams'
+    /// retention plus a day.
+    pub outbox_inbox_bytes: i64,
 }
 
 /// Orders by outcome.
@@ -173,12 +178,21 @@ pub async fn service_stats(
     let dead_letters_open = saga_kit::dead_letter::open_count(pool)
         .await
         .with_context(|| format!("reading the dead letters of {producer}"))?;
+    let (database_bytes, outbox_inbox_bytes): (i64, i64) = sqlx::query_as(
+        "SELECT pg_database_size(current_database()),
+                pg_total_relation_size('kit_outbox') + pg_total_relation_size('kit_inbox')",
+    )
+    .fetch_one(pool)
+    .await
+    .with_context(|| format!("reading the size of the {producer} database"))?;
     Ok(ServiceStats {
         service: producer.service(),
         outbox_backlog: outbox.backlog,
         outbox_retrying: outbox.retrying,
         outbox_parked: outbox.parked,
         dead_letters_open,
+        database_bytes,
+        outbox_inbox_bytes,
     })
 }
 
@@ -248,6 +262,8 @@ pub fn render(stats: &Stats) -> String {
         "RETRYING",
         "PARKED",
         "OPEN DEAD LETTERS",
+        "DATABASE",
+        "OUTBOX+INBOX",
     ]);
     for s in &stats.services {
         t.row([
@@ -256,6 +272,8 @@ pub fn render(stats: &Stats) -> String {
             s.outbox_retrying.to_string(),
             s.outbox_parked.to_string(),
             s.dead_letters_open.to_string(),
+            size(s.database_bytes),
+            size(s.outbox_inbox_bytes),
         ]);
     }
     text.push_str(&t.render());
@@ -286,6 +304,22 @@ pub fn render(stats: &Stats) -> String {
     text
 }
 
+/// A size on disk, for the table: `512 B`, `8.1 MB`, `15.0 GB`.
+fn size(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes.max(0) as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// When a durable last had a message delivered, for the table.
 fn last_delivery(c: &ConsumerLag) -> String {
     match c.last_delivery_secs_ago {
@@ -300,6 +334,14 @@ fn last_delivery(c: &ConsumerLag) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_shown_in_the_largest_unit_under_1024() {
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(8_493_465), "8.1 MB");
+        assert_eq!(size(16_106_127_360), "15.0 GB");
+        assert_eq!(size(1024), "1.0 kB");
+    }
 
     #[test]
     fn a_durable_with_a_pull_waiting_is_read_however_long_its_stream_was_quiet() {

@@ -101,8 +101,17 @@ async fn stats_reports_lag_backlog_dead_letters_and_saga_outcomes() -> anyhow::R
     assert!(services
         .iter()
         .all(|s| s["outbox_backlog"] == 0 && s["dead_letters_open"] == 0));
+    // What each database holds on disk, and how much of it the trim keeps in bounds.
+    for s in services {
+        let (database, kit) = (&s["database_bytes"], &s["outbox_inbox_bytes"]);
+        assert!(
+            kit.as_i64().is_some_and(|k| k > 0) && database.as_i64() > kit.as_i64(),
+            "{s}"
+        );
+    }
     let (code, text) = jetsaga(&sys, &["stats"]).await?;
     assert_eq!(code, 0);
+    assert!(text.contains("DATABASE  OUTBOX+INBOX"), "{text}");
     assert!(
         text.contains("sagas: 2 confirmed, 1 cancelled (payment_failed 1), 0 pending"),
         "{text}"
