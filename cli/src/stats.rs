@@ -42,6 +42,14 @@ pub struct ConsumerLag {
 /// renewed at once, and one handling a batch got that batch moments ago.
 pub const NOBODY_PULLS_AFTER: Duration = Duration::from_secs(60);
 
+/// A durable that looks read by nobody is looked at again this often, [`LOOKS`] times in all:
+/// a look can fall between a pull request's expiry and its renewal (one in sixteen did, on a
+/// busy `jetsaga dev`), and the looks together span more than one request's 2 s.
+pub const LOOK_AGAIN_AFTER: Duration = Duration::from_millis(1250);
+
+/// How many looks find no pull waiting before a durable is reported as read by nobody.
+pub const LOOKS: usize = 3;
+
 /// Whether nobody pulls a durable: no pull request waits at the server and nothing was delivered
 /// within [`NOBODY_PULLS_AFTER`] (or ever). Its pending messages then only grow, whatever the
 /// instances' own `/health` says.
@@ -142,11 +150,7 @@ pub async fn consumer_lags(
             let Some(durable) = c.config.durable_name.clone() else {
                 continue;
             };
-            let since_last_delivery = c.delivered.last_active.map(|at| {
-                (time::OffsetDateTime::now_utc() - at)
-                    .try_into()
-                    .unwrap_or(Duration::ZERO)
-            });
+            let since_last_delivery = since(c.delivered.last_active);
             consumers.push(ConsumerLag {
                 service: durable
                     .split_once("-on-")
@@ -163,8 +167,49 @@ pub async fn consumer_lags(
             });
         }
     }
+    look_again_at_those_nobody_pulls(js, &mut consumers).await?;
     consumers.sort_by(|a, b| (&a.service, &a.consumer).cmp(&(&b.service, &b.consumer)));
     Ok((consumers, streams))
+}
+
+/// Looks again at each durable that looked read by nobody, until a look finds a pull waiting or
+/// a recent delivery (it is read) or [`LOOKS`] looks found neither (nobody reads it).
+async fn look_again_at_those_nobody_pulls(
+    js: &async_nats::jetstream::Context,
+    consumers: &mut [ConsumerLag],
+) -> anyhow::Result<()> {
+    for _ in 1..LOOKS {
+        if !consumers.iter().any(|c| c.nobody_pulls) {
+            return Ok(());
+        }
+        tokio::time::sleep(LOOK_AGAIN_AFTER).await;
+        for c in consumers.iter_mut().filter(|c| c.nobody_pulls) {
+            let info = js
+                .get_stream(c.stream)
+                .await
+                .with_context(|| format!("reading stream {}", c.stream))?
+                .consumer_info(&c.consumer)
+                .await
+                .with_context(|| format!("reading consumer {} of {}", c.consumer, c.stream))?;
+            let since_last_delivery = since(info.delivered.last_active);
+            c.pending = info.num_pending;
+            c.ack_pending = info.num_ack_pending;
+            c.redelivered = info.num_redelivered;
+            c.pulls_waiting = info.num_waiting;
+            c.last_delivery_secs_ago = since_last_delivery.map(|d| d.as_secs());
+            c.nobody_pulls = nobody_pulls(info.num_waiting, since_last_delivery);
+        }
+    }
+    Ok(())
+}
+
+/// How long ago `at` was; `None` for never.
+fn since(at: Option<time::OffsetDateTime>) -> Option<Duration> {
+    at.map(|at| {
+        (time::OffsetDateTime::now_utc() - at)
+            .try_into()
+            .unwrap_or(Duration::ZERO)
+    })
 }
 
 /// A service's outbox and dead letters, from its database.

@@ -120,6 +120,48 @@ async fn stats_reports_lag_backlog_dead_letters_and_saga_outcomes() -> anyhow::R
 }
 
 #[tokio::test]
+async fn stats_looks_again_before_it_says_nobody_pulls_a_durable() -> anyhow::Result<()> {
+    let sys = System::start(SystemOptions::default()).await?;
+    if sys.is_external() {
+        println!("not run against an external deployment: it would leave a durable behind there");
+        return Ok(());
+    }
+    // Given a durable with no pull waiting at the first look
+    leave_the_durable_an_upgrade_abandons(&sys).await?;
+    let js = inject::jetstream(sys.nats_url()).await?;
+    let durable = js
+        .get_stream("VOUCHERS")
+        .await?
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(ABANDONED_DURABLE)
+        .await
+        .map_err(|e| anyhow::anyhow!("getting {ABANDONED_DURABLE}: {e}"))?;
+    // and a reader whose next pull request arrives a second later, as an instance's does when a
+    // look falls between two of its requests
+    let reader = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        durable
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+    });
+
+    // Then stats looks again and does not call it read by nobody.
+    // (The reader's request waits at the server only while its subscription lives: the batch is
+    // kept until the looks are done.)
+    let (lags, _) = jetsaga_cli::stats::consumer_lags(&js).await?;
+    let _request = reader.await??;
+    let looked = lags
+        .iter()
+        .find(|c| c.consumer == ABANDONED_DURABLE)
+        .context("the durable is listed")?;
+    assert!(!looked.nobody_pulls, "{looked:?}");
+    assert_eq!(looked.pulls_waiting, 1, "{looked:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn stats_tells_a_durable_nobody_pulls_from_one_that_keeps_up() -> anyhow::Result<()> {
     let sys = System::start(SystemOptions::default()).await?;
     if sys.is_external() {

@@ -147,7 +147,10 @@ async fn service(
 
 /// `GET /api/health`.
 pub async fn show(Signed(_): Signed, State(state): State<Shared>) -> ConsoleResult<Json<Health>> {
-    let lags = tokio::time::timeout(PROBE_TIMEOUT * 2, stats::consumer_lags(&state.js)).await;
+    // Two reads, plus the looks again at a durable that looked read by nobody.
+    let looks = stats::LOOK_AGAIN_AFTER * u32::try_from(stats::LOOKS - 1).unwrap_or(0);
+    let lags =
+        tokio::time::timeout(PROBE_TIMEOUT * 2 + looks, stats::consumer_lags(&state.js)).await;
     let (lags, nats_error) = match lags {
         Ok(Ok((lags, _streams))) => (Some(lags), None),
         Ok(Err(e)) => (None, Some(format!("{e:#}"))),
