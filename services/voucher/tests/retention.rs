@@ -60,3 +60,42 @@ async fn a_running_service_trims_the_rows_its_streams_no_longer_need() -> anyhow
     }
     svc.stop().await
 }
+
+#[tokio::test]
+async fn a_service_keeps_its_rows_as_long_as_the_dlq_keeps_its_dead_letter_copies(
+) -> anyhow::Result<()> {
+    let svc = TestService::start_trimming_every(Duration::from_millis(200)).await?;
+    // Its own stream and its input keep events a week; the DLQ keeps them 30 days.
+    for name in ["VOUCHERS", "ORDERS"] {
+        let mut config = svc.js.get_stream(name).await?.cached_info().config.clone();
+        config.max_age = Duration::from_secs(7 * 24 * 3600);
+        svc.js.update_stream(config).await?;
+    }
+    // A dead letter's copy published to the DLQ 20 days ago, and an event 40 days ago.
+    sqlx::query(
+        "INSERT INTO kit_outbox
+             (event_id, subject, order_key, ce_type, headers, payload, created_at, published_at)
+         SELECT gen_random_uuid(), subject, 'k', 't', '{}', '\\x00',
+                now() - make_interval(days => age), now() - make_interval(days => age)
+         FROM (VALUES ('dlq.voucher.voucher-on-orders', 20),
+                      ('vouchers.reserved.' || gen_random_uuid(), 40)) AS r (subject, age)",
+    )
+    .execute(svc.db.pool())
+    .await?;
+    wait_until(
+        "the 40-day-old event trimmed",
+        Duration::from_secs(20),
+        || async {
+            svc.count("kit_outbox WHERE subject LIKE 'vouchers.%'")
+                .await
+                .is_ok_and(|n| n == 0)
+        },
+    )
+    .await?;
+    assert_eq!(
+        svc.count("kit_outbox WHERE subject LIKE 'dlq.%'").await?,
+        1,
+        "the DLQ still holds the copy: its row stays"
+    );
+    svc.stop().await
+}

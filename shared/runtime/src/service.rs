@@ -270,7 +270,8 @@ impl Service {
             relay_wake,
             kept,
             streams,
-            touched: vec![producer.stream()],
+            // Its own stream, and the DLQ its dead letters' copies and decisions go to.
+            touched: vec![producer.stream(), provision::DLQ_STREAM],
         })
     }
 
