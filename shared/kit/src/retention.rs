@@ -122,6 +122,10 @@ const INBOX: Table = Table {
 /// is trimming this database now.
 pub async fn trim(pool: &PgPool, keep: Duration) -> Result<Trimmed, sqlx::Error> {
     let mut conn = pool.acquire().await?;
+    // The lock lives as long as the session, and a trim can fail or be dropped half-way (a
+    // shutdown): the connection is closed after it, never handed back to the pool still holding
+    // the lock. One connection a day is cheap.
+    conn.close_on_drop();
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(TRIM_LOCK)
         .fetch_one(&mut *conn)
@@ -132,18 +136,12 @@ pub async fn trim(pool: &PgPool, keep: Duration) -> Result<Trimmed, sqlx::Error>
             ..Trimmed::default()
         });
     }
-    let trimmed = trim_locked(&mut conn, keep).await;
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+    let trimmed = trim_locked(&mut conn, keep).await?;
+    // Released now, not when the connection is closed, so the next trim anywhere finds it free.
+    sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(TRIM_LOCK)
         .execute(&mut *conn)
-        .await;
-    if trimmed.is_err() || unlocked.is_err() {
-        // The lock lives as long as the session: a connection that may still hold it is closed,
-        // not handed back to the pool.
-        conn.close_on_drop();
-    }
-    let trimmed = trimmed?;
-    unlocked?;
+        .await?;
     Ok(trimmed)
 }
 

@@ -166,3 +166,37 @@ async fn rows_are_kept_as_long_as_the_streams_keep_events_as_configured() -> any
     assert_eq!(retention::keep_for(ages), Some(8 * DAY));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_trim_stopped_half_way_leaves_no_lock_behind() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    // An inbox of some 60 MB, a walk of several slices.
+    sqlx::query(
+        "INSERT INTO kit_inbox (consumer, event_id, stream_seq, received_at)
+         SELECT 'c', gen_random_uuid(), g, now() - interval '40 days'
+         FROM generate_series(1, 600000) g",
+    )
+    .execute(h.db.pool())
+    .await?;
+    let held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted";
+    let pool = h.db.pool().clone();
+    let trim = tokio::spawn(async move { retention::trim(&pool, 31 * DAY).await });
+    wait_until(
+        "the trim to hold its lock",
+        Duration::from_secs(20),
+        || async { count(&h, held).await.is_ok_and(|n| n == 1) },
+    )
+    .await?;
+    // Stopped half-way, as a shutdown stops it.
+    trim.abort();
+    assert!(
+        trim.await.is_err_and(|e| e.is_cancelled()),
+        "the trim ended first"
+    );
+    wait_until("the lock released", Duration::from_secs(20), || async {
+        count(&h, held).await.is_ok_and(|n| n == 0)
+    })
+    .await?;
+    assert!(!retention::trim(h.db.pool(), 31 * DAY).await?.skipped);
+    Ok(())
+}
