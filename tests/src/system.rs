@@ -590,12 +590,15 @@ impl System {
 
     fn not_healthy(&self, i: usize, why: String) -> anyhow::Error {
         let p = &self.procs[i];
+        // This instance's own log: instance 0's says nothing about why instance 1 exited.
+        let log = std::fs::read_to_string(&p.log).unwrap_or_default();
         anyhow::anyhow!(
-            "{} instance {} is not healthy: {why}\n--- {} log ---\n{}",
+            "{} instance {} is not healthy: {why}\n--- {} instance {} log ---\n{}",
             p.svc.name(),
             p.instance,
             p.svc.name(),
-            self.log_tail(p.svc)
+            p.instance,
+            last_lines(&log)
         )
     }
 
@@ -674,9 +677,7 @@ impl System {
     }
 
     pub fn log_tail(&self, svc: Svc) -> String {
-        let text = self.log(svc);
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        last_lines(&self.log(svc))
     }
 
     /// Everything instance 0 of a service has logged so far, across restarts (empty when
@@ -842,4 +843,10 @@ impl Drop for System {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// The last 40 lines of a log, for an error message.
+fn last_lines(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
