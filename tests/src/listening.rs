@@ -22,9 +22,24 @@ pub fn listens_on(pid: u32, port: u16) -> bool {
 }
 
 /// Whether a process's log says it stopped because its port was in use: a process that cannot
-/// bind says so in its last lines.
+/// bind says so in its last lines, before the backtrace its error may end with (an `anyhow` error
+/// returned from `main` with `RUST_BACKTRACE` set, as in CI, prints dozens of frames after it).
 pub fn says_port_in_use(log: &str) -> bool {
-    log.lines().rev().take(20).any(|l| l.contains("in use"))
+    let lines: Vec<&str> = log.lines().collect();
+    let end = lines
+        .iter()
+        .rposition(|l| l.trim_end() == "Stack backtrace:")
+        .filter(|&b| {
+            lines[b + 1..]
+                .iter()
+                .all(|l| l.is_empty() || l.starts_with(' '))
+        })
+        .unwrap_or(lines.len());
+    lines[..end]
+        .iter()
+        .rev()
+        .take(20)
+        .any(|l| l.contains("in use"))
 }
 
 /// The inodes of the sockets among `pid`'s open files.
@@ -79,6 +94,28 @@ mod tests {
                    Address already in use (os error 98)\n";
         assert!(says_port_in_use(log));
         assert!(!says_port_in_use("starting\nready\n"));
+    }
+
+    #[test]
+    fn a_bind_failure_followed_by_a_long_backtrace_says_the_port_was_in_use() {
+        let mut log = String::from(
+            "Error: the order service failed\n\nCaused by:\n    0: cannot listen for HTTP on \
+             127.0.0.1:4100: Address already in use (os error 98)\n    1: Address already in use \
+             (os error 98)\n\nStack backtrace:\n",
+        );
+        for frame in 0..40 {
+            log.push_str(&format!(
+                "  {frame}: tokio::runtime::block_on\n             at /src/x.rs:1:1\n"
+            ));
+        }
+        assert!(says_port_in_use(&log));
+    }
+
+    #[test]
+    fn a_backtrace_after_another_failure_does_not_say_the_port_was_in_use() {
+        let log = "Error: the order service failed\n\nCaused by:\n    migrations failed\n\n\
+                   Stack backtrace:\n   0: main\n             at /src/main.rs:1:1\n";
+        assert!(!says_port_in_use(log));
     }
 
     #[test]
