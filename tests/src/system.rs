@@ -591,7 +591,7 @@ impl System {
     fn not_healthy(&self, i: usize, why: String) -> anyhow::Error {
         let p = &self.procs[i];
         // This instance's own log: instance 0's says nothing about why instance 1 exited.
-        let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+        let log = read_log(&p.log);
         anyhow::anyhow!(
             "{} instance {} is not healthy: {why}\n--- {} instance {} log ---\n{}",
             p.svc.name(),
@@ -605,8 +605,7 @@ impl System {
     /// Whether the instance at `i` exited because its port was in use.
     fn lost_its_port(&self, i: usize) -> bool {
         let p = &self.procs[i];
-        p.child.is_none()
-            && std::fs::read_to_string(&p.log).is_ok_and(|log| listening::says_port_in_use(&log))
+        p.child.is_none() && listening::says_port_in_use(&read_log(&p.log))
     }
 
     /// Waits until the instance at `i` is healthy: its own process listens on its port and answers
@@ -684,8 +683,7 @@ impl System {
     /// external).
     pub fn log(&self, svc: Svc) -> String {
         self.proc_index(svc, 0)
-            .ok()
-            .and_then(|i| std::fs::read_to_string(&self.procs[i].log).ok())
+            .map(|i| read_log(&self.procs[i].log))
             .unwrap_or_default()
     }
 
@@ -845,8 +843,51 @@ impl Drop for System {
     }
 }
 
-/// The last 40 lines of a log, for an error message.
+/// A service's log as text, whatever bytes it holds: `read_to_string` gives nothing at all for a
+/// log with one invalid UTF-8 byte, which would show a failed start an empty log and hide that
+/// its port was taken. Empty when there is no log.
+fn read_log(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
+}
+
+/// The last 40 lines of a log, for an error message; when the process ended with an `Error:`
+/// line, the 10 lines before it and the error, so a backtrace does not push the error out.
 fn last_lines(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+    let from = match lines.iter().rposition(|l| l.starts_with("Error: ")) {
+        Some(error) => error.saturating_sub(10),
+        None => lines.len().saturating_sub(40),
+    };
+    lines[from..lines.len().min(from + 40)].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn a_failed_start_shows_the_error_and_not_the_tail_of_its_backtrace() {
+        let mut log = String::from("a warning\nError: cannot bind\n\nStack backtrace:\n");
+        for frame in 0..60 {
+            log.push_str(&format!("  {frame}: main\n"));
+        }
+        let shown = last_lines(&log);
+        assert!(
+            shown.starts_with("a warning\nError: cannot bind"),
+            "{shown}"
+        );
+        assert_eq!(shown.lines().count(), 40);
+    }
+
+    #[test]
+    fn a_log_without_an_error_shows_its_last_40_lines() {
+        let log: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let shown = last_lines(&log);
+        assert!(
+            shown.starts_with("line 60\n") && shown.ends_with("line 99"),
+            "{shown}"
+        );
+    }
 }
