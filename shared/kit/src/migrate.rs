@@ -39,7 +39,8 @@ pub async fn migrate(pool: &PgPool, service: Option<&Migrator>) -> Result<(), Mi
         migrations: Cow::Owned(all),
         ..Migrator::DEFAULT
     };
-    let started = tokio::time::Instant::now();
+    // Since the first try that lost to a lock: the wait for another instance's turn is not counted.
+    let mut contended_since = None;
     loop {
         // Its own connection, closed afterwards: the locks are the session's, and a failed run
         // leaves sqlx's held, so the connection must never go back to the pool.
@@ -51,7 +52,13 @@ pub async fn migrate(pool: &PgPool, service: Option<&Migrator>) -> Result<(), Mi
         .await;
         let _ = conn.close().await;
         match run {
-            Err(e) if contended(&e) && started.elapsed() < RETRY_CONTENTION_FOR => {
+            Err(e)
+                if contended(&e)
+                    && contended_since
+                        .get_or_insert_with(tokio::time::Instant::now)
+                        .elapsed()
+                        < RETRY_CONTENTION_FOR =>
+            {
                 tracing::warn!(
                     error = %e,
                     "a migration waited too long for another session's lock; it was rolled back and is tried again"
