@@ -777,6 +777,12 @@ async fn health_shows_every_service_and_instance_and_live_sends_the_figures() ->
         assert!(instances.iter().all(|i| i["ready"] == true), "{s}");
         assert_eq!(s["dead_letters_open"], 0, "{s}");
         assert_eq!(s["parked"], 0, "{s}");
+        // What each database holds on disk, as `jetsaga stats` shows it.
+        let database = s["database_bytes"].as_i64().context("database_bytes")?;
+        let outbox_inbox = s["outbox_inbox_bytes"]
+            .as_i64()
+            .context("outbox_inbox_bytes")?;
+        assert!(outbox_inbox > 0 && database > outbox_inbox, "{s}");
         consumers += s["consumers"].as_array().map(Vec::len).unwrap_or_default();
     }
     assert_eq!(consumers, 12, "every durable consumer: {health}");

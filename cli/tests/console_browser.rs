@@ -463,6 +463,11 @@ async fn the_health_page_shows_each_service_with_its_database_nats_and_consumers
         browser
             .wait_for(&format!("{card} [data-testid=health-consumers]"))
             .await?;
+        // and what its database holds on disk (a new database is a few MB)
+        browser
+            .wait_text(&format!("{card} [data-testid=health-db-size]"), "MB")
+            .await
+            .with_context(|| format!("the database size of {service}"))?;
     }
     browser
         .wait_count("[data-testid=health-service]", 5)

@@ -63,6 +63,10 @@ pub struct ServiceHealth {
     /// Outbox rows set aside because they can never be published as they are.
     pub parked: Option<i64>,
     pub dead_letters_open: Option<i64>,
+    /// The database's size on disk, in bytes (`pg_database_size`).
+    pub database_bytes: Option<i64>,
+    /// The outbox and inbox tables with their indexes, in bytes: what the trim keeps level.
+    pub outbox_inbox_bytes: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -142,6 +146,8 @@ async fn service(
         outbox_retrying: figures.as_ref().map(|f| f.outbox_retrying),
         parked: figures.as_ref().map(|f| f.outbox_parked),
         dead_letters_open: figures.as_ref().map(|f| f.dead_letters_open),
+        database_bytes: figures.as_ref().map(|f| f.database_bytes),
+        outbox_inbox_bytes: figures.as_ref().map(|f| f.outbox_inbox_bytes),
     }
 }
 

@@ -1240,6 +1240,22 @@
       return h('div', null, h('span', { class: 'k' }, k), h('span', { class: 'v' + (v > 0 ? ' alert' : ''), testid }, String(v ?? '?')));
     }
 
+    // A size on disk as `jetsaga stats` shows it: `512 B`, `8.1 MB`, `15.0 GB`.
+    function size(k, bytes, testid) {
+      let shown = '?';
+      if (bytes != null) {
+        const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+        let value = Math.max(bytes, 0);
+        let unit = 0;
+        while (value >= 1024 && unit < units.length - 1) {
+          value /= 1024;
+          unit += 1;
+        }
+        shown = unit === 0 ? bytes + ' B' : value.toFixed(1) + ' ' + units[unit];
+      }
+      return h('div', null, h('span', { class: 'k' }, k), h('span', { class: 'v', testid, 'data-bytes': String(bytes ?? '') }, shown));
+    }
+
     function card(svc) {
       const consumers = svc.consumers || [];
       const instances = svc.instances || [];
@@ -1248,7 +1264,7 @@
         { class: 'panel service', testid: 'health-service', 'data-service': svc.service, 'aria-label': svc.service },
         h('h2', null, svc.service, h('span', { class: 'k-inline' }, 'database'), upDown(svc.database, 'health-db'), h('span', { class: 'k-inline' }, 'NATS'), upDown(svc.nats, 'health-nats')),
         svc.database_error ? h('p', { class: 'error-text', testid: 'health-db-error' }, 'Database: ' + txt(svc.database_error)) : null,
-        h('div', { class: 'kv' }, number('outbox backlog', svc.outbox_backlog, 'health-backlog'), number('parked', svc.parked, 'health-parked'), number('open dead letters', svc.dead_letters_open, 'health-dead-letters')),
+        h('div', { class: 'kv' }, number('outbox backlog', svc.outbox_backlog, 'health-backlog'), number('parked', svc.parked, 'health-parked'), number('open dead letters', svc.dead_letters_open, 'health-dead-letters'), size('database', svc.database_bytes, 'health-db-size'), size('outbox+inbox', svc.outbox_inbox_bytes, 'health-outbox-inbox-size')),
         h(
           'p',
           { testid: 'health-instances' },
