@@ -167,6 +167,30 @@ async fn connect_pool(settings: &Settings, service: &'static str) -> Result<PgPo
     }
 }
 
+/// How long a service starting waits for NATS to answer, as for PostgreSQL ([`connect_pool`]).
+const NATS_START_WAIT: Duration = Duration::from_secs(60);
+
+/// A NATS that is starting, restarting or not reachable yet (compose, a node that rebooted with
+/// its services) is waited for about a minute. One connect gives up after 10 s without an answer,
+/// and the service used to exit then. A wrong URL, credentials or TLS, or a server too old, is an
+/// error at once.
+async fn connect_nats(
+    settings: &Settings,
+    service: &'static str,
+) -> Result<async_nats::Client, ServiceError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match provision::connect(&settings.nats_url, &format!("jetsaga-{service}")).await {
+            Ok(client) => return Ok(client),
+            Err(e) if !e.is_misconfiguration() && started.elapsed() < NATS_START_WAIT => {
+                tracing::warn!(service, error = %e, "NATS not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(source) => return Err(ServiceError::Nats { service, source }),
+        }
+    }
+}
+
 /// The service's connections wait at most `lock_timeout` for a lock, and PostgreSQL ends a session
 /// left idle in a transaction: one held row (an operator's `psql`, a paused instance) makes the
 /// handlers that need it wait and retry, not every handler slot hang behind it.
@@ -224,9 +248,7 @@ impl Service {
             .await
             .map_err(|source| ServiceError::Migrate { service, source })?;
         let nats = |source| ServiceError::Nats { service, source };
-        let client = provision::connect(&settings.nats_url, &format!("jetsaga-{service}"))
-            .await
-            .map_err(nats)?;
+        let client = connect_nats(&settings, service).await?;
         let js = async_nats::jetstream::new(client.clone());
         let streams = StreamSettings {
             replicas: settings.stream_replicas,
