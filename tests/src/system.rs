@@ -853,10 +853,17 @@ fn read_log(path: &Path) -> String {
 }
 
 /// The last 40 lines of a log, for an error message; when the process ended with an `Error:`
-/// line, the 10 lines before it and the error, so a backtrace does not push the error out.
+/// report (its causes and backtrace after it), the 10 lines before it and the report, so a
+/// backtrace does not push the error out. An earlier run's report, with a later run logged after
+/// it (the log is appended across restarts), is not the one shown.
 fn last_lines(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
-    let from = match lines.iter().rposition(|l| l.starts_with("Error: ")) {
+    let part_of_the_report = |l: &&str| l.is_empty() || l.starts_with(' ') || l.ends_with(':');
+    let report = lines
+        .iter()
+        .rposition(|l| l.starts_with("Error: "))
+        .filter(|&error| lines[error + 1..].iter().all(part_of_the_report));
+    let from = match report {
         Some(error) => error.saturating_sub(10),
         None => lines.len().saturating_sub(40),
     };
@@ -879,6 +886,20 @@ mod tests {
             "{shown}"
         );
         assert_eq!(shown.lines().count(), 40);
+    }
+
+    #[test]
+    fn an_earlier_runs_error_is_not_shown_for_the_run_logged_after_it() {
+        let mut log = String::from("Error: cannot bind\n\nCaused by:\n    in use\n");
+        for line in 0..50 {
+            log.push_str(&format!("the next run, line {line}\n"));
+        }
+        log.push_str("voucher-service failed: migrations failed\n");
+        let shown = last_lines(&log);
+        assert!(
+            shown.ends_with("voucher-service failed: migrations failed"),
+            "{shown}"
+        );
     }
 
     #[test]
