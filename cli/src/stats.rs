@@ -37,6 +37,29 @@ pub struct ConsumerLag {
     pub nobody_pulls: bool,
 }
 
+impl ConsumerLag {
+    /// A durable consumer's position as the server reports it in `info`; `None` for a consumer
+    /// with no durable name (a replay's). Durables are named `<service>-on-<input>`.
+    fn read(stream: &'static str, info: &async_nats::jetstream::consumer::Info) -> Option<Self> {
+        let durable = info.config.durable_name.clone()?;
+        let since_last_delivery = since(info.delivered.last_active);
+        Some(ConsumerLag {
+            service: durable
+                .split_once("-on-")
+                .map(|(s, _)| s.to_owned())
+                .unwrap_or_default(),
+            consumer: durable,
+            stream,
+            pending: info.num_pending,
+            ack_pending: info.num_ack_pending,
+            redelivered: info.num_redelivered,
+            pulls_waiting: info.num_waiting,
+            last_delivery_secs_ago: since_last_delivery.map(|d| d.as_secs()),
+            nobody_pulls: nobody_pulls(info.num_waiting, since_last_delivery),
+        })
+    }
+}
+
 /// How long a durable may go without a delivery, while no pull request waits, before it is
 /// reported as read by nobody. A running instance's pull request expires every 2 s and is
 /// renewed at once, and one handling a batch got that batch moments ago.
@@ -146,25 +169,7 @@ pub async fn consumer_lags(
             .await
             .with_context(|| format!("listing the consumers of stream {name}"))?
         {
-            // Durable consumers are named `<service>-on-<input>`; ephemeral ones (a replay) are not.
-            let Some(durable) = c.config.durable_name.clone() else {
-                continue;
-            };
-            let since_last_delivery = since(c.delivered.last_active);
-            consumers.push(ConsumerLag {
-                service: durable
-                    .split_once("-on-")
-                    .map(|(s, _)| s.to_owned())
-                    .unwrap_or_default(),
-                consumer: durable,
-                stream: name,
-                pending: c.num_pending,
-                ack_pending: c.num_ack_pending,
-                redelivered: c.num_redelivered,
-                pulls_waiting: c.num_waiting,
-                last_delivery_secs_ago: since_last_delivery.map(|d| d.as_secs()),
-                nobody_pulls: nobody_pulls(c.num_waiting, since_last_delivery),
-            });
+            consumers.extend(ConsumerLag::read(name, &c));
         }
     }
     look_again_at_those_nobody_pulls(js, &mut consumers).await?;
@@ -191,13 +196,9 @@ async fn look_again_at_those_nobody_pulls(
                 .consumer_info(&c.consumer)
                 .await
                 .with_context(|| format!("reading consumer {} of {}", c.consumer, c.stream))?;
-            let since_last_delivery = since(info.delivered.last_active);
-            c.pending = info.num_pending;
-            c.ack_pending = info.num_ack_pending;
-            c.redelivered = info.num_redelivered;
-            c.pulls_waiting = info.num_waiting;
-            c.last_delivery_secs_ago = since_last_delivery.map(|d| d.as_secs());
-            c.nobody_pulls = nobody_pulls(info.num_waiting, since_last_delivery);
+            if let Some(now) = ConsumerLag::read(c.stream, &info) {
+                *c = now;
+            }
         }
     }
     Ok(())
